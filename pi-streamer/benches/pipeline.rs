@@ -1,0 +1,144 @@
+//! The pipeline benchmark (a measurement, not a test): `cargo bench -p pi-streamer`.
+//!
+//! For each size it runs the full loopback path (both eyes, 60 fps, synthetic source, real
+//! QUIC) and records capture→decoded latency, the per-stage breakdown, the overhead (total −
+//! encode − decode per frame) and CPU time per frame; then it measures pure encode and pure
+//! decode time per frame of the same frames on one otherwise idle thread. It prints a markdown
+//! table (the one in docs/performance.md) and writes it to target/bench/pipeline.md.
+//!
+//! Environment: BINOC_BENCH_FRAMES (default 600 per eye), BINOC_BENCH_SIZES (default
+//! "640x480,1280x720,1920x1080").
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use pi_streamer::config::{Size, StreamerConfig};
+use pi_streamer::encode;
+use pi_streamer::source::test_pattern::TestPattern;
+use pi_streamer::source::{EyeSource, EyeTransform};
+use quest_client::decode;
+use shared_proto::latency::Series;
+use shared_proto::Eye;
+
+struct Pure {
+    encode: shared_proto::latency::Summary,
+    decode: shared_proto::latency::Summary,
+    bytes_per_frame: f64,
+}
+
+/// Encode then decode `n` frames of the left eye's pattern, each step timed on its own.
+fn pure_codec(cfg: &StreamerConfig, n: u64) -> Pure {
+    let eye_cfg = cfg.eyes.get(Eye::Left);
+    let mut enc = encode::open(&cfg.encoder.value, eye_cfg).unwrap();
+    let (w, h) = (eye_cfg.size.width as usize, eye_cfg.size.height as usize);
+    let mut src = TestPattern::new(Eye::Left, w, h);
+    let t = EyeTransform::from_config(Eye::Left, eye_cfg);
+    let frames: Vec<_> = (0..n)
+        .map(|i| {
+            let mut f = src.next_frame(i).unwrap().unwrap();
+            f.frame_no = i;
+            t.apply(f).unwrap()
+        })
+        .collect();
+    // Warm up the encoder (its first call initialises it).
+    enc.encode(&frames[0], true).unwrap();
+    let (mut es, mut aus, mut bytes) = (Series::default(), Vec::new(), 0usize);
+    for (i, f) in frames.iter().enumerate() {
+        let t0 = Instant::now();
+        let pic = enc.encode(f, i == 0).unwrap();
+        es.push(t0.elapsed().as_nanos() as i64);
+        bytes += pic.data.len();
+        aus.push(pic.data);
+    }
+    let mut dec = decode::open_software().unwrap();
+    let mut ds = Series::default();
+    for au in &aus {
+        let t0 = Instant::now();
+        let got = dec.decode(au, &mut |_| {}).unwrap();
+        ds.push(t0.elapsed().as_nanos() as i64);
+        assert!(got, "every access unit decodes to a picture");
+    }
+    Pure {
+        encode: es.summary(),
+        decode: ds.summary(),
+        bytes_per_frame: bytes as f64 / n as f64,
+    }
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` would pass nothing: run only for bench.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let frames: u64 = std::env::var("BINOC_BENCH_FRAMES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(600);
+    let sizes =
+        std::env::var("BINOC_BENCH_SIZES").unwrap_or_else(|_| "640x480,1280x720,1920x1080".into());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut table = String::new();
+    writeln!(
+        table,
+        "| size | fps | frames/eye | decoded L/R | dropped L/R | latency p50 | p99 | overhead p50 | p99 | stage means: cap→enc / enc / queue / net / dec | CPU/frame | pure encode p50 | pure decode p50 | p50 − pure enc − pure dec | Mbit/s |"
+    )
+    .unwrap();
+    writeln!(
+        table,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    )
+    .unwrap();
+    for size in sizes.split(',') {
+        let size: Size = size.parse().unwrap();
+        let mut cfg = StreamerConfig::embedded();
+        for eye in Eye::BOTH {
+            let e = cfg.eyes.get_mut(eye);
+            e.size = size;
+            e.fps = 60.0;
+        }
+        eprintln!("== {size}: loopback, {frames} frames per eye");
+        let r = rt
+            .block_on(pi_streamer::loopback::run(&cfg, frames))
+            .unwrap()
+            .report;
+        eprintln!("{}", r.to_text());
+        eprintln!("== {size}: pure encode/decode");
+        let pure = pure_codec(&cfg, frames.min(300));
+        let st = |k: &str| r.stages_ms[k].mean;
+        writeln!(
+            table,
+            "| {size} | 60 | {frames} | {}/{} | {}/{} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} / {:.2} / {:.2} / {:.2} / {:.2} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {:.1} |",
+            r.eyes.left.decoded,
+            r.eyes.right.decoded,
+            r.eyes.left.dropped,
+            r.eyes.right.dropped,
+            r.latency_ms.p50,
+            r.latency_ms.p99,
+            r.overhead_ms.p50,
+            r.overhead_ms.p99,
+            st("capture_to_encode"),
+            st("encode"),
+            st("send_queue"),
+            st("network"),
+            st("decode"),
+            r.cpu_ms_per_frame,
+            pure.encode.p50,
+            pure.decode.p50,
+            r.latency_ms.p50 - pure.encode.p50 - pure.decode.p50,
+            r.bitrate_mbps,
+        )
+        .unwrap();
+        eprintln!(
+            "pure: encode p50 {:.2} ms p99 {:.2} ms, decode p50 {:.2} ms p99 {:.2} ms, {:.0} bytes/frame",
+            pure.encode.p50, pure.encode.p99, pure.decode.p50, pure.decode.p99, pure.bytes_per_frame
+        );
+    }
+    println!("{table}");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("pipeline.md"), &table).unwrap();
+}

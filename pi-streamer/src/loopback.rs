@@ -1,0 +1,45 @@
+//! `pi-streamer loopback`: the streamer and a headless quest-client in one process, talking
+//! real QUIC over 127.0.0.1 with a pinned certificate.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use anyhow::{bail, Result};
+use quest_client::core::{Client, ClientReport, Headless, Shared};
+use quest_client::net::Identity;
+
+use crate::config::StreamerConfig;
+use crate::report::Report;
+use crate::stream::stream_to;
+
+pub struct LoopbackResult {
+    pub report: Report,
+    /// The client's own view (its counters and its capture→decoded estimate).
+    pub client: ClientReport,
+}
+
+pub async fn run(cfg: &StreamerConfig, frames: u64) -> Result<LoopbackResult> {
+    let identity = Identity::generate()?;
+    let mut cfg = cfg.clone();
+    cfg.transport.peer_fingerprint = Some(identity.fingerprint());
+    let shared = Shared::new(None, None);
+    let client = Client::bind(
+        "127.0.0.1:0".parse()?,
+        &identity,
+        shared.clone(),
+        Arc::new(Headless),
+    )?;
+    let addr = client.local_addr()?;
+    let client_task = tokio::spawn(client.run());
+    let outcome = stream_to(&cfg, addr, Some(frames), Arc::new(AtomicBool::new(false))).await;
+    shared.finish();
+    client_task.await??;
+    let outcome = outcome?;
+    if let Some(why) = outcome.connection_lost {
+        bail!("the loopback connection was lost: {why}");
+    }
+    Ok(LoopbackResult {
+        report: outcome.report,
+        client: shared.report(),
+    })
+}

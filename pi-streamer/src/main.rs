@@ -1,0 +1,248 @@
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use pi_streamer::config::{Size, SourceSpec, StreamerConfig};
+use pi_streamer::report::Report;
+use shared_proto::Eye;
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum ReportFormat {
+    Text,
+    Json,
+}
+
+/// binoc streamer: captures both cameras, encodes each eye as its own H.264 stream and sends
+/// them to the headset over QUIC.
+///
+/// `pi-streamer --peer HOST:PORT` dials a listening quest-client. `pi-streamer loopback`
+/// runs streamer and a headless client in one process and prints the latency table.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Stream to a headless quest-client inside this process over 127.0.0.1 and print the
+    /// latency table (per eye, and per stage).
+    Loopback(RunArgs),
+    /// Validate a configuration file and print the resolved configuration, or the errors.
+    CheckConfig {
+        /// The YAML file (default: the embedded config/streamer.yaml).
+        path: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args, Clone)]
+struct RunArgs {
+    /// HOST:PORT of a listening quest-client (overrides transport.peer).
+    #[arg(long)]
+    peer: Option<String>,
+    /// YAML configuration (default: the embedded config/streamer.yaml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Stop after this many frames per eye (loopback default: 600).
+    #[arg(long)]
+    frames: Option<u64>,
+    /// Frames per second for both eyes.
+    #[arg(long)]
+    fps: Option<f64>,
+    /// Encoded size for both eyes, WIDTHxHEIGHT.
+    #[arg(long)]
+    size: Option<Size>,
+    /// Source for both eyes: `test`, `y4m:LEFT.y4m,RIGHT.y4m`, or `y4m-sbs:FILE.y4m` (one
+    /// side-by-side file split in two).
+    #[arg(long)]
+    source: Option<String>,
+    /// Target bitrate per eye, Mbit/s.
+    #[arg(long)]
+    bitrate_mbps: Option<f64>,
+    /// Drop frames not on the wire this long after capture.
+    #[arg(long)]
+    max_latency_ms: Option<f64>,
+    /// SHA-256 fingerprint of the headset certificate to pin.
+    #[arg(long)]
+    peer_fingerprint: Option<String>,
+    /// Final report format.
+    #[arg(long, value_enum, default_value = "text")]
+    report: ReportFormat,
+}
+
+fn parse_sources(s: &str) -> Result<[SourceSpec; 2]> {
+    if s == "test" {
+        return Ok([SourceSpec::Test, SourceSpec::Test]);
+    }
+    if let Some(p) = s.strip_prefix("y4m-sbs:") {
+        return Ok(Eye::BOTH.map(|e| SourceSpec::Y4m {
+            path: p.into(),
+            half: Some(e),
+        }));
+    }
+    if let Some(rest) = s.strip_prefix("y4m:") {
+        let (l, r) = rest
+            .split_once(',')
+            .context("y4m source needs two files: y4m:LEFT.y4m,RIGHT.y4m (or y4m-sbs:FILE)")?;
+        return Ok([
+            SourceSpec::Y4m {
+                path: l.into(),
+                half: None,
+            },
+            SourceSpec::Y4m {
+                path: r.into(),
+                half: None,
+            },
+        ]);
+    }
+    bail!("unknown --source `{s}`: expected `test`, `y4m:LEFT.y4m,RIGHT.y4m` or `y4m-sbs:FILE.y4m`")
+}
+
+fn load_config(args: &RunArgs) -> Result<StreamerConfig> {
+    let mut cfg = match &args.config {
+        Some(p) => StreamerConfig::load(p)?,
+        None => StreamerConfig::embedded(),
+    };
+    let sources = args.source.as_deref().map(parse_sources).transpose()?;
+    for (i, eye) in Eye::BOTH.into_iter().enumerate() {
+        let e = cfg.eyes.get_mut(eye);
+        if let Some(f) = args.fps {
+            if !(1.0..=240.0).contains(&f) {
+                bail!("--fps {f} outside 1..240");
+            }
+            e.fps = f;
+        }
+        if let Some(s) = args.size {
+            e.size = s;
+        }
+        if let Some(s) = &sources {
+            e.source = s[i].clone();
+        }
+        if let Some(b) = args.bitrate_mbps {
+            if !(b > 0.0 && b <= 200.0) {
+                bail!("--bitrate-mbps {b} must be > 0 and ≤ 200");
+            }
+            e.bitrate_mbps = b;
+        }
+    }
+    if let Some(m) = args.max_latency_ms {
+        if !(m > 0.0 && m.is_finite()) {
+            bail!("--max-latency-ms must be > 0");
+        }
+        cfg.deadlines.max_latency_ms = m;
+    }
+    if let Some(p) = &args.peer {
+        cfg.transport.peer = Some(p.clone());
+    }
+    if let Some(f) = &args.peer_fingerprint {
+        cfg.transport.peer_fingerprint = Some(f.clone());
+    }
+    cfg.validate("command line")?;
+    Ok(cfg)
+}
+
+fn print_report(report: &Report, format: ReportFormat) -> Result<()> {
+    match format {
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(report)?),
+        ReportFormat::Text => print!("{}", report.to_text()),
+    }
+    Ok(())
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+fn main() {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = real_main(cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main(cli: Cli) -> Result<()> {
+    match cli.command {
+        Some(Command::CheckConfig { path }) => {
+            let cfg = match &path {
+                Some(p) => StreamerConfig::load(p)?,
+                None => StreamerConfig::embedded(),
+            };
+            println!("{cfg:#?}");
+            Ok(())
+        }
+        Some(Command::Loopback(args)) => {
+            let cfg = load_config(&args)?;
+            let frames = args.frames.unwrap_or(600);
+            if frames == 0 {
+                bail!("--frames must be at least 1");
+            }
+            let result = runtime()?.block_on(pi_streamer::loopback::run(&cfg, frames))?;
+            print_report(&result.report, args.report)
+        }
+        None => run(cli.run),
+    }
+}
+
+/// `pi-streamer --peer HOST:PORT`: stream until interrupted (or `--frames`), reconnecting
+/// when the headset goes away.
+fn run(args: RunArgs) -> Result<()> {
+    let cfg = load_config(&args)?;
+    let Some(peer) = cfg.transport.peer.clone() else {
+        bail!("no peer: give --peer HOST:PORT (or transport.peer in the config), or run `pi-streamer loopback`");
+    };
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("interrupted: stopping");
+            s.store(true, Ordering::Relaxed);
+        });
+        loop {
+            let addr = match pi_streamer::transport::quic::resolve(&peer).await {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!("{e:#}; retrying in 1 s");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            match pi_streamer::stream::stream_to(&cfg, addr, args.frames, stop.clone()).await {
+                Ok(outcome) => {
+                    print_report(&outcome.report, args.report)?;
+                    match outcome.connection_lost {
+                        Some(why) if !stop.load(Ordering::Relaxed) => {
+                            tracing::warn!("connection lost ({why}): reconnecting");
+                        }
+                        _ => return Ok(()),
+                    }
+                }
+                Err(e) if stop.load(Ordering::Relaxed) => return Err(e),
+                Err(e) => {
+                    tracing::warn!("{e:#}; retrying in 1 s");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+            if stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+        }
+    })
+}

@@ -1,0 +1,219 @@
+//! The latency table and its JSON form.
+
+use std::collections::BTreeMap;
+
+use shared_proto::latency::{Series, Stage, Summary};
+use shared_proto::wire::ClientStats;
+use shared_proto::Eye;
+
+use crate::pipeline::{EyeCounters, PipelineState};
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EyeReport {
+    pub captured: u64,
+    pub sent: u64,
+    /// Frames the headset decoded (markers received).
+    pub decoded: u64,
+    /// Captured but not decoded: `dropped_source + dropped_deadline + lost`.
+    pub dropped: u64,
+    /// Raw frames replaced while the encoder was busy.
+    pub dropped_source: u64,
+    /// Encoded frames dropped because they would have been late.
+    pub dropped_deadline: u64,
+    /// Sent but never decoded (network loss, decoder behind, waiting for an IDR).
+    pub lost: u64,
+    pub wrong_eye: u64,
+    pub code_mismatch: u64,
+    pub unreadable_code: u64,
+    pub keyframes: u64,
+    /// Markers for frames the streamer had no record of.
+    pub unmatched_markers: u64,
+    /// The client's own counters, as last reported.
+    pub client: Option<ClientStats>,
+    pub bitrate_mbps: f64,
+    /// capture → decoded.
+    pub latency_ms: Summary,
+    pub stages_ms: BTreeMap<&'static str, Summary>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EyesReport {
+    pub left: EyeReport,
+    pub right: EyeReport,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ClockReport {
+    /// Client clock − streamer clock.
+    pub offset_ns: i64,
+    /// Half the lowest RTT: the offset's error bound.
+    pub uncertainty_ns: u64,
+    pub skew_ppm: f64,
+    pub samples_used: usize,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    pub eyes: EyesReport,
+    /// Stages of capture → decoded over both eyes; they partition `latency_ms`.
+    pub stages_ms: BTreeMap<&'static str, Summary>,
+    /// capture → decoded over both eyes.
+    pub latency_ms: Summary,
+    /// Per frame: capture→decoded minus encode and decode, over both eyes.
+    pub overhead_ms: Summary,
+    /// decoded → marker back at the streamer (the feedback path, not part of the latency).
+    pub marker_return_ms: Summary,
+    /// capture → predicted display time, when the client displays (not headless).
+    pub glass_to_glass_ms: Option<Summary>,
+    /// Encoded video over both eyes.
+    pub bitrate_mbps: f64,
+    /// Process CPU time per frame (both eyes count; in loopback this includes the client).
+    pub cpu_ms_per_frame: f64,
+    /// Encoder threads' CPU time per encoded frame.
+    pub encode_cpu_ms_per_frame: f64,
+    pub clock: Option<ClockReport>,
+    pub duration_s: f64,
+}
+
+fn stages(c: &EyeCounters) -> BTreeMap<&'static str, Summary> {
+    Stage::ALL
+        .iter()
+        .zip(&c.stages)
+        .map(|(s, series)| (s.name(), series.summary()))
+        .collect()
+}
+
+fn rate(bytes: u64, first: Option<u64>, last: Option<u64>) -> f64 {
+    match (first, last) {
+        (Some(a), Some(b)) if b > a => bytes as f64 * 8.0 / ((b - a) as f64 / 1e9) / 1e6,
+        _ => 0.0,
+    }
+}
+
+impl Report {
+    pub fn build(state: &PipelineState, duration_s: f64, cpu_ns: u64) -> Report {
+        let mut all_total = Series::default();
+        let mut all_stages: [Series; 5] = Default::default();
+        let mut marker_return = Series::default();
+        let mut overhead = Series::default();
+        let mut g2g = Series::default();
+        let (mut bytes, mut first, mut last, mut enc_cpu, mut encoded, mut frames) =
+            (0, None::<u64>, None::<u64>, 0, 0, 0);
+        let eyes = Eye::BOTH.map(|eye| {
+            let c = state.eye(eye);
+            all_total.extend_from(&c.total);
+            for (a, s) in all_stages.iter_mut().zip(&c.stages) {
+                a.extend_from(s);
+            }
+            marker_return.extend_from(&c.marker_return);
+            overhead.extend_from(&c.overhead);
+            g2g.extend_from(&c.glass_to_glass);
+            bytes += c.bytes_sent;
+            first = match (first, c.first_send_ns) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            last = last.max(c.last_send_ns);
+            enc_cpu += c.encode_cpu_ns;
+            encoded += c.encoded;
+            frames += c.captured;
+            let decoded = c.markers;
+            EyeReport {
+                captured: c.captured,
+                sent: c.sent,
+                decoded,
+                dropped: c.captured.saturating_sub(decoded),
+                dropped_source: c.dropped_source,
+                dropped_deadline: c.dropped_deadline,
+                lost: c.sent.saturating_sub(decoded),
+                wrong_eye: c.wrong_eye,
+                code_mismatch: c.code_mismatch,
+                unreadable_code: c.unreadable_code,
+                keyframes: c.keyframes,
+                unmatched_markers: c.unmatched_markers,
+                client: c.client,
+                bitrate_mbps: rate(c.bytes_sent, c.first_send_ns, c.last_send_ns),
+                latency_ms: c.total.summary(),
+                stages_ms: stages(&c),
+            }
+        });
+        let clock = state.clock().map(|c| ClockReport {
+            offset_ns: c.offset_ns.round() as i64,
+            uncertainty_ns: c.uncertainty_ns(),
+            skew_ppm: c.skew * 1e6,
+            samples_used: c.samples_used,
+        });
+        let [left, right] = eyes;
+        Report {
+            eyes: EyesReport { left, right },
+            stages_ms: Stage::ALL
+                .iter()
+                .zip(&all_stages)
+                .map(|(s, series)| (s.name(), series.summary()))
+                .collect(),
+            latency_ms: all_total.summary(),
+            marker_return_ms: marker_return.summary(),
+            overhead_ms: overhead.summary(),
+            glass_to_glass_ms: (!g2g.is_empty()).then(|| g2g.summary()),
+            bitrate_mbps: rate(bytes, first, last),
+            cpu_ms_per_frame: if frames > 0 {
+                cpu_ns as f64 / 1e6 / frames as f64
+            } else {
+                0.0
+            },
+            encode_cpu_ms_per_frame: if encoded > 0 {
+                enc_cpu as f64 / 1e6 / encoded as f64
+            } else {
+                0.0
+            },
+            clock,
+            duration_s,
+        }
+    }
+
+    /// The human-readable table.
+    pub fn to_text(&self) -> String {
+        let mut o = String::new();
+        o += "eye     captured   sent  decoded  dropped  wrong_eye   capture→decoded ms: mean   p50    p95    p99    max\n";
+        for (name, e) in [("left", &self.eyes.left), ("right", &self.eyes.right)] {
+            let l = &e.latency_ms;
+            o += &format!(
+                "{name:<6} {:>9} {:>6} {:>8} {:>8} {:>10}                     {:>6.2} {:>6.2} {:>6.2} {:>6.2} {:>6.2}\n",
+                e.captured, e.sent, e.decoded, e.dropped, e.wrong_eye, l.mean, l.p50, l.p95, l.p99, l.max
+            );
+        }
+        o += "\nstage (both eyes)          mean     p50     p95     p99     max   ms\n";
+        let row = |o: &mut String, name: &str, s: &Summary| {
+            *o += &format!(
+                "{name:<22} {:>8.3} {:>7.3} {:>7.3} {:>7.3} {:>7.3}\n",
+                s.mean, s.p50, s.p95, s.p99, s.max
+            );
+        };
+        for s in Stage::ALL {
+            row(&mut o, s.name(), &self.stages_ms[s.name()]);
+        }
+        row(&mut o, "= capture→decoded", &self.latency_ms);
+        row(&mut o, "(overhead: − enc − dec)", &self.overhead_ms);
+        row(&mut o, "(marker return)", &self.marker_return_ms);
+        if let Some(g) = &self.glass_to_glass_ms {
+            row(&mut o, "glass-to-glass", g);
+        }
+        o += &format!(
+            "\nbitrate {:.2} Mbit/s (both eyes), CPU {:.2} ms/frame (encode {:.2} ms/frame), dropped: left {}+{} right {}+{} (source+deadline)\n",
+            self.bitrate_mbps,
+            self.cpu_ms_per_frame,
+            self.encode_cpu_ms_per_frame,
+            self.eyes.left.dropped_source,
+            self.eyes.left.dropped_deadline,
+            self.eyes.right.dropped_source,
+            self.eyes.right.dropped_deadline,
+        );
+        if let Some(c) = &self.clock {
+            o += &format!(
+                "clock: offset {} ns ± {} ns, drift {:.1} ppm ({} samples)\n",
+                c.offset_ns, c.uncertainty_ns, c.skew_ppm, c.samples_used
+            );
+        }
+        o
+    }
+}

@@ -1,0 +1,421 @@
+//! End-to-end behaviour of the real path: synthetic stereo source → openh264 → QUIC (TLS,
+//! pinned certificate) → reassembly → openh264 decode → pixel code → markers → report.
+//! These tests assert what happened to every frame, never how fast it happened.
+
+use std::io::Read;
+use std::net::UdpSocket;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pi_streamer::config::{Size, SourceSpec, StreamerConfig};
+use shared_proto::Eye;
+
+fn small_config() -> StreamerConfig {
+    let mut cfg = StreamerConfig::embedded();
+    for eye in Eye::BOTH {
+        let e = cfg.eyes.get_mut(eye);
+        e.size = Size {
+            width: 320,
+            height: 240,
+        };
+        e.fps = 30.0;
+        e.bitrate_mbps = 2.0;
+    }
+    // Generous deadline: this test is about correctness, on a machine that may be busy.
+    cfg.deadlines.max_latency_ms = 2000.0;
+    cfg
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn assert_every_frame_accounted(r: &pi_streamer::report::Report, frames: u64) {
+    for (name, e) in [("left", &r.eyes.left), ("right", &r.eyes.right)] {
+        assert_eq!(e.captured, frames, "{name}: every pair captured");
+        assert_eq!(
+            e.sent + e.dropped_source + e.dropped_deadline,
+            frames,
+            "{name}: every frame sent or counted dropped"
+        );
+        assert_eq!(
+            e.dropped,
+            e.dropped_source + e.dropped_deadline + e.lost,
+            "{name}: drops add up"
+        );
+        // Nearly every sent frame decodes; a loss costs the frames until the next IDR.
+        assert!(
+            e.decoded * 10 >= e.sent * 9,
+            "{name}: decoded {} of {} sent",
+            e.decoded,
+            e.sent
+        );
+        assert_eq!(e.wrong_eye, 0, "{name}: pixel code names the other eye");
+        assert_eq!(
+            e.code_mismatch, 0,
+            "{name}: pixel code frame number differs from the metadata"
+        );
+        assert_eq!(e.unreadable_code, 0, "{name}: pixel code unreadable");
+        assert_eq!(e.unmatched_markers, 0, "{name}: markers for unknown frames");
+        assert!(e.keyframes >= 1, "{name}: starts with an IDR");
+        assert_eq!(e.latency_ms.count as u64, e.decoded);
+    }
+    // The stages partition capture → decoded: their means add up to the mean total.
+    let sum: f64 = r.stages_ms.values().map(|s| s.mean).sum();
+    assert!(
+        (sum - r.latency_ms.mean).abs() < 1e-6,
+        "stage means {sum} vs total mean {}",
+        r.latency_ms.mean
+    );
+    assert!(r.latency_ms.min > 0.0, "capture precedes decode");
+    assert!(r.bitrate_mbps > 0.0);
+    assert!(r.clock.is_some());
+}
+
+#[test]
+fn loopback_delivers_both_eyes_to_the_right_eye() {
+    let cfg = small_config();
+    let result = rt().block_on(pi_streamer::loopback::run(&cfg, 90)).unwrap();
+    assert_every_frame_accounted(&result.report, 90);
+    // The client's own view agrees on the eye mapping.
+    assert_eq!(
+        result.client.eyes.left.wrong_eye + result.client.eyes.right.wrong_eye,
+        0
+    );
+    assert_eq!(
+        result.client.eyes.left.repeated + result.client.eyes.right.repeated,
+        0
+    );
+    assert_eq!(result.client.malformed_datagrams, 0);
+    assert_eq!(
+        result.client.eyes.left.decoded,
+        result.report.eyes.left.decoded
+    );
+}
+
+#[test]
+fn y4m_side_by_side_source_splits_into_the_two_eyes() {
+    // Record the synthetic source as one side-by-side file, then stream it back.
+    let dir = std::env::temp_dir().join(format!("binoc-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("sbs.y4m");
+    let (w, h) = (640usize, 240usize);
+    let mut frames = Vec::new();
+    use pi_streamer::source::EyeSource;
+    let mut l = pi_streamer::source::test_pattern::TestPattern::new(Eye::Left, w / 2, h);
+    let mut r = pi_streamer::source::test_pattern::TestPattern::new(Eye::Right, w / 2, h);
+    for n in 0..10 {
+        let (a, b) = (
+            l.next_frame(n).unwrap().unwrap(),
+            r.next_frame(n).unwrap().unwrap(),
+        );
+        let mut sbs = vec![0u8; w * h * 3 / 2];
+        for row in 0..h {
+            sbs[row * w..row * w + w / 2].copy_from_slice(&a.y()[row * w / 2..(row + 1) * w / 2]);
+            sbs[row * w + w / 2..(row + 1) * w]
+                .copy_from_slice(&b.y()[row * w / 2..(row + 1) * w / 2]);
+        }
+        let (cw, ch) = (w / 2, h / 2);
+        for (plane, (pa, pb)) in [(a.u(), b.u()), (a.v(), b.v())].into_iter().enumerate() {
+            let base = w * h + plane * cw * ch;
+            for row in 0..ch {
+                sbs[base + row * cw..base + row * cw + cw / 2]
+                    .copy_from_slice(&pa[row * cw / 2..(row + 1) * cw / 2]);
+                sbs[base + row * cw + cw / 2..base + (row + 1) * cw]
+                    .copy_from_slice(&pb[row * cw / 2..(row + 1) * cw / 2]);
+            }
+        }
+        frames.push(sbs);
+    }
+    pi_streamer::source::y4m::write_y4m(&path, w, h, 30, &frames).unwrap();
+    let mut cfg = small_config();
+    for eye in Eye::BOTH {
+        let e = cfg.eyes.get_mut(eye);
+        e.source = SourceSpec::Y4m {
+            path: path.clone(),
+            half: Some(eye),
+        };
+        e.size = Size {
+            width: 320,
+            height: 240,
+        };
+    }
+    // The eye left/right tints survive: the pixel code is stamped per eye after the split.
+    let result = rt().block_on(pi_streamer::loopback::run(&cfg, 30)).unwrap();
+    assert_every_frame_accounted(&result.report, 30);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn run_with_timeout(mut child: std::process::Child, limit: Duration) -> (bool, String, String) {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let (mut out, mut err) = (String::new(), String::new());
+            child
+                .stdout
+                .take()
+                .unwrap()
+                .read_to_string(&mut out)
+                .unwrap();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            return (status.success(), out, err);
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            panic!("process did not finish within {limit:?}; stderr:\n{err}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// When these tests run under user-mode emulation (the aarch64 cross test), the kernel cannot
+/// start aarch64 binaries by itself (no binfmt), so children go through the same runner.
+fn emulator() -> Option<String> {
+    let runner = std::env::var("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER").ok()?;
+    (cfg!(target_arch = "aarch64") && !runner.is_empty()).then_some(runner)
+}
+
+/// A command running one of this build's binaries.
+fn command(bin: impl AsRef<std::ffi::OsStr>) -> Command {
+    match emulator() {
+        Some(runner) => {
+            let mut c = Command::new(runner);
+            c.arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    }
+}
+
+/// The quest-client binary of this build (another package's binary, so build it if needed).
+fn quest_client_bin() -> std::path::PathBuf {
+    let mut build = Command::new(env!("CARGO"));
+    build.args([
+        "build",
+        "--quiet",
+        "-p",
+        "quest-client",
+        "--bin",
+        "quest-client",
+    ]);
+    if !cfg!(debug_assertions) {
+        build.arg("--release");
+    }
+    if emulator().is_some() {
+        build.args(["--target", "aarch64-unknown-linux-gnu"]);
+    }
+    let status = build
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("running cargo");
+    assert!(status.success(), "building quest-client failed");
+    // target/<profile>/deps/<this test> → target/<profile>/quest-client
+    let exe = std::env::current_exe().unwrap();
+    exe.parent()
+        .and_then(|d| d.parent())
+        .unwrap()
+        .join("quest-client")
+}
+
+#[test]
+fn streamer_and_headless_client_as_two_processes() {
+    let port = free_udp_port();
+    let client = command(quest_client_bin())
+        .args([
+            "--headless",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--frames",
+            "60",
+            "--sessions",
+            "1",
+            "--report",
+            "json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The streamer retries until the client listens, so no start-up race.
+    let streamer = command(env!("CARGO_BIN_EXE_pi-streamer"))
+        .args([
+            "--peer",
+            &format!("127.0.0.1:{port}"),
+            "--frames",
+            "60",
+            "--size",
+            "320x240",
+            "--fps",
+            "30",
+        ])
+        .args(["--max-latency-ms", "2000", "--report", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (ok, out, err) = run_with_timeout(streamer, Duration::from_secs(120));
+    assert!(ok, "streamer failed: {err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let (cok, cout, cerr) = run_with_timeout(client, Duration::from_secs(30));
+    assert!(cok, "client failed: {cerr}");
+    let creport: serde_json::Value = serde_json::from_str(&cout).unwrap();
+    for eye in ["left", "right"] {
+        let s = &report["eyes"][eye];
+        let c = &creport["eyes"][eye];
+        assert_eq!(s["captured"], 60);
+        // Frames dropped at the source (a slow machine, or emulation) are never sent; of the
+        // frames sent, nearly all decode.
+        let (sent, decoded) = (s["sent"].as_u64().unwrap(), s["decoded"].as_u64().unwrap());
+        assert!(decoded > 0 && decoded * 10 >= sent * 9, "{eye}: {s}");
+        assert_eq!(s["wrong_eye"], 0);
+        assert_eq!(c["wrong_eye"], 0);
+        assert_eq!(
+            c["decoded"], s["decoded"],
+            "{eye}: both sides agree on decoded frames"
+        );
+        assert!(
+            c["latency_ms"]["count"].as_u64().unwrap() > 0,
+            "the client computes latency with the announced clock"
+        );
+    }
+}
+
+#[test]
+fn bad_cli_values_are_clear_errors() {
+    for args in [
+        vec!["loopback", "--size", "12x9"],
+        vec!["loopback", "--source", "webcam"],
+        vec!["loopback", "--fps", "0"],
+        vec!["loopback", "--frames", "0"],
+        vec!["--peer", "127.0.0.1:9", "--peer-fingerprint", "abc"],
+        vec![],
+    ] {
+        let out = command(env!("CARGO_BIN_EXE_pi-streamer"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} should fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("error"), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn check_config_reports_key_and_line() {
+    let dir = std::env::temp_dir().join(format!("binoc-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("bad.yaml");
+    std::fs::write(&p, "eyes:\n  left:\n    fps: 60\n    bitrate_mbps: -1\n").unwrap();
+    let out = command(env!("CARGO_BIN_EXE_pi-streamer"))
+        .args(["check-config", p.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.yaml:4") && err.contains("bitrate_mbps"),
+        "{err}"
+    );
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/streamer.yaml");
+    let out = command(env!("CARGO_BIN_EXE_pi-streamer"))
+        .args(["check-config", shipped])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn streamer_survives_a_vanished_headset_and_reconnects_to_the_next() {
+    let port = free_udp_port();
+    let listen = format!("127.0.0.1:{port}");
+    let client_bin = quest_client_bin();
+    let mut first = command(&client_bin)
+        .args(["--headless", "--listen", &listen])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let streamer = command(env!("CARGO_BIN_EXE_pi-streamer"))
+        .args([
+            "--peer", &listen, "--size", "320x240", "--fps", "30", "--frames", "100000",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    // The headset disappears without a word (power loss, out of range).
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // A new headset comes up on the same address; the streamer must find it on its own.
+    let second = command(&client_bin)
+        .args([
+            "--headless",
+            "--listen",
+            &listen,
+            "--frames",
+            "30",
+            "--report",
+            "json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (ok, out, err) = run_with_timeout(second, Duration::from_secs(90));
+    let mut streamer = streamer;
+    let _ = streamer.kill();
+    let _ = streamer.wait();
+    let mut serr = String::new();
+    streamer
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut serr)
+        .unwrap();
+    assert!(ok, "second client failed: {err}");
+    assert!(!serr.contains("panicked"), "{serr}");
+    assert!(
+        serr.contains("reconnecting"),
+        "the streamer noticed the loss: {serr}"
+    );
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for eye in ["left", "right"] {
+        assert!(
+            r["eyes"][eye]["decoded"].as_u64().unwrap() > 0,
+            "{eye}: {r}"
+        );
+        assert_eq!(r["eyes"][eye]["wrong_eye"], 0);
+    }
+}

@@ -1,0 +1,635 @@
+//! The receive/decode core, free of Bevy: listen, reassemble, decode both eyes, read each
+//! picture's pixel code, and send per-frame timestamp markers back to the streamer.
+//!
+//! Threads: the tokio runtime runs the QUIC endpoint, the control stream and the datagram
+//! loop (which owns the [`Reassembler`]); each eye has its own decoder thread fed through a
+//! bounded channel. A decoder that falls behind loses frames at that channel (and then asks
+//! for an IDR) instead of building a queue.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use shared_proto::clock::ClockEstimate;
+use shared_proto::fragment::{CompletedFrame, Reassembler, ReassemblyLimits};
+use shared_proto::latency::{Series, Summary};
+use shared_proto::wire::{negotiate_version, ClientStats, Control, FrameMarker, KeyframeReason};
+use shared_proto::{pixel_code, Eye};
+use tokio::sync::{mpsc, watch};
+
+use crate::clock::monotonic_ns;
+use crate::decode::{self, DecodedView};
+use crate::net::{self, ControlReader, ControlWriter, Identity};
+
+/// Frames waiting for a decoder, per eye. The queue is empty while the decoder keeps up; it
+/// absorbs a scheduling hiccup of a few frames, because dropping one P-frame costs every frame
+/// until the next IDR (measured: with 2, one hiccup in three 600-frame runs cost 4-5 frames
+/// per eye).
+const DECODE_QUEUE: usize = 4;
+/// Keyframe requests are repeated at most this often while the decoder waits for one.
+const KEYFRAME_RETRY_NS: u64 = 100_000_000;
+
+/// What the client displays a decoded picture with. The headless core only reads the pixel
+/// code; the XR and desktop shells hand the picture to their eye layer here.
+pub trait PictureSink: Send + Sync {
+    /// Called on the eye's decoder thread for every decoded picture. Returns the time the
+    /// picture was handed to the display path and its predicted display time, if any.
+    fn present(&self, eye: Eye, picture: &DecodedView<'_>) -> (Option<u64>, Option<u64>);
+}
+
+/// The headless sink: nothing is displayed.
+pub struct Headless;
+
+impl PictureSink for Headless {
+    fn present(&self, _eye: Eye, _picture: &DecodedView<'_>) -> (Option<u64>, Option<u64>) {
+        (None, None)
+    }
+}
+
+/// Per-eye counters and latency series, as the client sees them.
+#[derive(Debug, Default)]
+pub struct EyeStats {
+    /// Complete frames out of reassembly.
+    pub received: u64,
+    pub decoded: u64,
+    /// Frames that never arrived whole (reassembly loss, sequence gaps, full decode queue).
+    pub lost: u64,
+    /// Frames received while waiting for an IDR after a loss (undecodable).
+    pub skipped_until_idr: u64,
+    pub decode_errors: u64,
+    /// Decoded pictures whose pixel code names the other eye.
+    pub wrong_eye: u64,
+    /// Pixel code readable but not the frame number the metadata announced.
+    pub code_mismatch: u64,
+    /// Pixel code frame number not newer than the previous picture's (stale or repeated).
+    pub repeated: u64,
+    pub unreadable_code: u64,
+    pub keyframe_requests: u64,
+    pub keyframes: u64,
+    pub bytes: u64,
+    /// capture → decoded on the streamer clock (via the announced clock estimate).
+    pub latency: Series,
+    /// last byte received → decoded.
+    pub decode: Series,
+}
+
+impl EyeStats {
+    pub fn dropped(&self) -> u64 {
+        self.lost + self.skipped_until_idr + self.decode_errors
+    }
+    fn wire(&self, malformed: u64) -> ClientStats {
+        ClientStats {
+            received: self.received,
+            decoded: self.decoded,
+            lost: self.lost,
+            decode_errors: self.decode_errors,
+            wrong_eye: self.wrong_eye,
+            malformed_datagrams: malformed,
+        }
+    }
+}
+
+/// State shared between the runtime, the decoder threads and whoever reports.
+pub struct Shared {
+    pub eyes: [Mutex<EyeStats>; 2],
+    pub clock: Mutex<Option<ClockEstimate>>,
+    pub malformed_datagrams: AtomicU64,
+    pub sessions: AtomicU64,
+    /// Stop after this many streamer sessions have ended.
+    pub session_limit: Option<u64>,
+    sessions_ended: AtomicU64,
+    /// Stop after this many frames per eye are accounted for (decoded or dropped).
+    pub frame_target: Option<u64>,
+    done: watch::Sender<bool>,
+}
+
+impl Shared {
+    /// `frame_target`: stop after that many frames per eye; `session_limit`: stop after that
+    /// many streamer sessions have ended.
+    pub fn new(frame_target: Option<u64>, session_limit: Option<u64>) -> Arc<Self> {
+        Arc::new(Shared {
+            eyes: Default::default(),
+            clock: Mutex::new(None),
+            malformed_datagrams: AtomicU64::new(0),
+            sessions: AtomicU64::new(0),
+            session_limit,
+            sessions_ended: AtomicU64::new(0),
+            frame_target,
+            done: watch::Sender::new(false),
+        })
+    }
+
+    fn eye(&self, eye: Eye) -> std::sync::MutexGuard<'_, EyeStats> {
+        self.eyes[eye.index()]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn check_target(&self) {
+        let Some(n) = self.frame_target else { return };
+        let reached = Eye::BOTH.iter().all(|&e| {
+            let s = self.eye(e);
+            s.decoded + s.dropped() >= n
+        });
+        if reached {
+            self.finish();
+        }
+    }
+
+    /// Ends the run: the listener stops accepting and the session winds down.
+    pub fn finish(&self) {
+        self.done.send_replace(true);
+    }
+
+    pub fn is_finished(&self) -> bool {
+        *self.done.borrow()
+    }
+
+    /// Resolves once [`Shared::finish`] was called (or the frame target reached).
+    pub fn finished(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.done.subscribe();
+        async move {
+            let _ = rx.wait_for(|d| *d).await;
+        }
+    }
+
+    pub fn report(&self) -> ClientReport {
+        let eyes = Eye::BOTH.map(|e| {
+            let s = self.eye(e);
+            EyeReport {
+                received: s.received,
+                decoded: s.decoded,
+                dropped: s.dropped(),
+                lost: s.lost,
+                skipped_until_idr: s.skipped_until_idr,
+                decode_errors: s.decode_errors,
+                wrong_eye: s.wrong_eye,
+                code_mismatch: s.code_mismatch,
+                repeated: s.repeated,
+                unreadable_code: s.unreadable_code,
+                keyframes: s.keyframes,
+                keyframe_requests: s.keyframe_requests,
+                latency_ms: s.latency.summary(),
+                decode_ms: s.decode.summary(),
+            }
+        });
+        let clock = *self.clock.lock().unwrap_or_else(|p| p.into_inner());
+        let [left, right] = eyes;
+        ClientReport {
+            eyes: EyesReport { left, right },
+            malformed_datagrams: self.malformed_datagrams.load(Ordering::Relaxed),
+            sessions: self.sessions.load(Ordering::Relaxed),
+            clock_offset_ns: clock.map(|c| c.offset_ns as i64),
+            clock_uncertainty_ns: clock.map(|c| c.uncertainty_ns()),
+        }
+    }
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct EyeReport {
+    pub received: u64,
+    pub decoded: u64,
+    pub dropped: u64,
+    pub lost: u64,
+    pub skipped_until_idr: u64,
+    pub decode_errors: u64,
+    pub wrong_eye: u64,
+    pub code_mismatch: u64,
+    pub repeated: u64,
+    pub unreadable_code: u64,
+    pub keyframes: u64,
+    pub keyframe_requests: u64,
+    /// capture → decoded, milliseconds, on the streamer clock.
+    pub latency_ms: Summary,
+    /// last byte received → decoded, milliseconds.
+    pub decode_ms: Summary,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct EyesReport {
+    pub left: EyeReport,
+    pub right: EyeReport,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct ClientReport {
+    pub eyes: EyesReport,
+    pub malformed_datagrams: u64,
+    pub sessions: u64,
+    pub clock_offset_ns: Option<i64>,
+    pub clock_uncertainty_ns: Option<u64>,
+}
+
+impl ClientReport {
+    pub fn to_text(&self) -> String {
+        let mut out = String::from("eye    received  decoded  dropped  wrong_eye  capture→decoded ms p50/p95/p99/max   decode ms p50\n");
+        for (name, e) in [("left", &self.eyes.left), ("right", &self.eyes.right)] {
+            let l = &e.latency_ms;
+            out += &format!(
+                "{name:<6} {:>8} {:>8} {:>8} {:>10}  {:>7.2} {:>7.2} {:>7.2} {:>7.2}          {:>6.2}\n",
+                e.received, e.decoded, e.dropped, e.wrong_eye, l.p50, l.p95, l.p99, l.max, e.decode_ms.p50
+            );
+        }
+        out += &format!(
+            "malformed datagrams: {}, sessions: {}, clock offset: {} (± {} ns)\n",
+            self.malformed_datagrams,
+            self.sessions,
+            self.clock_offset_ns
+                .map_or("unknown".into(), |o| format!("{o} ns")),
+            self.clock_uncertainty_ns.unwrap_or(0)
+        );
+        out
+    }
+}
+
+/// Messages for the control-stream writer task.
+enum Outgoing {
+    Msg(Control),
+    /// A pong, stamped `t2` by the writer right before it is written.
+    Pong {
+        id: u32,
+        t0: u64,
+        t1: u64,
+    },
+}
+
+/// The listening client.
+pub struct Client {
+    endpoint: quinn::Endpoint,
+    shared: Arc<Shared>,
+    sink: Arc<dyn PictureSink>,
+}
+
+impl Client {
+    pub fn bind(
+        listen: SocketAddr,
+        identity: &Identity,
+        shared: Arc<Shared>,
+        sink: Arc<dyn PictureSink>,
+    ) -> Result<Self> {
+        let endpoint = net::server_endpoint(listen, identity)?;
+        Ok(Client {
+            endpoint,
+            shared,
+            sink,
+        })
+    }
+
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        Ok(self.endpoint.local_addr()?)
+    }
+
+    /// Accepts streamers one session at a time (a new streamer replaces the old one) until the
+    /// frame target is reached or [`Shared::finish`] is called.
+    pub async fn run(self) -> Result<()> {
+        let shared = self.shared.clone();
+        let mut current: Option<tokio::task::JoinHandle<()>> = None;
+        let finished = shared.finished();
+        tokio::pin!(finished);
+        loop {
+            let incoming = tokio::select! {
+                i = self.endpoint.accept() => i,
+                _ = &mut finished => break,
+            };
+            let Some(incoming) = incoming else { break };
+            let remote = incoming.remote_address();
+            let conn = match incoming.await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(%remote, "handshake failed: {e}");
+                    continue;
+                }
+            };
+            if let Some(old) = current.take() {
+                tracing::info!(%remote, "a new streamer connected: replacing the previous session");
+                old.abort();
+            }
+            let (session_shared, sink) = (self.shared.clone(), self.sink.clone());
+            current = Some(tokio::spawn(async move {
+                let shared = session_shared;
+                shared.sessions.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(%remote, "streamer connected");
+                match run_session(conn.clone(), shared.clone(), sink).await {
+                    Ok(reason) => tracing::info!(%remote, "session ended: {reason}"),
+                    Err(e) => tracing::warn!(%remote, "session ended: {e:#}"),
+                }
+                conn.close(0u32.into(), b"bye");
+                let ended = shared.sessions_ended.fetch_add(1, Ordering::Relaxed) + 1;
+                if shared.session_limit.is_some_and(|n| ended >= n) {
+                    shared.finish();
+                }
+            }));
+            if shared.is_finished() {
+                break;
+            }
+        }
+        if let Some(s) = current {
+            // Let the session flush its last markers, then close.
+            let _ = tokio::time::timeout(Duration::from_millis(500), s).await;
+        }
+        self.endpoint.close(0u32.into(), b"done");
+        Ok(())
+    }
+}
+
+async fn run_session(
+    conn: quinn::Connection,
+    shared: Arc<Shared>,
+    sink: Arc<dyn PictureSink>,
+) -> Result<String> {
+    let (send, recv) = tokio::time::timeout(Duration::from_secs(5), conn.accept_bi())
+        .await
+        .context("no control stream within 5 s")??;
+    let mut writer = ControlWriter::new(send);
+    let mut reader = ControlReader::new(recv);
+    match reader.next().await? {
+        Some(Control::Hello {
+            min_version,
+            max_version,
+            streams,
+        }) => match negotiate_version(min_version, max_version) {
+            Some(version) => {
+                tracing::info!(version, ?streams, "hello");
+                writer.send(&Control::HelloAck { version }).await?;
+            }
+            None => {
+                let reason =
+                    format!("no common protocol version (peer {min_version}..={max_version})");
+                writer
+                    .send(&Control::Reject {
+                        reason: reason.clone(),
+                    })
+                    .await?;
+                writer.finish().await;
+                bail!(reason);
+            }
+        },
+        other => bail!("expected Hello, got {other:?}"),
+    }
+
+    let (out_tx, mut out_rx) = mpsc::channel::<Outgoing>(4096);
+    let writer_task = tokio::spawn(async move {
+        while let Some(m) = out_rx.recv().await {
+            let msg = match m {
+                Outgoing::Msg(c) => c,
+                Outgoing::Pong { id, t0, t1 } => Control::Pong {
+                    id,
+                    t0,
+                    t1,
+                    t2: monotonic_ns(),
+                },
+            };
+            if let Err(e) = writer.send(&msg).await {
+                tracing::debug!("control writer: {e:#}");
+                break;
+            }
+        }
+        writer.finish().await;
+    });
+
+    // One decoder thread per eye.
+    let mut decoders = Vec::new();
+    let mut frame_tx = Vec::new();
+    for eye in Eye::BOTH {
+        let (tx, rx) = crossbeam_channel::bounded::<CompletedFrame>(DECODE_QUEUE);
+        let (shared, out, sink) = (shared.clone(), out_tx.clone(), sink.clone());
+        decoders.push(
+            std::thread::Builder::new()
+                .name(format!("decode-{eye}"))
+                .spawn(move || decoder_thread(eye, rx, out, shared, sink))?,
+        );
+        frame_tx.push(tx);
+    }
+
+    let control_out = out_tx.clone();
+    let control_shared = shared.clone();
+    let mut control_task = tokio::spawn(async move {
+        loop {
+            let msg = match reader.next().await {
+                Ok(Some(m)) => m,
+                Ok(None) => return "control stream closed".to_string(),
+                Err(e) => return format!("control stream error: {e:#}"),
+            };
+            let t1 = monotonic_ns();
+            match msg {
+                Control::Ping { id, t0 } => {
+                    let _ = control_out.try_send(Outgoing::Pong { id, t0, t1 });
+                }
+                Control::ClockEstimate {
+                    offset_ns,
+                    skew_ppb,
+                    at_streamer_ns,
+                    rtt_ns,
+                } => {
+                    *control_shared
+                        .clock
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner()) = Some(ClockEstimate::from_announced(
+                        offset_ns,
+                        skew_ppb,
+                        at_streamer_ns,
+                        rtt_ns,
+                    ));
+                }
+                Control::Bye { reason } => return format!("streamer said bye: {reason}"),
+                other => tracing::debug!(?other, "ignoring unexpected control message"),
+            }
+        }
+    });
+
+    let mut reassembler = Reassembler::new(ReassemblyLimits::default());
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    let mut stats_tick = tokio::time::interval(Duration::from_millis(500));
+    let finished = shared.finished();
+    tokio::pin!(finished);
+    let reason = loop {
+        tokio::select! {
+            d = conn.read_datagram() => {
+                let d = match d {
+                    Ok(d) => d,
+                    Err(e) => break format!("connection: {e}"),
+                };
+                let now = monotonic_ns();
+                match reassembler.insert_datagram(&d, now) {
+                    Ok(ins) => {
+                        for &seq in &ins.lost {
+                            tracing::debug!(seq, "frame lost in reassembly");
+                        }
+                        if let Some(frame) = ins.completed {
+                            let eye = frame.eye;
+                            {
+                                let mut s = shared.eye(eye);
+                                s.received += 1;
+                                s.bytes += frame.bitstream.len() as u64;
+                            }
+                            // A full queue means the decoder is behind: drop here; the decoder
+                            // sees the sequence gap and asks for an IDR.
+                            if frame_tx[eye.index()].try_send(frame).is_err() {
+                                tracing::debug!(%eye, "decoder behind: frame dropped at its queue");
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        shared.malformed_datagrams.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!("malformed datagram: {e}");
+                    }
+                }
+            }
+            _ = tick.tick() => {
+                for (eye, seq) in reassembler.expire(monotonic_ns()) {
+                    tracing::debug!(%eye, seq, "frame expired incomplete");
+                }
+            }
+            _ = stats_tick.tick() => {
+                let malformed = shared.malformed_datagrams.load(Ordering::Relaxed);
+                for eye in Eye::BOTH {
+                    let stats = shared.eye(eye).wire(malformed);
+                    let _ = out_tx.try_send(Outgoing::Msg(Control::Stats { eye, stats }));
+                }
+            }
+            r = &mut control_task => break r.unwrap_or_else(|e| format!("control task: {e}")),
+            _ = &mut finished => break "frame target reached".to_string(),
+        }
+    };
+    control_task.abort();
+    drop(frame_tx);
+    // The decoders drain what they hold and exit; their last markers go out before the writer
+    // finishes the stream.
+    let _ = tokio::task::spawn_blocking(move || {
+        for d in decoders {
+            let _ = d.join();
+        }
+    })
+    .await;
+    drop(out_tx);
+    let _ = tokio::time::timeout(Duration::from_secs(1), writer_task).await;
+    Ok(reason)
+}
+
+fn decoder_thread(
+    eye: Eye,
+    rx: crossbeam_channel::Receiver<CompletedFrame>,
+    out: mpsc::Sender<Outgoing>,
+    shared: Arc<Shared>,
+    sink: Arc<dyn PictureSink>,
+) {
+    let mut dec = match decode::open_software() {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!(%eye, "cannot create decoder: {e:#}");
+            return;
+        }
+    };
+    let mut expected: Option<u32> = None;
+    let mut need_idr = true;
+    let mut last_request: Option<u64> = None;
+    let mut last_code: Option<u32> = None;
+    let mut decoded_any = false;
+    let request = |reason: KeyframeReason, last: &mut Option<u64>, shared: &Shared| {
+        let now = monotonic_ns();
+        if last.is_none_or(|t| now.saturating_sub(t) >= KEYFRAME_RETRY_NS) {
+            *last = Some(now);
+            shared.eye(eye).keyframe_requests += 1;
+            let _ = out.try_send(Outgoing::Msg(Control::KeyframeRequest { eye, reason }));
+        }
+    };
+    for frame in rx {
+        if let Some(e) = expected {
+            let gap = frame.seq.wrapping_sub(e);
+            if gap != 0 && gap < 1 << 31 {
+                shared.eye(eye).lost += u64::from(gap);
+                need_idr = true;
+                tracing::debug!(%eye, from = e, to = frame.seq, "sequence gap: reference lost");
+            }
+        }
+        expected = Some(frame.seq.wrapping_add(1));
+        if need_idr && !frame.keyframe {
+            shared.eye(eye).skipped_until_idr += 1;
+            let reason = if decoded_any {
+                KeyframeReason::ReferenceLost
+            } else {
+                KeyframeReason::Start
+            };
+            request(reason, &mut last_request, &shared);
+            shared.check_target();
+            continue;
+        }
+        // (pixel code, presented at, predicted display time) of the picture, if one came out.
+        type Shown = (Option<(Eye, u32)>, Option<u64>, Option<u64>);
+        let mut picture: Option<Shown> = None;
+        let result = dec.decode(&frame.bitstream, &mut |p| {
+            let code = pixel_code::read(p.y, p.y_stride, p.width, p.height);
+            let (presented, display) = sink.present(eye, p);
+            picture = Some((code, presented, display));
+        });
+        let decoded_ns = monotonic_ns();
+        let (code, presented_ns, display_ns) = match (result, picture) {
+            (Ok(_), Some(p)) => p,
+            (Ok(_), None) => {
+                // No picture for a complete access unit: the stream is broken for us.
+                shared.eye(eye).decode_errors += 1;
+                need_idr = true;
+                request(KeyframeReason::DecodeError, &mut last_request, &shared);
+                shared.check_target();
+                continue;
+            }
+            (Err(e), _) => {
+                tracing::debug!(%eye, seq = frame.seq, "decode error: {e}");
+                shared.eye(eye).decode_errors += 1;
+                need_idr = true;
+                request(KeyframeReason::DecodeError, &mut last_request, &shared);
+                shared.check_target();
+                continue;
+            }
+        };
+        need_idr = false;
+        decoded_any = true;
+        let marker = FrameMarker {
+            eye,
+            seq: frame.seq,
+            frame_no: frame.timing.frame_no,
+            pixel_code: code,
+            first_byte_ns: frame.first_byte_ns,
+            last_byte_ns: frame.last_byte_ns,
+            decoded_ns,
+            presented_ns,
+            display_ns,
+        };
+        let _ = out.try_send(Outgoing::Msg(Control::Marker(marker)));
+        {
+            let clock = *shared.clock.lock().unwrap_or_else(|p| p.into_inner());
+            let mut s = shared.eye(eye);
+            s.decoded += 1;
+            if frame.keyframe {
+                s.keyframes += 1;
+            }
+            match code {
+                None => s.unreadable_code += 1,
+                Some((code_eye, n)) => {
+                    if code_eye != eye {
+                        s.wrong_eye += 1;
+                    }
+                    if n != (frame.timing.frame_no as u32) & pixel_code::FRAME_MASK {
+                        s.code_mismatch += 1;
+                    }
+                    // Not newer than the previous picture (24-bit wrapping comparison).
+                    let step = n.wrapping_sub(last_code.unwrap_or(n.wrapping_sub(1)))
+                        & pixel_code::FRAME_MASK;
+                    if step == 0 || step > pixel_code::FRAME_MASK / 2 {
+                        s.repeated += 1;
+                    }
+                    last_code = Some(n);
+                }
+            }
+            s.decode.push(decoded_ns as i64 - frame.last_byte_ns as i64);
+            if let Some(c) = clock {
+                let decoded_streamer = c.client_to_streamer(decoded_ns);
+                s.latency
+                    .push(decoded_streamer as i64 - frame.timing.capture_ns as i64);
+            }
+        }
+        shared.check_target();
+    }
+}

@@ -1,0 +1,49 @@
+//! Software decode with Cisco's openh264 (no reorder delay: binoc streams have no B-frames).
+
+use anyhow::{Context, Result};
+use openh264::decoder::{DecodeOptions, Decoder, DecoderConfig, Flush};
+use openh264::formats::YUVSource;
+use openh264::OpenH264API;
+
+use super::{DecodedView, VideoDecoder};
+
+pub struct OpenH264Decoder {
+    dec: Decoder,
+}
+
+impl OpenH264Decoder {
+    pub fn new() -> Result<Self> {
+        let cfg = DecoderConfig::new().flush_after_decode(Flush::NoFlush);
+        Ok(OpenH264Decoder {
+            dec: Decoder::with_api_config(OpenH264API::from_source(), cfg)
+                .context("openh264 decoder")?,
+        })
+    }
+}
+
+impl VideoDecoder for OpenH264Decoder {
+    fn decode(&mut self, au: &[u8], on_picture: &mut dyn FnMut(&DecodedView<'_>)) -> Result<bool> {
+        let Some(p) = self
+            .dec
+            .decode_with_options(au, DecodeOptions::new().flush_after_decode(Flush::NoFlush))?
+        else {
+            return Ok(false);
+        };
+        let (width, height) = p.dimensions();
+        let (ys, us, _) = p.strides();
+        on_picture(&DecodedView {
+            width,
+            height,
+            y: p.y(),
+            y_stride: ys,
+            u: p.u(),
+            v: p.v(),
+            uv_stride: us,
+        });
+        Ok(true)
+    }
+
+    fn name(&self) -> &'static str {
+        "openh264"
+    }
+}

@@ -1,0 +1,38 @@
+#!/bin/sh
+# Cross-builds binoc for the Pi's architecture (aarch64-unknown-linux-gnu) and runs the
+# streamer's and the protocol's tests under qemu user emulation. Uses Debian's Rust
+# (rustc-web, with an arm64 std) next to rustup's toolchain, which stays the default.
+# Usage: scripts/cross-aarch64.sh [test|build]   (default: test)
+set -eu
+cd "$(dirname "$0")/.."
+mode="${1:-test}"
+
+need=""
+dpkg --print-foreign-architectures | grep -qx arm64 || need_arch=1
+for p in rustc-web cargo-web libstd-rust-web-dev:arm64 libc6:arm64 libstdc++6:arm64 gcc-aarch64-linux-gnu \
+         g++-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static; do
+  dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"
+done
+if [ -n "$need" ]; then
+  if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+  [ "${need_arch:-0}" = 1 ] && $sudo dpkg --add-architecture arm64
+  $sudo apt-get update -qq
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $need
+fi
+
+export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
+# Plain qemu-aarch64-static: with -L /usr/aarch64-linux-gnu the first thread start hangs.
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER=qemu-aarch64-static
+export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc CXX_aarch64_unknown_linux_gnu=aarch64-linux-gnu-g++
+export AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar
+target=aarch64-unknown-linux-gnu
+# Absolute, and in the environment: the end-to-end tests build quest-client with a nested cargo.
+export CARGO_TARGET_DIR="$PWD/target/cross"
+if [ "$mode" = build ]; then
+  cargo build --release --locked --target $target -p pi-streamer -p quest-client
+  file target/cross/$target/release/pi-streamer
+else
+  cargo test --locked --target $target -p shared-proto -p pi-streamer -p quest-client
+fi

@@ -1,0 +1,17 @@
+#!/bin/sh
+# Installs the system packages binoc builds and tests with, on Debian/Ubuntu. Idempotent:
+# does nothing when everything is present. Called by the build (through scripts/nasm) and by
+# scripts/test.sh, so a fresh machine with only Rust needs no manual step.
+set -e
+need=""
+command -v nasm >/dev/null 2>&1 || need="$need nasm"
+command -v flock >/dev/null 2>&1 || need="$need util-linux"
+[ -z "$need" ] && exit 0
+echo "binoc setup: installing$need" >&2
+if [ "$(id -u)" = 0 ]; then sudo=""; elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
+  echo "binoc setup: need root (or sudo) to install:$need" >&2; exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq >&2 || true
+# shellcheck disable=SC2086
+$sudo apt-get install -y -qq --no-install-recommends $need >&2

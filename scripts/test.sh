@@ -1,0 +1,29 @@
+#!/bin/sh
+# Runs every check binoc has: formatting, lints, all tests, and a short fuzzing smoke run.
+# Installs what it needs first (scripts/setup.sh). Usage: scripts/test.sh
+set -eu
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== cargo test"
+cargo test --workspace --locked
+
+echo "== fuzz smoke (${FUZZ_SECONDS:-60} s; the 10-minute run is in docs/performance.md)"
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+  cargo install cargo-fuzz --locked --version 0.13.2
+fi
+mkdir -p target/fuzz-corpus
+if ! (cd shared-proto && RUSTC_BOOTSTRAP=1 cargo fuzz run parse ../target/fuzz-corpus -- \
+  -max_total_time="${FUZZ_SECONDS:-60}" -rss_limit_mb=2048 -print_final_stats=1 >../target/fuzz-smoke.log 2>&1); then
+  tail -n 60 target/fuzz-smoke.log
+  echo "fuzz smoke: FAILED (crash input under shared-proto/fuzz/artifacts/)"
+  exit 1
+fi
+grep -E "^Done|stat::(number_of_executed_units|peak_rss_mb)" target/fuzz-smoke.log
+echo "fuzz smoke: clean"

@@ -1,0 +1,260 @@
+//! Per-frame latency arithmetic.
+//!
+//! A frame's capture→decoded latency is split into stages that partition it exactly: the
+//! stages of one frame add up to its total, so their means add up to the mean total. Client
+//! timestamps are mapped onto the streamer clock with one [`ClockEstimate`] per frame; only the
+//! one boundary that crosses the network (send → last byte) depends on that mapping, and the
+//! stages after it are differences of client timestamps, so they are exact.
+
+use crate::clock::ClockEstimate;
+use crate::wire::{FrameMarker, FrameTiming};
+use crate::Nanos;
+
+/// The stages, in pipeline order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Stage {
+    /// Sensor timestamp (start of exposure) → the encoder takes the frame.
+    CaptureToEncode,
+    /// Encoding.
+    Encode,
+    /// Encoded → the sender takes it to put on the wire (queueing behind the other eye).
+    SendQueue,
+    /// First datagram sent → last byte received by the client (pacing + network + reassembly).
+    Network,
+    /// Last byte received → decoded picture (decode queue + decode + pixel-code read).
+    Decode,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 5] = [
+        Stage::CaptureToEncode,
+        Stage::Encode,
+        Stage::SendQueue,
+        Stage::Network,
+        Stage::Decode,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::CaptureToEncode => "capture_to_encode",
+            Stage::Encode => "encode",
+            Stage::SendQueue => "send_queue",
+            Stage::Network => "network",
+            Stage::Decode => "decode",
+        }
+    }
+}
+
+/// One frame's timeline on the streamer clock, in nanoseconds relative to capture.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FrameLatency {
+    /// Stage durations in [`Stage::ALL`] order (signed: a clock estimate off by more than the
+    /// true network delay can make the network stage negative, and that is shown, not hidden).
+    pub stages_ns: [i64; 5],
+    /// capture → decoded.
+    pub total_ns: i64,
+    /// decoded → the marker reached the streamer (the feedback path; not part of the total).
+    pub marker_return_ns: Option<i64>,
+    /// capture → predicted display time (glass-to-glass), when the client displays frames.
+    pub glass_to_glass_ns: Option<i64>,
+}
+
+/// Combines the streamer's own timestamps with the client's marker.
+pub fn frame_latency(
+    timing: &FrameTiming,
+    marker: &FrameMarker,
+    clock: &ClockEstimate,
+    marker_received_ns: Option<Nanos>,
+) -> FrameLatency {
+    let cap = timing.capture_ns as i64;
+    let last_byte = clock.client_to_streamer(marker.last_byte_ns) as i64;
+    // Client-side durations are exact differences on the client clock.
+    let decode = marker.decoded_ns as i64 - marker.last_byte_ns as i64;
+    let decoded = last_byte + decode;
+    let stages_ns = [
+        timing.encode_start_ns as i64 - cap,
+        timing.encode_end_ns as i64 - timing.encode_start_ns as i64,
+        timing.send_ns as i64 - timing.encode_end_ns as i64,
+        last_byte - timing.send_ns as i64,
+        decode,
+    ];
+    FrameLatency {
+        stages_ns,
+        total_ns: decoded - cap,
+        marker_return_ns: marker_received_ns.map(|r| r as i64 - decoded),
+        glass_to_glass_ns: marker
+            .display_ns
+            .map(|d| last_byte + (d as i64 - marker.last_byte_ns as i64) - cap),
+    }
+}
+
+/// Summary statistics of one series, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
+pub struct Summary {
+    pub count: usize,
+    pub mean: f64,
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+    pub min: f64,
+}
+
+/// A bounded series of samples (the newest `capacity` are kept).
+#[derive(Debug, Clone)]
+pub struct Series {
+    values: std::collections::VecDeque<i64>,
+    capacity: usize,
+}
+
+impl Default for Series {
+    fn default() -> Self {
+        Series::with_capacity(1 << 16)
+    }
+}
+
+impl Series {
+    pub fn with_capacity(capacity: usize) -> Self {
+        Series {
+            values: Default::default(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    pub fn push(&mut self, v_ns: i64) {
+        if self.values.len() == self.capacity {
+            self.values.pop_front();
+        }
+        self.values.push_back(v_ns);
+    }
+
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// The samples, oldest first (nanoseconds).
+    pub fn iter(&self) -> impl Iterator<Item = i64> + '_ {
+        self.values.iter().copied()
+    }
+
+    /// Appends every sample of `other`.
+    pub fn extend_from(&mut self, other: &Series) {
+        for v in other.iter() {
+            self.push(v);
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.values.clear();
+    }
+
+    /// Mean and nearest-rank percentiles, in milliseconds.
+    pub fn summary(&self) -> Summary {
+        if self.values.is_empty() {
+            return Summary::default();
+        }
+        let mut v: Vec<i64> = self.values.iter().copied().collect();
+        v.sort_unstable();
+        let ms = |ns: i64| ns as f64 / 1e6;
+        let pct = |p: f64| {
+            let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+            ms(v[rank.clamp(1, v.len()) - 1])
+        };
+        Summary {
+            count: v.len(),
+            mean: v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64 / 1e6,
+            p50: pct(50.0),
+            p95: pct(95.0),
+            p99: pct(99.0),
+            max: ms(*v.last().expect("non-empty")),
+            min: ms(v[0]),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Eye;
+
+    fn timing() -> FrameTiming {
+        FrameTiming {
+            frame_no: 1,
+            capture_ns: 1_000,
+            encode_start_ns: 3_000,
+            encode_end_ns: 8_000,
+            send_ns: 8_500,
+            encoded_len: 0,
+            reserved: 0,
+        }
+    }
+
+    fn marker(offset: u64) -> FrameMarker {
+        FrameMarker {
+            eye: Eye::Left,
+            seq: 0,
+            frame_no: 1,
+            pixel_code: Some((Eye::Left, 1)),
+            first_byte_ns: offset + 9_000,
+            last_byte_ns: offset + 10_000,
+            decoded_ns: offset + 14_000,
+            presented_ns: None,
+            display_ns: Some(offset + 20_000),
+        }
+    }
+
+    #[test]
+    fn stages_partition_the_total_exactly() {
+        let offset = 7_777_777;
+        let clock = ClockEstimate {
+            offset_ns: offset as f64,
+            ..ClockEstimate::identity()
+        };
+        let l = frame_latency(&timing(), &marker(offset), &clock, Some(15_000));
+        assert_eq!(l.stages_ns, [2_000, 5_000, 500, 1_500, 4_000]);
+        assert_eq!(l.stages_ns.iter().sum::<i64>(), l.total_ns);
+        assert_eq!(l.total_ns, 13_000);
+        assert_eq!(l.marker_return_ns, Some(1_000));
+        assert_eq!(l.glass_to_glass_ns, Some(19_000));
+    }
+
+    #[test]
+    fn a_wrong_clock_shows_as_a_negative_network_stage_not_a_hidden_one() {
+        let clock = ClockEstimate {
+            offset_ns: 5_000.0,
+            ..ClockEstimate::identity()
+        };
+        let l = frame_latency(&timing(), &marker(0), &clock, None);
+        assert_eq!(l.stages_ns[3], -3_500);
+        assert_eq!(l.stages_ns.iter().sum::<i64>(), l.total_ns);
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let mut s = Series::default();
+        for v in 1..=100 {
+            s.push(v * 1_000_000);
+        }
+        let sum = s.summary();
+        assert_eq!(
+            (sum.p50, sum.p95, sum.p99, sum.max, sum.min),
+            (50.0, 95.0, 99.0, 100.0, 1.0)
+        );
+        assert_eq!(sum.mean, 50.5);
+        assert_eq!(Series::default().summary().count, 0);
+    }
+
+    #[test]
+    fn series_is_bounded() {
+        let mut s = Series::with_capacity(3);
+        for v in 0..10 {
+            s.push(v);
+        }
+        assert_eq!(s.len(), 3);
+        assert_eq!(s.summary().min, 7e-6);
+    }
+}
