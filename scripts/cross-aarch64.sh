@@ -10,7 +10,7 @@ mode="${1:-test}"
 need=""
 dpkg --print-foreign-architectures | grep -qx arm64 || need_arch=1
 for p in rustc-web cargo-web libstd-rust-web-dev:arm64 libc6:arm64 libstdc++6:arm64 gcc-aarch64-linux-gnu \
-         g++-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static; do
+         g++-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static libx264-dev:arm64; do
   dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"
 done
 if [ -n "$need" ]; then

@@ -1,11 +1,14 @@
 #!/bin/sh
 # Installs the system packages binoc builds and tests with, on Debian/Ubuntu. Idempotent:
-# does nothing when everything is present. Called by the build (through scripts/nasm) and by
-# scripts/test.sh, so a fresh machine with only Rust needs no manual step.
+# does nothing when everything is present. Called by the build (through scripts/nasm and
+# pi-streamer's build.rs) and by scripts/test.sh, so a fresh machine with only Rust needs no
+# manual step.
 set -e
 need=""
 command -v nasm >/dev/null 2>&1 || need="$need nasm"
 command -v flock >/dev/null 2>&1 || need="$need util-linux"
+[ -e /usr/include/x264.h ] || need="$need libx264-dev"
+command -v pkg-config >/dev/null 2>&1 || need="$need pkg-config"
 [ -z "$need" ] && exit 0
 echo "binoc setup: installing$need" >&2
 if [ "$(id -u)" = 0 ]; then sudo=""; elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; else

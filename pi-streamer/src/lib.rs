@@ -18,3 +18,5 @@ pub mod report;
 pub mod source;
 pub mod stream;
 pub mod transport;
+#[cfg(target_os = "linux")]
+pub mod v4l2;

@@ -250,9 +250,11 @@ impl Pipeline {
         let warm = Arc::new(std::sync::Barrier::new(3));
         // Both encoders exist before any thread starts, so a failure cannot leave one thread
         // waiting at the barrier for a sibling that never comes.
+        let (kind, why) = encode::resolve(&cfg.encoder);
+        tracing::info!("encoder: {} ({why})", encode::kind_name(kind));
         let mut encoders = Vec::new();
         for eye in Eye::BOTH {
-            encoders.push(encode::open(&cfg.encoder.value, cfg.eyes.get(eye))?);
+            encoders.push(encode::open_kind(kind, &cfg.encoder, cfg.eyes.get(eye))?);
         }
         for (eye, mut encoder) in Eye::BOTH.into_iter().zip(encoders) {
             let size = cfg.eyes.get(eye).size;

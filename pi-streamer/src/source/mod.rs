@@ -5,7 +5,13 @@
 //! The per-eye frame bookkeeping shared by all sources (crop, scale, flip, pixel code) lives in
 //! [`EyeTransform`], so it is tested once without hardware.
 
+pub mod camera;
+pub mod convert;
+#[cfg(feature = "libcamera")]
+pub mod libcamera;
 pub mod test_pattern;
+#[cfg(target_os = "linux")]
+pub mod v4l2;
 pub mod y4m;
 
 use anyhow::Result;
@@ -84,7 +90,7 @@ impl EyeTransform {
     pub fn from_config(eye: Eye, c: &EyeConfig) -> Self {
         EyeTransform {
             eye,
-            crop: c.crop.as_ref().map(|s| s.value),
+            crop: c.effective_crop(),
             size: c.size,
             flip: c.flip,
             pixel_code: c.pixel_code,
@@ -297,6 +303,17 @@ impl StereoSource for PairedSource {
 
 /// Builds the stereo source the configuration asks for. `limit` stops it after that many pairs.
 pub fn open(cfg: &StreamerConfig, limit: Option<u64>) -> Result<Box<dyn StereoSource>> {
+    let transforms = Eye::BOTH.map(|e| EyeTransform::from_config(e, cfg.eyes.get(e)));
+    let live = |s: &SourceSpec| matches!(s, SourceSpec::Libcamera { .. } | SourceSpec::V4l2 { .. });
+    let (l, r) = (&cfg.eyes.left, &cfg.eyes.right);
+    if live(&l.source) || live(&r.source) {
+        return Ok(Box::new(camera::LiveStereo::new(
+            open_cameras(cfg)?,
+            transforms,
+            l.fps,
+            limit,
+        )?));
+    }
     let mut eyes: Vec<Box<dyn EyeSource>> = Vec::new();
     for eye in Eye::BOTH {
         let c = cfg.eyes.get(eye);
@@ -307,17 +324,40 @@ pub fn open(cfg: &StreamerConfig, limit: Option<u64>) -> Result<Box<dyn StereoSo
                 c.size.height as usize,
             )),
             SourceSpec::Y4m { path, half } => Box::new(y4m::Y4mSource::open(path, *half, true)?),
+            SourceSpec::Libcamera { .. } | SourceSpec::V4l2 { .. } => unreachable!("live sources are handled above"),
         });
     }
     let [l, r]: [Box<dyn EyeSource>; 2] =
         eyes.try_into().map_err(|_| anyhow::anyhow!("two eyes"))?;
-    let transforms = Eye::BOTH.map(|e| EyeTransform::from_config(e, cfg.eyes.get(e)));
-    Ok(Box::new(PairedSource::new(
-        [l, r],
-        transforms,
-        cfg.eyes.left.value.fps,
-        limit,
-    )))
+    Ok(Box::new(PairedSource::new([l, r], transforms, cfg.eyes.left.fps, limit)))
+}
+
+/// Opens the two cameras of a live rig (both eyes must be cameras of the same kind).
+fn open_cameras(cfg: &StreamerConfig) -> Result<[Box<dyn camera::CameraDevice>; 2]> {
+    let (l, r) = (&cfg.eyes.left, &cfg.eyes.right);
+    match (&l.source, &r.source) {
+        (SourceSpec::Libcamera { camera: a }, SourceSpec::Libcamera { camera: b }) => {
+            #[cfg(feature = "libcamera")]
+            {
+                libcamera::open_pair([l, r], [a.clone(), b.clone()])
+            }
+            #[cfg(not(feature = "libcamera"))]
+            {
+                let _ = (a, b);
+                anyhow::bail!(
+                    "this pi-streamer was built without libcamera: rebuild on the Pi with `cargo build --release -p pi-streamer --features libcamera`"
+                )
+            }
+        }
+        #[cfg(target_os = "linux")]
+        (SourceSpec::V4l2 { device: a }, SourceSpec::V4l2 { device: b }) => Ok([
+            Box::new(v4l2::V4l2Camera::open(Eye::Left, a, l)?),
+            Box::new(v4l2::V4l2Camera::open(Eye::Right, b, r)?),
+        ]),
+        (a, b) => anyhow::bail!(
+            "both eyes must be cameras of one kind (libcamera or v4l2) to run as a stereo pair; got left `{a}`, right `{b}`"
+        ),
+    }
 }
 
 #[cfg(test)]

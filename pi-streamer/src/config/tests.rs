@@ -1,0 +1,210 @@
+use super::*;
+
+fn err(yaml: &str) -> String {
+    StreamerConfig::from_yaml(yaml, "t.yaml")
+        .unwrap_err()
+        .to_string()
+}
+
+fn problems(yaml: &str) -> Vec<(u64, String)> {
+    ConfigFile::from_yaml(yaml, "t.yaml")
+        .unwrap_err()
+        .problems
+        .into_iter()
+        .map(|p| (p.line, p.key))
+        .collect()
+}
+
+#[test]
+fn embedded_default_is_valid() {
+    let c = StreamerConfig::embedded();
+    assert_eq!(c.eyes.left.source, SourceSpec::Test);
+    assert_eq!(
+        c.eyes.right.size,
+        Size {
+            width: 1280,
+            height: 720
+        }
+    );
+}
+
+#[test]
+fn shipped_profiles_are_valid() {
+    let ConfigFile::Profiles(p) = ConfigFile::from_yaml(SHIPPED_PROFILES, "camera_profiles.yaml")
+        .unwrap_or_else(|e| panic!("{e}"))
+    else {
+        panic!("camera_profiles.yaml holds named profiles")
+    };
+    assert!(p.profiles.len() >= 3, "{:?}", p.profiles.keys());
+    let imx = p.get(Some("imx708-wide-120")).unwrap();
+    assert_eq!(imx.eyes.left.source.to_string(), "libcamera:0");
+    assert_eq!(imx.eyes.right.source.to_string(), "libcamera:1");
+    assert_eq!(imx.eyes.left.camera.sensor_mode, Some(Size { width: 1536, height: 864 }));
+    assert!(p.get(None).is_ok());
+    assert!(p.get(Some("nope")).unwrap_err().contains("imx708-wide-120"));
+}
+
+#[test]
+fn empty_file_is_all_defaults() {
+    let c = StreamerConfig::from_yaml("{}", "t").unwrap();
+    assert_eq!(c.eyes.left.fps, 60.0);
+    assert_eq!(c.deadlines.max_latency_ms, 50.0);
+    let c = StreamerConfig::from_yaml("", "t").unwrap();
+    assert_eq!(c.encoder.kind, EncoderKind::Auto);
+}
+
+#[test]
+fn unknown_key_names_key_and_line() {
+    let e = err("eyes:\n  left:\n    fps: 60\n    bitrate_mbs: 4\n");
+    assert!(e.starts_with("t.yaml:4"), "{e}");
+    assert!(e.contains("eyes.left.bitrate_mbs"), "{e}");
+    assert!(e.contains("did you mean `bitrate_mbps`"), "{e}");
+}
+
+#[test]
+fn bad_values_name_key_and_line() {
+    let e = err("eyes:\n  right:\n    bitrate_mbps: -3\n");
+    assert!(e.starts_with("t.yaml:3") && e.contains("bitrate_mbps"), "{e}");
+    let e = err("eyes:\n  left:\n    size: 1280by720\n");
+    assert!(e.starts_with("t.yaml:3") && e.contains("1280by720"), "{e}");
+    let e = err("eyes:\n  left:\n    fps: fast\n");
+    assert!(e.starts_with("t.yaml:3") && e.contains("fps"), "{e}");
+    let e = err("eyes:\n  left:\n    source: camera0\n");
+    assert!(e.starts_with("t.yaml:3") && e.contains("camera0"), "{e}");
+    let e = err("transport:\n  peer: null\n  pacing_mbps: 0\n");
+    assert!(e.starts_with("t.yaml:3") && e.contains("pacing_mbps"), "{e}");
+    let e = err("transport:\n  peer_fingerprint: abc\n");
+    assert!(e.starts_with("t.yaml:2") && e.contains("peer_fingerprint"), "{e}");
+    let e = err("encoder:\n  qp_min: 40\n  qp_max: 20\n");
+    assert!(e.starts_with("t.yaml:2") && e.contains("encoder.qp_min"), "{e}");
+    let e = err("encoder:\n  kind: nvenc\n");
+    assert!(e.contains("nvenc") && e.contains("x264"), "{e}");
+}
+
+#[test]
+fn every_problem_is_reported_once_with_key_and_line() {
+    let yaml = "\
+eyes:
+  left:
+    source: libcamera:0
+    camera:
+      sensor_mode: 1536x864
+      exposure_time: 8000
+    bitrate_mbps: -4
+    crop: {x: 1000, y: 0, width: 1280, height: 720}
+  right:
+    source: libcamera:1
+    fps: sixty
+encoder:
+  qp_max: 70
+";
+    let got = problems(yaml);
+    assert_eq!(
+        got,
+        vec![
+            (6, "eyes.left.camera.exposure_time".to_string()),
+            (7, "eyes.left.bitrate_mbps".to_string()),
+            (8, "eyes.left.crop".to_string()),
+            (11, "eyes.right.fps".to_string()),
+            (13, "encoder.qp_max".to_string()),
+        ],
+        "{}",
+        ConfigFile::from_yaml(yaml, "t.yaml").unwrap_err()
+    );
+}
+
+#[test]
+fn crop_outside_frame_is_an_error_with_line() {
+    let e = err("eyes:\n  left:\n    size: 640x480\n    crop: {x: 600, y: 0, width: 100, height: 100}\n");
+    assert!(
+        e.starts_with("t.yaml:4") && e.contains("eyes.left.crop") && e.contains("outside"),
+        "{e}"
+    );
+    // An alignment offset that pushes a valid crop out of the frame is caught too.
+    let e = err("eyes:\n  left:\n    size: 640x480\n    crop: {x: 0, y: 0, width: 640, height: 480}\n    offset: {x: 2, y: 0}\n");
+    assert!(e.contains("eyes.left.crop") && e.contains("offset"), "{e}");
+    let e = err("eyes:\n  left:\n    offset: {x: 3, y: 0}\n");
+    assert!(e.contains("eyes.left.offset.x") && e.contains("even"), "{e}");
+}
+
+#[test]
+fn offsets_shift_the_crop_and_rotation_folds_into_flip() {
+    let c = StreamerConfig::from_yaml(
+        "eyes:\n  left:\n    source: v4l2:/dev/video0\n    camera: {capture_size: 1920x1080}\n    crop: {x: 320, y: 180, width: 1280, height: 720}\n    offset: {x: -4, y: 6}\n    flip: horizontal\n    rotation: 180\n",
+        "t",
+    )
+    .unwrap();
+    let l = &c.eyes.left;
+    assert_eq!(l.effective_crop().unwrap(), Crop { x: 316, y: 186, width: 1280, height: 720 });
+    assert_eq!(l.flip, Flip::Vertical);
+}
+
+#[test]
+fn mismatched_fps_is_an_error() {
+    let e = err("eyes:\n  left:\n    fps: 60\n  right:\n    fps: 30\n");
+    assert!(e.contains("eyes.right.fps") && e.starts_with("t.yaml:5"), "{e}");
+}
+
+#[test]
+fn awb_off_needs_gains() {
+    let e = err("eyes:\n  left:\n    camera:\n      awb: off\n");
+    assert!(e.contains("eyes.left.camera.awb") && e.contains("colour_gains"), "{e}");
+    let c = StreamerConfig::from_yaml(
+        "eyes:\n  left:\n    camera:\n      awb: off\n      colour_gains: [1.8, 1.5]\n",
+        "t",
+    )
+    .unwrap();
+    assert_eq!(c.eyes.left.camera.colour_gains, Some([1.8, 1.5]));
+}
+
+#[test]
+fn profiles_file_problems_are_prefixed_with_the_profile() {
+    let got = problems("default: a\nprofiles:\n  a:\n    eyes: {left: {fps: 0}}\n  b:\n    encoder: {kind: x265}\n");
+    assert_eq!(
+        got,
+        vec![
+            (4, "profiles.a.eyes.left.fps".to_string()),
+            (6, "profiles.b.encoder.kind".to_string())
+        ]
+    );
+    let got = problems("default: c\nprofiles:\n  a: {}\n");
+    assert_eq!(got, vec![(1, "default".to_string())]);
+}
+
+#[test]
+fn yaml_syntax_error_has_a_line() {
+    let e = err("eyes:\n  left: [\n");
+    assert!(e.starts_with("t.yaml:"), "{e}");
+}
+
+#[test]
+fn resolved_config_renders_and_reloads() {
+    let c = StreamerConfig::from_yaml(SHIPPED_PROFILES, "p").unwrap();
+    let text = c.to_yaml();
+    let again = StreamerConfig::from_yaml(&text, "rendered").unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(again.to_yaml(), text);
+}
+
+#[test]
+fn source_specs_parse() {
+    assert_eq!("test".parse::<SourceSpec>().unwrap(), SourceSpec::Test);
+    assert_eq!(
+        "y4m:/a/b.y4m#right".parse::<SourceSpec>().unwrap(),
+        SourceSpec::Y4m {
+            path: "/a/b.y4m".into(),
+            half: Some(Eye::Right)
+        }
+    );
+    assert_eq!(
+        "libcamera:1".parse::<SourceSpec>().unwrap(),
+        SourceSpec::Libcamera { camera: "1".into() }
+    );
+    assert_eq!(
+        "v4l2:/dev/video2".parse::<SourceSpec>().unwrap(),
+        SourceSpec::V4l2 { device: "/dev/video2".into() }
+    );
+    assert!("y4m:".parse::<SourceSpec>().is_err());
+    assert!("v4l2:".parse::<SourceSpec>().is_err());
+    assert!("y4m:x#middle".parse::<SourceSpec>().is_err());
+    assert!("webcam".parse::<SourceSpec>().is_err());
+}
