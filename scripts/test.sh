@@ -27,3 +27,6 @@ if ! (cd shared-proto && RUSTC_BOOTSTRAP=1 cargo fuzz run parse ../target/fuzz-c
 fi
 grep -E "^Done|stat::(number_of_executed_units|peak_rss_mb)" target/fuzz-smoke.log
 echo "fuzz smoke: clean"
+
+echo "== aarch64 (the Pi): cross-build and run the tests under qemu"
+scripts/cross-aarch64.sh test

@@ -29,7 +29,7 @@ struct Pure {
 /// Encode then decode `n` frames of the left eye's pattern, each step timed on its own.
 fn pure_codec(cfg: &StreamerConfig, n: u64) -> Pure {
     let eye_cfg = cfg.eyes.get(Eye::Left);
-    let mut enc = encode::open(&cfg.encoder.value, eye_cfg).unwrap();
+    let mut enc = encode::open(&cfg.encoder, eye_cfg).unwrap();
     let (w, h) = (eye_cfg.size.width as usize, eye_cfg.size.height as usize);
     let mut src = TestPattern::new(Eye::Left, w, h);
     let t = EyeTransform::from_config(Eye::Left, eye_cfg);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use pi_streamer::config::{Size, SourceSpec, StreamerConfig};
+use pi_streamer::config::{self, ConfigFile, EncoderKind, Size, SourceSpec, StreamerConfig};
 use pi_streamer::report::Report;
 use shared_proto::Eye;
 
@@ -34,10 +34,14 @@ enum Command {
     /// Stream to a headless quest-client inside this process over 127.0.0.1 and print the
     /// latency table (per eye, and per stage).
     Loopback(RunArgs),
-    /// Validate a configuration file and print the resolved configuration, or the errors.
+    /// Validate a configuration or camera-profiles file: print the resolved profile, or every
+    /// problem (one per line, with key and line) and exit non-zero.
     CheckConfig {
         /// The YAML file (default: the embedded config/streamer.yaml).
         path: Option<PathBuf>,
+        /// In a profiles file, the profile to print (default: the file's `default`).
+        #[arg(long)]
+        profile: Option<String>,
     },
 }
 
@@ -46,9 +50,13 @@ struct RunArgs {
     /// HOST:PORT of a listening quest-client (overrides transport.peer).
     #[arg(long)]
     peer: Option<String>,
-    /// YAML configuration (default: the embedded config/streamer.yaml).
+    /// YAML configuration: one profile (like config/streamer.yaml, the embedded default) or
+    /// named profiles (like config/camera_profiles.yaml, with --profile).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// The profile to run from a profiles file (default: the file's `default`).
+    #[arg(long, requires = "config")]
+    profile: Option<String>,
     /// Stop after this many frames per eye (loopback default: 600).
     #[arg(long)]
     frames: Option<u64>,
@@ -68,6 +76,18 @@ struct RunArgs {
     /// Drop frames not on the wire this long after capture.
     #[arg(long)]
     max_latency_ms: Option<f64>,
+    /// Cut frames into slices of at most this many bytes (encoder.slice_bytes).
+    #[arg(long)]
+    slice_bytes: Option<u32>,
+    /// Lowest quantiser the encoder may use, 0..51 (encoder.qp_min).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=51))]
+    qp_min: Option<u8>,
+    /// Highest quantiser the encoder may use, 0..51 (encoder.qp_max).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=51))]
+    qp_max: Option<u8>,
+    /// Encoder: auto, openh264, x264 or v4l2m2m (encoder.kind).
+    #[arg(long, value_parser = ["auto", "openh264", "x264", "v4l2m2m"])]
+    encoder: Option<String>,
     /// SHA-256 fingerprint of the headset certificate to pin.
     #[arg(long)]
     peer_fingerprint: Option<String>,
@@ -106,7 +126,9 @@ fn parse_sources(s: &str) -> Result<[SourceSpec; 2]> {
 
 fn load_config(args: &RunArgs) -> Result<StreamerConfig> {
     let mut cfg = match &args.config {
-        Some(p) => StreamerConfig::load(p)?,
+        Some(p) => {
+            ConfigFile::load(p)?.select(args.profile.as_deref(), &p.display().to_string())?
+        }
         None => StreamerConfig::embedded(),
     };
     let sources = args.source.as_deref().map(parse_sources).transpose()?;
@@ -139,6 +161,23 @@ fn load_config(args: &RunArgs) -> Result<StreamerConfig> {
     }
     if let Some(p) = &args.peer {
         cfg.transport.peer = Some(p.clone());
+    }
+    if let Some(s) = args.slice_bytes {
+        cfg.encoder.slice_bytes = Some(s);
+    }
+    if let Some(q) = args.qp_min {
+        cfg.encoder.qp_min = q;
+    }
+    if let Some(q) = args.qp_max {
+        cfg.encoder.qp_max = q;
+    }
+    if let Some(k) = &args.encoder {
+        cfg.encoder.kind = match k.as_str() {
+            "openh264" => EncoderKind::Openh264,
+            "x264" => EncoderKind::X264,
+            "v4l2m2m" => EncoderKind::V4l2m2m,
+            _ => EncoderKind::Auto,
+        };
     }
     if let Some(f) = &args.peer_fingerprint {
         cfg.transport.peer_fingerprint = Some(f.clone());
@@ -178,12 +217,46 @@ fn main() {
 
 fn real_main(cli: Cli) -> Result<()> {
     match cli.command {
-        Some(Command::CheckConfig { path }) => {
-            let cfg = match &path {
-                Some(p) => StreamerConfig::load(p)?,
-                None => StreamerConfig::embedded(),
+        Some(Command::CheckConfig { path, profile }) => {
+            let (file, origin) = match &path {
+                Some(p) => (ConfigFile::load(p), p.display().to_string()),
+                None => (
+                    ConfigFile::from_yaml(
+                        config::EMBEDDED_DEFAULT,
+                        "embedded config/streamer.yaml",
+                    ),
+                    "embedded config/streamer.yaml".to_string(),
+                ),
             };
-            println!("{cfg:#?}");
+            let file = match file {
+                Ok(f) => f,
+                Err(e) => {
+                    // One problem per line on stderr, then a count.
+                    eprintln!("{e}");
+                    bail!("{}: {} problem(s)", e.origin, e.problems.len());
+                }
+            };
+            if let ConfigFile::Profiles(p) = &file {
+                println!(
+                    "# {origin}: {} profiles, all valid: {}",
+                    p.profiles.len(),
+                    p.profiles.keys().cloned().collect::<Vec<_>>().join(", ")
+                );
+            }
+            let name = match (&file, &profile) {
+                (ConfigFile::Profiles(p), None) => Some(p.default.clone()),
+                (_, n) => n.clone(),
+            };
+            let cfg = file.select(profile.as_deref(), &origin)?;
+            let (kind, why) = pi_streamer::encode::resolve(&cfg.encoder);
+            if let Some(n) = name {
+                println!("# profile: {n}");
+            }
+            println!(
+                "# encoder here: {} ({why})",
+                pi_streamer::encode::kind_name(kind)
+            );
+            print!("{}", cfg.to_yaml());
             Ok(())
         }
         Some(Command::Loopback(args)) => {

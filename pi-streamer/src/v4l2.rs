@@ -326,7 +326,11 @@ impl Device {
         loop {
             // SAFETY: per the contract above, the kernel reads/writes one `T` at `arg`.
             let rc = unsafe {
-                libc::ioctl(self.file.as_raw_fd(), req as _, arg as *mut T as *mut c_void)
+                libc::ioctl(
+                    self.file.as_raw_fd(),
+                    req as _,
+                    arg as *mut T as *mut c_void,
+                )
             };
             if rc >= 0 {
                 return Ok(());
@@ -411,7 +415,11 @@ impl Device {
 
     pub fn stream(&self, typ: u32, on: bool) -> io::Result<()> {
         let mut t = typ as i32;
-        let req = if on { VIDIOC_STREAMON } else { VIDIOC_STREAMOFF };
+        let req = if on {
+            VIDIOC_STREAMON
+        } else {
+            VIDIOC_STREAMOFF
+        };
         // SAFETY: STREAMON/STREAMOFF take one int.
         unsafe { self.ioctl(req, &mut t) }
     }

@@ -313,6 +313,11 @@ fn bad_cli_values_are_clear_errors() {
         vec!["loopback", "--fps", "0"],
         vec!["loopback", "--frames", "0"],
         vec!["--peer", "127.0.0.1:9", "--peer-fingerprint", "abc"],
+        vec!["loopback", "--qp-min", "60"],
+        vec!["loopback", "--qp-min", "40", "--qp-max", "20"],
+        vec!["loopback", "--slice-bytes", "10"],
+        vec!["loopback", "--encoder", "nvenc"],
+        vec!["loopback", "--profile", "x"],
         vec![],
     ] {
         let out = command(env!("CARGO_BIN_EXE_pi-streamer"))
@@ -327,31 +332,69 @@ fn bad_cli_values_are_clear_errors() {
 }
 
 #[test]
-fn check_config_reports_key_and_line() {
+fn check_config_reports_every_problem_with_key_and_line() {
     let dir = std::env::temp_dir().join(format!("binoc-cfg-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let p = dir.join("bad.yaml");
-    std::fs::write(&p, "eyes:\n  left:\n    fps: 60\n    bitrate_mbps: -1\n").unwrap();
+    // One of each: unknown key, wrong type, negative bitrate, crop outside the frame.
+    std::fs::write(
+        &p,
+        "default: rig\nprofiles:\n  rig:\n    eyes:\n      left:\n        source: v4l2:/dev/video0\n        camera: {capture_size: 1280x720, exposure: 5000}\n        crop: {x: 640, y: 0, width: 1280, height: 720}\n      right:\n        source: v4l2:/dev/video2\n        fps: sixty\n        bitrate_mbps: -4\n",
+    )
+    .unwrap();
     let out = command(env!("CARGO_BIN_EXE_pi-streamer"))
         .args(["check-config", p.to_str().unwrap()])
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("bad.yaml:4") && err.contains("bitrate_mbps"),
-        "{err}"
-    );
-    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/streamer.yaml");
-    let out = command(env!("CARGO_BIN_EXE_pi-streamer"))
-        .args(["check-config", shipped])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let problems: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("bad.yaml:") && !l.starts_with("error:"))
+        .collect();
+    assert!(err.contains("4 problem(s)"), "{err}");
+    let expect = [
+        (
+            "bad.yaml:7:",
+            "profiles.rig.eyes.left.camera.exposure",
+            "unknown key",
+        ),
+        ("bad.yaml:8:", "profiles.rig.eyes.left.crop", "outside"),
+        (
+            "bad.yaml:11:",
+            "profiles.rig.eyes.right.fps",
+            "expected a number",
+        ),
+        (
+            "bad.yaml:12:",
+            "profiles.rig.eyes.right.bitrate_mbps",
+            "must be > 0",
+        ),
+    ];
+    assert_eq!(problems.len(), expect.len(), "{err}");
+    for (line, (at, key, what)) in problems.iter().zip(expect) {
+        assert!(
+            line.contains(at) && line.contains(key) && line.contains(what),
+            "expected {at} {key} {what} in: {line}\n{err}"
+        );
+    }
+    for shipped in ["streamer.yaml", "camera_profiles.yaml"] {
+        let path = format!("{}/../config/{shipped}", env!("CARGO_MANIFEST_DIR"));
+        let out = command(env!("CARGO_BIN_EXE_pi-streamer"))
+            .args(["check-config", &path])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{shipped}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("eyes:") && text.contains("encoder here:"),
+            "{text}"
+        );
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -112,7 +112,8 @@ impl EyeConfig {
     pub fn source_size(&self) -> Option<Size> {
         match self.source {
             SourceSpec::Test => Some(self.size),
-            SourceSpec::Libcamera { .. } => Some(self.camera.sensor_mode.unwrap_or(self.size)),
+            // The ISP scales the sensor mode to `size`: crops are in delivered pixels.
+            SourceSpec::Libcamera { .. } => Some(self.size),
             SourceSpec::V4l2 { .. } => Some(self.camera.capture_size.unwrap_or(self.size)),
             SourceSpec::Y4m { .. } => None,
         }
@@ -514,7 +515,12 @@ fn read_size(c: &mut Checker, n: &Node, k: &str) -> Option<Size> {
     c.parsed(n, k)
 }
 
-fn read_eye(c: &mut Checker, node: &Node, path: &str, lines: &mut BTreeMap<String, u64>) -> EyeConfig {
+fn read_eye(
+    c: &mut Checker,
+    node: &Node,
+    path: &str,
+    lines: &mut BTreeMap<String, u64>,
+) -> EyeConfig {
     let mut e = EyeConfig::default();
     let Some(mut m) = c.map(node, path) else {
         return e;
@@ -525,13 +531,18 @@ fn read_eye(c: &mut Checker, node: &Node, path: &str, lines: &mut BTreeMap<Strin
     }
     m.set(c, "source", &mut e.source, |c, n, k| c.parsed(n, k));
     m.set(c, "size", &mut e.size, read_size);
-    m.set(c, "fps", &mut e.fps, |c, n, k| c.number_in(n, k, 1.0, false, 240.0));
+    m.set(c, "fps", &mut e.fps, |c, n, k| {
+        c.number_in(n, k, 1.0, false, 240.0)
+    });
     m.set(c, "bitrate_mbps", &mut e.bitrate_mbps, |c, n, k| {
         c.number_in(n, k, 0.0, true, 200.0)
     });
-    m.set(c, "idr_interval_frames", &mut e.idr_interval_frames, |c, n, k| {
-        c.integer(n, k, 0, 100_000).map(|v| v as u32)
-    });
+    m.set(
+        c,
+        "idr_interval_frames",
+        &mut e.idr_interval_frames,
+        |c, n, k| c.integer(n, k, 0, 100_000).map(|v| v as u32),
+    );
     m.set_opt(c, "crop", &mut e.crop, |c, n, k| {
         let mut cm = c.map(n, k)?;
         let mut vals = [None::<u32>; 4];
@@ -542,19 +553,35 @@ fn read_eye(c: &mut Checker, node: &Node, path: &str, lines: &mut BTreeMap<Strin
                     vals[i] = c.integer(v, &key, 0, 8192).map(|v| v as u32);
                     if let Some(x) = vals[i] {
                         if x % 2 != 0 || (i >= 2 && x == 0) {
-                            c.problem(v.line, &key, format!("{x} must be even{}", if i >= 2 { " and non-zero" } else { "" }));
+                            c.problem(
+                                v.line,
+                                &key,
+                                format!(
+                                    "{x} must be even{}",
+                                    if i >= 2 { " and non-zero" } else { "" }
+                                ),
+                            );
                             vals[i] = None;
                         }
                     }
                 }
-                None => c.problem(n.line, k, format!("missing `{f}` (a crop needs x, y, width, height)")),
+                None => c.problem(
+                    n.line,
+                    k,
+                    format!("missing `{f}` (a crop needs x, y, width, height)"),
+                ),
             }
         }
         cm.finish(c, &["x", "y", "width", "height"]);
         let [Some(x), Some(y), Some(width), Some(height)] = vals else {
             return None;
         };
-        Some(Crop { x, y, width, height })
+        Some(Crop {
+            x,
+            y,
+            width,
+            height,
+        })
     });
     m.set(c, "offset", &mut e.offset, |c, n, k| {
         let mut om = c.map(n, k)?;
@@ -589,7 +616,9 @@ fn read_eye(c: &mut Checker, node: &Node, path: &str, lines: &mut BTreeMap<Strin
         c.choice(n, k, &[("0", Flip::None), ("180", Flip::Both)])
     });
     e.flip = e.flip.then(rotation);
-    m.set(c, "pixel_code", &mut e.pixel_code, |c, n, k| c.boolean(n, k));
+    m.set(c, "pixel_code", &mut e.pixel_code, |c, n, k| {
+        c.boolean(n, k)
+    });
     m.set(c, "camera", &mut e.camera, read_camera);
     m.finish(c, EYE_KEYS);
     e
@@ -639,11 +668,19 @@ fn read_camera(c: &mut Checker, n: &Node, k: &str) -> Option<CameraSettings> {
     });
     m.set_opt(c, "colour_gains", &mut s.colour_gains, |c, n, k| {
         let Value::Seq(items) = &n.value else {
-            c.problem(n.line, k, format!("expected [red, blue], found {}", n.value.kind()));
+            c.problem(
+                n.line,
+                k,
+                format!("expected [red, blue], found {}", n.value.kind()),
+            );
             return None;
         };
         if items.len() != 2 {
-            c.problem(n.line, k, format!("expected two gains [red, blue], found {}", items.len()));
+            c.problem(
+                n.line,
+                k,
+                format!("expected two gains [red, blue], found {}", items.len()),
+            );
             return None;
         }
         let r = c.number_in(&items[0], k, 0.0, true, 32.0);
@@ -651,7 +688,11 @@ fn read_camera(c: &mut Checker, n: &Node, k: &str) -> Option<CameraSettings> {
         Some([r?, b?])
     });
     if s.awb == AwbMode::Off && s.colour_gains.is_none() {
-        c.problem(m.line_of("awb"), &m.key("awb"), "`off` needs colour_gains: [red, blue]");
+        c.problem(
+            m.line_of("awb"),
+            &m.key("awb"),
+            "`off` needs colour_gains: [red, blue]",
+        );
     }
     m.finish(
         c,
@@ -700,17 +741,33 @@ fn read_encoder(c: &mut Checker, n: &Node, k: &str) -> Option<EncoderSettings> {
     });
     m.set(c, "preset", &mut s.preset, |c, n, k| {
         const PRESETS: &[&str] = &[
-            "ultrafast", "superfast", "veryfast", "faster", "fast", "medium",
+            "ultrafast",
+            "superfast",
+            "veryfast",
+            "faster",
+            "fast",
+            "medium",
         ];
         let p = c.string(n, k)?;
         if !PRESETS.contains(&p) {
-            c.problem(n.line, k, format!("unknown x264 preset `{p}` (expected one of: {})", PRESETS.join(", ")));
+            c.problem(
+                n.line,
+                k,
+                format!(
+                    "unknown x264 preset `{p}` (expected one of: {})",
+                    PRESETS.join(", ")
+                ),
+            );
             return None;
         }
         Some(p.to_string())
     });
-    m.set(c, "qp_min", &mut s.qp_min, |c, n, k| c.integer(n, k, 0, 51).map(|v| v as u8));
-    m.set(c, "qp_max", &mut s.qp_max, |c, n, k| c.integer(n, k, 0, 51).map(|v| v as u8));
+    m.set(c, "qp_min", &mut s.qp_min, |c, n, k| {
+        c.integer(n, k, 0, 51).map(|v| v as u8)
+    });
+    m.set(c, "qp_max", &mut s.qp_max, |c, n, k| {
+        c.integer(n, k, 0, 51).map(|v| v as u8)
+    });
     m.set_opt(c, "slice_bytes", &mut s.slice_bytes, |c, n, k| {
         c.integer(n, k, 200, 1_000_000).map(|v| v as u32)
     });
@@ -718,10 +775,15 @@ fn read_encoder(c: &mut Checker, n: &Node, k: &str) -> Option<EncoderSettings> {
         c.choice(
             n,
             k,
-            &[("every_idr", SpsPpsMode::EveryIdr), ("first_only", SpsPpsMode::FirstOnly)],
+            &[
+                ("every_idr", SpsPpsMode::EveryIdr),
+                ("first_only", SpsPpsMode::FirstOnly),
+            ],
         )
     });
-    m.set(c, "device", &mut s.device, |c, n, k| c.string(n, k).map(str::to_string));
+    m.set(c, "device", &mut s.device, |c, n, k| {
+        c.string(n, k).map(str::to_string)
+    });
     if s.qp_min > s.qp_max {
         c.problem(
             m.line_of("qp_min"),
@@ -732,7 +794,14 @@ fn read_encoder(c: &mut Checker, n: &Node, k: &str) -> Option<EncoderSettings> {
     m.finish(
         c,
         &[
-            "kind", "threads", "complexity", "preset", "qp_min", "qp_max", "slice_bytes", "sps_pps",
+            "kind",
+            "threads",
+            "complexity",
+            "preset",
+            "qp_min",
+            "qp_max",
+            "slice_bytes",
+            "sps_pps",
             "device",
         ],
     );
@@ -762,22 +831,39 @@ fn read_profile(c: &mut Checker, node: &Node, path: &str) -> StreamerConfig {
     m.set(c, "transport", &mut cfg.transport, |c, n, k| {
         let mut t = TransportConfig::default();
         let mut tm = c.map(n, k)?;
-        tm.set_opt(c, "peer", &mut t.peer, |c, n, k| c.string(n, k).map(str::to_string));
+        tm.set_opt(c, "peer", &mut t.peer, |c, n, k| {
+            c.string(n, k).map(str::to_string)
+        });
         tm.set(c, "pacing_mbps", &mut t.pacing_mbps, |c, n, k| {
             c.number_in(n, k, 0.0, true, 100_000.0)
         });
-        tm.set(c, "max_datagram_bytes", &mut t.max_datagram_bytes, |c, n, k| {
-            c.integer(n, k, 200, 65_000).map(|v| v as u16)
-        });
+        tm.set(
+            c,
+            "max_datagram_bytes",
+            &mut t.max_datagram_bytes,
+            |c, n, k| c.integer(n, k, 200, 65_000).map(|v| v as u16),
+        );
         tm.set_opt(c, "peer_fingerprint", &mut t.peer_fingerprint, |c, n, k| {
             let fp = c.string(n, k)?;
             if !is_fingerprint(fp) {
-                c.problem(n.line, k, format!("`{fp}` is not a SHA-256 fingerprint (64 hex digits)"));
+                c.problem(
+                    n.line,
+                    k,
+                    format!("`{fp}` is not a SHA-256 fingerprint (64 hex digits)"),
+                );
                 return None;
             }
             Some(fp.to_string())
         });
-        tm.finish(c, &["peer", "pacing_mbps", "max_datagram_bytes", "peer_fingerprint"]);
+        tm.finish(
+            c,
+            &[
+                "peer",
+                "pacing_mbps",
+                "max_datagram_bytes",
+                "peer_fingerprint",
+            ],
+        );
         Some(t)
     });
     m.set(c, "deadlines", &mut cfg.deadlines, |c, n, k| {
@@ -786,9 +872,12 @@ fn read_profile(c: &mut Checker, node: &Node, path: &str) -> StreamerConfig {
         dm.set(c, "max_latency_ms", &mut d.max_latency_ms, |c, n, k| {
             c.number_in(n, k, 0.0, true, 10_000.0)
         });
-        dm.set(c, "min_idr_interval_ms", &mut d.min_idr_interval_ms, |c, n, k| {
-            c.number_in(n, k, 0.0, false, 10_000.0)
-        });
+        dm.set(
+            c,
+            "min_idr_interval_ms",
+            &mut d.min_idr_interval_ms,
+            |c, n, k| c.number_in(n, k, 0.0, false, 10_000.0),
+        );
         dm.finish(c, &["max_latency_ms", "min_idr_interval_ms"]);
         Some(d)
     });
@@ -801,15 +890,25 @@ fn read_profile(c: &mut Checker, node: &Node, path: &str) -> StreamerConfig {
 /// Checks across keys (crop against the frame, the eyes as one stereo pair).
 fn cross_checks(c: &mut Checker, cfg: &StreamerConfig, path: &str) {
     let line = |k: &str| cfg.lines.get(k).copied().unwrap_or(0);
-    let prefix = |k: &str| if path.is_empty() { k.to_string() } else { format!("{path}.{k}") };
+    let prefix = |k: &str| {
+        if path.is_empty() {
+            k.to_string()
+        } else {
+            format!("{path}.{k}")
+        }
+    };
     for eye in Eye::BOTH {
         let e = cfg.eyes.get(eye);
         let ek = prefix(&format!("eyes.{eye}"));
         if let (Some(crop), Some(frame)) = (e.effective_crop(), e.source_size()) {
             let shifted = e.offset != Offset::default();
             let raw = e.crop.expect("effective crop comes from crop");
-            let bad_offset = (raw.x as i64 + e.offset.x as i64) < 0 || (raw.y as i64 + e.offset.y as i64) < 0;
-            if bad_offset || crop.x + crop.width > frame.width || crop.y + crop.height > frame.height {
+            let bad_offset =
+                (raw.x as i64 + e.offset.x as i64) < 0 || (raw.y as i64 + e.offset.y as i64) < 0;
+            if bad_offset
+                || crop.x + crop.width > frame.width
+                || crop.y + crop.height > frame.height
+            {
                 c.problem(
                     line(&format!("{ek}.crop")),
                     &format!("{ek}.crop"),
@@ -819,14 +918,22 @@ fn cross_checks(c: &mut Checker, cfg: &StreamerConfig, path: &str) {
                         raw.height,
                         raw.x,
                         raw.y,
-                        if shifted { format!(" shifted by offset ({}, {})", e.offset.x, e.offset.y) } else { String::new() },
+                        if shifted {
+                            format!(" shifted by offset ({}, {})", e.offset.x, e.offset.y)
+                        } else {
+                            String::new()
+                        },
                         frame
                     ),
                 );
             }
         }
         if e.crop.is_none() && e.offset != Offset::default() {
-            c.problem(line(&format!("{ek}.offset")), &format!("{ek}.offset"), "an offset shifts the crop window: give a crop too");
+            c.problem(
+                line(&format!("{ek}.offset")),
+                &format!("{ek}.offset"),
+                "an offset shifts the crop window: give a crop too",
+            );
         }
     }
     let (l, r) = (&cfg.eyes.left, &cfg.eyes.right);
@@ -873,7 +980,8 @@ pub enum ConfigFile {
 impl ConfigFile {
     /// Parses and checks YAML, reporting every problem. `origin` names the file in errors.
     pub fn from_yaml(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        let root = yaml::parse(text).map_err(|(line, msg)| ConfigError::single(origin, line, "", msg))?;
+        let root =
+            yaml::parse(text).map_err(|(line, msg)| ConfigError::single(origin, line, "", msg))?;
         let mut c = Checker::default();
         let is_profiles = matches!(&root.value, Value::Map(m)
             if m.iter().any(|(k, _)| matches!(&k.value, Value::Str(s) if s == "profiles")));
@@ -882,7 +990,9 @@ impl ConfigFile {
             let mut profiles = BTreeMap::new();
             let pnode = m.get("profiles").expect("checked above");
             if let Some(mut pm) = c.map(pnode, "profiles") {
-                let Value::Map(entries) = &pnode.value else { unreachable!() };
+                let Value::Map(entries) = &pnode.value else {
+                    unreachable!()
+                };
                 for (k, _) in entries {
                     let Value::Str(name) = &k.value else {
                         c.problem(k.line, "profiles", "profile names must be strings");
@@ -895,12 +1005,18 @@ impl ConfigFile {
                 pm.finish(&mut c, &[]);
             }
             let mut default = String::new();
-            m.set(&mut c, "default", &mut default, |c, n, k| c.string(n, k).map(str::to_string));
+            m.set(&mut c, "default", &mut default, |c, n, k| {
+                c.string(n, k).map(str::to_string)
+            });
             if default.is_empty() {
                 default = profiles.keys().next().cloned().unwrap_or_default();
             }
             if !profiles.contains_key(&default) {
-                c.problem(m.line_of("default"), "default", format!("no profile named `{default}`"));
+                c.problem(
+                    m.line_of("default"),
+                    "default",
+                    format!("no profile named `{default}`"),
+                );
             }
             if profiles.is_empty() {
                 c.problem(m.line_of("profiles"), "profiles", "no profiles defined");
@@ -931,7 +1047,12 @@ impl ConfigFile {
     pub fn select(self, name: Option<&str>, origin: &str) -> Result<StreamerConfig, ConfigError> {
         match self {
             ConfigFile::Single(cfg) => match name {
-                Some(n) => Err(ConfigError::single(origin, 0, "", format!("--profile {n}: this file holds one profile, not named profiles"))),
+                Some(n) => Err(ConfigError::single(
+                    origin,
+                    0,
+                    "",
+                    format!("--profile {n}: this file holds one profile, not named profiles"),
+                )),
                 None => Ok(*cfg),
             },
             ConfigFile::Profiles(p) => p
@@ -962,16 +1083,28 @@ impl StreamerConfig {
         let mut c = Checker::default();
         let e = &self.encoder;
         if e.qp_min > e.qp_max {
-            c.problem(0, "encoder.qp_min", format!("{} is above qp_max {}", e.qp_min, e.qp_max));
+            c.problem(
+                0,
+                "encoder.qp_min",
+                format!("{} is above qp_max {}", e.qp_min, e.qp_max),
+            );
         }
         if let Some(s) = e.slice_bytes {
             if !(200..=1_000_000).contains(&s) {
-                c.problem(0, "encoder.slice_bytes", format!("{s} outside 200..1000000"));
+                c.problem(
+                    0,
+                    "encoder.slice_bytes",
+                    format!("{s} outside 200..1000000"),
+                );
             }
         }
         if let Some(fp) = &self.transport.peer_fingerprint {
             if !is_fingerprint(fp) {
-                c.problem(0, "transport.peer_fingerprint", format!("`{fp}` is not a SHA-256 fingerprint (64 hex digits)"));
+                c.problem(
+                    0,
+                    "transport.peer_fingerprint",
+                    format!("`{fp}` is not a SHA-256 fingerprint (64 hex digits)"),
+                );
             }
         }
         cross_checks(&mut c, self, "");

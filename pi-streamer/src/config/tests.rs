@@ -39,7 +39,13 @@ fn shipped_profiles_are_valid() {
     let imx = p.get(Some("imx708-wide-120")).unwrap();
     assert_eq!(imx.eyes.left.source.to_string(), "libcamera:0");
     assert_eq!(imx.eyes.right.source.to_string(), "libcamera:1");
-    assert_eq!(imx.eyes.left.camera.sensor_mode, Some(Size { width: 1536, height: 864 }));
+    assert_eq!(
+        imx.eyes.left.camera.sensor_mode,
+        Some(Size {
+            width: 1536,
+            height: 864
+        })
+    );
     assert!(p.get(None).is_ok());
     assert!(p.get(Some("nope")).unwrap_err().contains("imx708-wide-120"));
 }
@@ -64,7 +70,10 @@ fn unknown_key_names_key_and_line() {
 #[test]
 fn bad_values_name_key_and_line() {
     let e = err("eyes:\n  right:\n    bitrate_mbps: -3\n");
-    assert!(e.starts_with("t.yaml:3") && e.contains("bitrate_mbps"), "{e}");
+    assert!(
+        e.starts_with("t.yaml:3") && e.contains("bitrate_mbps"),
+        "{e}"
+    );
     let e = err("eyes:\n  left:\n    size: 1280by720\n");
     assert!(e.starts_with("t.yaml:3") && e.contains("1280by720"), "{e}");
     let e = err("eyes:\n  left:\n    fps: fast\n");
@@ -72,11 +81,20 @@ fn bad_values_name_key_and_line() {
     let e = err("eyes:\n  left:\n    source: camera0\n");
     assert!(e.starts_with("t.yaml:3") && e.contains("camera0"), "{e}");
     let e = err("transport:\n  peer: null\n  pacing_mbps: 0\n");
-    assert!(e.starts_with("t.yaml:3") && e.contains("pacing_mbps"), "{e}");
+    assert!(
+        e.starts_with("t.yaml:3") && e.contains("pacing_mbps"),
+        "{e}"
+    );
     let e = err("transport:\n  peer_fingerprint: abc\n");
-    assert!(e.starts_with("t.yaml:2") && e.contains("peer_fingerprint"), "{e}");
+    assert!(
+        e.starts_with("t.yaml:2") && e.contains("peer_fingerprint"),
+        "{e}"
+    );
     let e = err("encoder:\n  qp_min: 40\n  qp_max: 20\n");
-    assert!(e.starts_with("t.yaml:2") && e.contains("encoder.qp_min"), "{e}");
+    assert!(
+        e.starts_with("t.yaml:2") && e.contains("encoder.qp_min"),
+        "{e}"
+    );
     let e = err("encoder:\n  kind: nvenc\n");
     assert!(e.contains("nvenc") && e.contains("x264"), "{e}");
 }
@@ -115,7 +133,9 @@ encoder:
 
 #[test]
 fn crop_outside_frame_is_an_error_with_line() {
-    let e = err("eyes:\n  left:\n    size: 640x480\n    crop: {x: 600, y: 0, width: 100, height: 100}\n");
+    let e = err(
+        "eyes:\n  left:\n    size: 640x480\n    crop: {x: 600, y: 0, width: 100, height: 100}\n",
+    );
     assert!(
         e.starts_with("t.yaml:4") && e.contains("eyes.left.crop") && e.contains("outside"),
         "{e}"
@@ -124,7 +144,10 @@ fn crop_outside_frame_is_an_error_with_line() {
     let e = err("eyes:\n  left:\n    size: 640x480\n    crop: {x: 0, y: 0, width: 640, height: 480}\n    offset: {x: 2, y: 0}\n");
     assert!(e.contains("eyes.left.crop") && e.contains("offset"), "{e}");
     let e = err("eyes:\n  left:\n    offset: {x: 3, y: 0}\n");
-    assert!(e.contains("eyes.left.offset.x") && e.contains("even"), "{e}");
+    assert!(
+        e.contains("eyes.left.offset.x") && e.contains("even"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -135,20 +158,34 @@ fn offsets_shift_the_crop_and_rotation_folds_into_flip() {
     )
     .unwrap();
     let l = &c.eyes.left;
-    assert_eq!(l.effective_crop().unwrap(), Crop { x: 316, y: 186, width: 1280, height: 720 });
+    assert_eq!(
+        l.effective_crop().unwrap(),
+        Crop {
+            x: 316,
+            y: 186,
+            width: 1280,
+            height: 720
+        }
+    );
     assert_eq!(l.flip, Flip::Vertical);
 }
 
 #[test]
 fn mismatched_fps_is_an_error() {
     let e = err("eyes:\n  left:\n    fps: 60\n  right:\n    fps: 30\n");
-    assert!(e.contains("eyes.right.fps") && e.starts_with("t.yaml:5"), "{e}");
+    assert!(
+        e.contains("eyes.right.fps") && e.starts_with("t.yaml:5"),
+        "{e}"
+    );
 }
 
 #[test]
 fn awb_off_needs_gains() {
     let e = err("eyes:\n  left:\n    camera:\n      awb: off\n");
-    assert!(e.contains("eyes.left.camera.awb") && e.contains("colour_gains"), "{e}");
+    assert!(
+        e.contains("eyes.left.camera.awb") && e.contains("colour_gains"),
+        "{e}"
+    );
     let c = StreamerConfig::from_yaml(
         "eyes:\n  left:\n    camera:\n      awb: off\n      colour_gains: [1.8, 1.5]\n",
         "t",
@@ -181,7 +218,8 @@ fn yaml_syntax_error_has_a_line() {
 fn resolved_config_renders_and_reloads() {
     let c = StreamerConfig::from_yaml(SHIPPED_PROFILES, "p").unwrap();
     let text = c.to_yaml();
-    let again = StreamerConfig::from_yaml(&text, "rendered").unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let again =
+        StreamerConfig::from_yaml(&text, "rendered").unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert_eq!(again.to_yaml(), text);
 }
 
@@ -201,7 +239,9 @@ fn source_specs_parse() {
     );
     assert_eq!(
         "v4l2:/dev/video2".parse::<SourceSpec>().unwrap(),
-        SourceSpec::V4l2 { device: "/dev/video2".into() }
+        SourceSpec::V4l2 {
+            device: "/dev/video2".into()
+        }
     );
     assert!("y4m:".parse::<SourceSpec>().is_err());
     assert!("v4l2:".parse::<SourceSpec>().is_err());

@@ -196,7 +196,14 @@ impl Checker {
     }
 
     /// A number within `lo..=hi` (`lo_open`: strictly above `lo`).
-    pub fn number_in(&mut self, n: &Node, key: &str, lo: f64, lo_open: bool, hi: f64) -> Option<f64> {
+    pub fn number_in(
+        &mut self,
+        n: &Node,
+        key: &str,
+        lo: f64,
+        lo_open: bool,
+        hi: f64,
+    ) -> Option<f64> {
         let v = self.number(n, key)?;
         let ok = if lo_open { v > lo } else { v >= lo } && v <= hi;
         if !ok {
@@ -286,7 +293,11 @@ impl Checker {
             Value::Null => "null".into(),
             Value::Int(i) => i.to_string(),
             other => {
-                self.problem(n.line, key, format!("expected a word, found {}", describe(other)));
+                self.problem(
+                    n.line,
+                    key,
+                    format!("expected a word, found {}", describe(other)),
+                );
                 return None;
             }
         };
@@ -297,7 +308,10 @@ impl Checker {
         self.problem(
             n.line,
             key,
-            format!("unknown value `{word}` (expected one of: {})", names.join(", ")),
+            format!(
+                "unknown value `{word}` (expected one of: {})",
+                names.join(", ")
+            ),
         );
         None
     }
@@ -405,10 +419,7 @@ impl<'a> MapReader<'a> {
             c.problem(
                 k.line,
                 &join(&self.path, &name),
-                format!(
-                    "unknown key (expected one of: {}){hint}",
-                    known.join(", ")
-                ),
+                format!("unknown key (expected one of: {}){hint}", known.join(", ")),
             );
         }
     }
@@ -444,9 +455,13 @@ mod tests {
         assert_eq!(m[0].0.line, 1);
         assert!(matches!(m[0].1.value, Value::Int(1)));
         assert_eq!(m[1].0.line, 2);
-        let Value::Map(b) = &m[1].1.value else { panic!() };
+        let Value::Map(b) = &m[1].1.value else {
+            panic!()
+        };
         assert_eq!(b[0].0.line, 3);
-        let Value::Seq(s) = &b[0].1.value else { panic!() };
+        let Value::Seq(s) = &b[0].1.value else {
+            panic!()
+        };
         assert!(matches!(&s[0].value, Value::Str(x) if x == "x"));
         assert!(matches!(s[1].value, Value::Float(f) if f == 2.5));
         assert!(matches!(b[1].1.value, Value::Null));
@@ -467,10 +482,16 @@ mod tests {
         let mut m = c.map(&n, "").unwrap();
         let (mut x, mut y, mut z) = (0.0, 0.0, 0i64);
         m.set(&mut c, "x", &mut x, |c, n, k| c.number(n, k));
-        m.set(&mut c, "y", &mut y, |c, n, k| c.number_in(n, k, 0.0, true, 10.0));
+        m.set(&mut c, "y", &mut y, |c, n, k| {
+            c.number_in(n, k, 0.0, true, 10.0)
+        });
         m.set(&mut c, "z", &mut z, |c, n, k| c.integer(n, k, 0, 5));
         m.finish(&mut c, &["x", "y", "z", "typo_key"]);
-        let keys: Vec<(&str, u64)> = c.problems.iter().map(|p| (p.key.as_str(), p.line)).collect();
+        let keys: Vec<(&str, u64)> = c
+            .problems
+            .iter()
+            .map(|p| (p.key.as_str(), p.line))
+            .collect();
         assert_eq!(keys, vec![("x", 1), ("y", 2), ("typo_kee", 4)]);
         assert_eq!(z, 3);
         assert!(c.problems[2].message.contains("did you mean `typo_key`"));

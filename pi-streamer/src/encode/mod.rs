@@ -89,7 +89,9 @@ pub fn open_kind(
         #[cfg(feature = "x264")]
         EncoderKind::X264 => Ok(Box::new(x264::X264Encoder::new(settings, eye)?)),
         #[cfg(not(feature = "x264"))]
-        EncoderKind::X264 => bail!("this pi-streamer was built without x264 (cargo feature `x264`)"),
+        EncoderKind::X264 => {
+            bail!("this pi-streamer was built without x264 (cargo feature `x264`)")
+        }
         EncoderKind::V4l2m2m => Ok(Box::new(v4l2m2m::V4l2Encoder::new(settings, eye)?)),
         EncoderKind::Auto => bail!("encoder kind `auto` must be resolved first"),
     }
@@ -154,7 +156,9 @@ mod tests {
                 assert_eq!(code, Some((Eye::Left, i as u32)), "{name} frame {i}");
             }
             enc.set_bitrate(2_000_000).unwrap();
-            let out = enc.encode(&src.next_frame(6).unwrap().unwrap(), false).unwrap();
+            let out = enc
+                .encode(&src.next_frame(6).unwrap().unwrap(), false)
+                .unwrap();
             assert!(!out.data.is_empty(), "{name} after a bitrate change");
         }
     }

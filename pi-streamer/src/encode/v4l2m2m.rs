@@ -47,7 +47,9 @@ pub fn find_encoder(device: &str) -> Result<PathBuf, String> {
 #[cfg(target_os = "linux")]
 fn is_h264_encoder(p: &Path) -> Result<(), String> {
     let dev = Device::open(p).map_err(|e| e.to_string())?;
-    let cap = dev.query_cap().map_err(|e| format!("not a V4L2 device ({e})"))?;
+    let cap = dev
+        .query_cap()
+        .map_err(|e| format!("not a V4L2 device ({e})"))?;
     if cap.caps() & v4l2::CAP_VIDEO_M2M_MPLANE == 0 {
         return Err(format!("{} is not a multi-planar M2M device", cap.card()));
     }
@@ -108,7 +110,8 @@ impl V4l2Encoder {
         cf.fmt.pix_mp.num_planes = 1;
         // SAFETY: pix_mp is the member in use (zeroed, then written above).
         unsafe { cf.fmt.pix_mp.plane_fmt[0].sizeimage = (w * h).max(512 * 1024) };
-        dev.set_format(&mut cf).context("S_FMT (H.264 capture queue)")?;
+        dev.set_format(&mut cf)
+            .context("S_FMT (H.264 capture queue)")?;
 
         let mut of = Format::zeroed(v4l2::BUF_TYPE_VIDEO_OUTPUT_MPLANE);
         // Writing a union member is safe; reading one back is not.
@@ -119,7 +122,8 @@ impl V4l2Encoder {
         of.fmt.pix_mp.num_planes = 1;
         // SAFETY: as above.
         unsafe { of.fmt.pix_mp.plane_fmt[0].bytesperline = w };
-        dev.set_format(&mut of).context("S_FMT (I420 output queue)")?;
+        dev.set_format(&mut of)
+            .context("S_FMT (I420 output queue)")?;
         // SAFETY: the driver filled in pix_mp.
         let (got, stride, size) = unsafe {
             (
@@ -129,7 +133,10 @@ impl V4l2Encoder {
             )
         };
         if got != v4l2::PIX_YUV420 || stride < w as usize {
-            bail!("{}: the encoder does not accept {w}x{h} I420", path.display());
+            bail!(
+                "{}: the encoder does not accept {w}x{h} I420",
+                path.display()
+            );
         }
         let rows = (size * 2 / 3 / stride).max(h as usize);
 
@@ -225,8 +232,13 @@ impl V4l2Encoder {
     }
 
     /// Dequeues one buffer of `q`, waiting up to `timeout_ms`; returns (index, bytes, flags).
-    fn dequeue(dev: &Device, q: &mut Queue, timeout_ms: i32) -> Result<Option<(usize, usize, u32)>> {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms as u64);
+    fn dequeue(
+        dev: &Device,
+        q: &mut Queue,
+        timeout_ms: i32,
+    ) -> Result<Option<(usize, usize, u32)>> {
+        let deadline =
+            std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms as u64);
         loop {
             let mut plane = Plane::default();
             let mut b = Buffer::new(q.typ, 0);
@@ -352,7 +364,10 @@ mod tests {
     #[test]
     fn probing_names_what_is_wrong_with_each_candidate() {
         let e = find_encoder("/dev/null").unwrap_err();
-        assert!(e.contains("/dev/null") && e.contains("not a V4L2 device"), "{e}");
+        assert!(
+            e.contains("/dev/null") && e.contains("not a V4L2 device"),
+            "{e}"
+        );
         let e = find_encoder("/nonexistent/video11").unwrap_err();
         assert!(e.contains("/nonexistent/video11"), "{e}");
     }

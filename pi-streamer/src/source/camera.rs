@@ -262,7 +262,9 @@ mod tests {
         // The right camera drops a frame: left 110 has no partner and is dropped when right 120
         // arrives; left 120 pairs with it.
         assert!(p.push(Eye::Left, frame(Eye::Left, 110 * MS, 1)).is_none());
-        assert!(p.push(Eye::Right, frame(Eye::Right, 120 * MS + 500_000, 2)).is_none());
+        assert!(p
+            .push(Eye::Right, frame(Eye::Right, 120 * MS + 500_000, 2))
+            .is_none());
         assert_eq!(p.unpaired, [1, 0]);
         let [l, r] = p.push(Eye::Left, frame(Eye::Left, 120 * MS, 2)).unwrap();
         assert_eq!((l.sequence, r.sequence), (2, 2));
@@ -275,12 +277,16 @@ mod tests {
     fn a_camera_far_ahead_never_grows_the_backlog() {
         let mut p = Pairer::new(60.0);
         for i in 0..100 {
-            assert!(p.push(Eye::Left, frame(Eye::Left, i * 16 * MS, i)).is_none());
+            assert!(p
+                .push(Eye::Left, frame(Eye::Left, i * 16 * MS, i))
+                .is_none());
         }
         assert!(p.pending[0].len() <= MAX_PENDING);
         assert_eq!(p.unpaired[0], 100 - MAX_PENDING as u64);
         // The right camera catches up near the newest left frame: they pair.
-        assert!(p.push(Eye::Right, frame(Eye::Right, 99 * 16 * MS + MS, 0)).is_some());
+        assert!(p
+            .push(Eye::Right, frame(Eye::Right, 99 * 16 * MS + MS, 0))
+            .is_some());
     }
 
     /// A fake camera behind the device trait: frames stamped every `period` from `t0`, delivered
@@ -356,12 +362,19 @@ mod tests {
             let [l, r] = s.next_pair().unwrap().expect("a pair");
             assert_eq!((l.eye, r.eye), (Eye::Left, Eye::Right));
             assert_eq!((l.frame_no, r.frame_no), (n, n));
-            assert_eq!(r.capture_ns - l.capture_ns, 300_000, "pairs are same-instant");
+            assert_eq!(
+                r.capture_ns - l.capture_ns,
+                300_000,
+                "pairs are same-instant"
+            );
             assert!(last.is_none_or(|t| l.capture_ns > t), "time moves forward");
             last = Some(l.capture_ns);
         }
         assert!(s.next_pair().unwrap().is_none(), "limit reached");
-        assert!(s.pairer().unpaired[1] > 0, "right frames whose left partner was dropped");
+        assert!(
+            s.pairer().unpaired[1] > 0,
+            "right frames whose left partner was dropped"
+        );
     }
 
     #[test]
@@ -394,6 +407,9 @@ mod tests {
                 Err(e) => break e.to_string(),
             }
         };
-        assert!(err.contains("right camera failed") && err.contains("sensor timeout"), "{err}");
+        assert!(
+            err.contains("right camera failed") && err.contains("sensor timeout"),
+            "{err}"
+        );
     }
 }

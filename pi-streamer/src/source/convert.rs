@@ -32,8 +32,8 @@ pub fn yuyv_to_i420(src: &[u8], w: usize, h: usize, stride: usize, eye: Eye) -> 
         let b = &src[(2 * crow + 1) * stride..(2 * crow + 1) * stride + w * 2];
         for cx in 0..w / 2 {
             let i = cx * 4;
-            u[crow * (w / 2) + cx] = ((a[i + 1] as u16 + b[i + 1] as u16 + 1) / 2) as u8;
-            v[crow * (w / 2) + cx] = ((a[i + 3] as u16 + b[i + 3] as u16 + 1) / 2) as u8;
+            u[crow * (w / 2) + cx] = (a[i + 1] as u16 + b[i + 1] as u16).div_ceil(2) as u8;
+            v[crow * (w / 2) + cx] = (a[i + 3] as u16 + b[i + 3] as u16).div_ceil(2) as u8;
         }
     }
     Ok(f)
@@ -82,8 +82,16 @@ pub fn yuv420_strided_to_i420(
         bail!("YUV420: bad geometry {w}x{h} stride {stride}");
     }
     check(src.len(), offsets[0] + stride * (h - 1) + w, "YUV420 (Y)")?;
-    check(src.len(), offsets[1] + cs * (h / 2 - 1) + w / 2, "YUV420 (U)")?;
-    check(src.len(), offsets[2] + cs * (h / 2 - 1) + w / 2, "YUV420 (V)")?;
+    check(
+        src.len(),
+        offsets[1] + cs * (h / 2 - 1) + w / 2,
+        "YUV420 (U)",
+    )?;
+    check(
+        src.len(),
+        offsets[2] + cs * (h / 2 - 1) + w / 2,
+        "YUV420 (V)",
+    )?;
     let mut f = RawFrame::new(eye, w, h);
     let (y, u, v) = f.planes_mut();
     for row in 0..h {
@@ -121,7 +129,9 @@ pub fn mjpeg_to_i420(src: &[u8], eye: Eye) -> Result<RawFrame> {
     }
     for crow in 0..h / 2 {
         for cx in 0..w / 2 {
-            let p = |r: usize, c: usize, k: usize| pixels[((2 * crow + r) * w + 2 * cx + c) * 3 + k] as u16;
+            let p = |r: usize, c: usize, k: usize| {
+                pixels[((2 * crow + r) * w + 2 * cx + c) * 3 + k] as u16
+            };
             let avg = |k| ((p(0, 0, k) + p(0, 1, k) + p(1, 0, k) + p(1, 1, k) + 2) / 4) as u8;
             u[crow * (w / 2) + cx] = avg(1);
             v[crow * (w / 2) + cx] = avg(2);
@@ -193,10 +203,43 @@ mod tests {
     }
 
     #[test]
+    fn mjpeg_decodes_to_the_pictures_luma_and_chroma() {
+        // A 64x32 picture: left half dark, right half bright, with a blue-ish chroma.
+        let (w, h) = (64usize, 32usize);
+        let mut rgb = Vec::with_capacity(w * h * 3);
+        for _y in 0..h {
+            for x in 0..w {
+                let v = if x < w / 2 { 40 } else { 210 };
+                rgb.extend_from_slice(&[v / 2, v / 2, v]);
+            }
+        }
+        let mut jpeg = Vec::new();
+        jpeg_encoder::Encoder::new(&mut jpeg, 95)
+            .encode(&rgb, w as u16, h as u16, jpeg_encoder::ColorType::Rgb)
+            .unwrap();
+        let f = mjpeg_to_i420(&jpeg, Eye::Right).unwrap();
+        assert_eq!((f.width, f.height, f.eye), (w, h, Eye::Right));
+        let (dark, bright) = (f.y()[w + 4], f.y()[w + w - 4]);
+        // JFIF luma (full range BT.601) of (20,20,40) is 22.3 and of (105,105,210) 117.
+        assert!(
+            dark.abs_diff(22) <= 3 && bright.abs_diff(117) <= 3,
+            "luma {dark} / {bright}"
+        );
+        // Blue dominates: Cb above neutral on both halves.
+        assert!(
+            f.u()[2] > 128 && f.u()[w / 2 - 2] > 128,
+            "{:?}",
+            &f.u()[..4]
+        );
+    }
+
+    #[test]
     fn garbage_mjpeg_is_an_error_not_a_panic() {
         assert!(mjpeg_to_i420(&[], Eye::Left).is_err());
         assert!(mjpeg_to_i420(&[0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3], Eye::Left).is_err());
-        let noise: Vec<u8> = (0..5000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let noise: Vec<u8> = (0..5000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
         assert!(mjpeg_to_i420(&noise, Eye::Left).is_err());
     }
 }

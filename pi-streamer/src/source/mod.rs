@@ -324,12 +324,19 @@ pub fn open(cfg: &StreamerConfig, limit: Option<u64>) -> Result<Box<dyn StereoSo
                 c.size.height as usize,
             )),
             SourceSpec::Y4m { path, half } => Box::new(y4m::Y4mSource::open(path, *half, true)?),
-            SourceSpec::Libcamera { .. } | SourceSpec::V4l2 { .. } => unreachable!("live sources are handled above"),
+            SourceSpec::Libcamera { .. } | SourceSpec::V4l2 { .. } => {
+                unreachable!("live sources are handled above")
+            }
         });
     }
     let [l, r]: [Box<dyn EyeSource>; 2] =
         eyes.try_into().map_err(|_| anyhow::anyhow!("two eyes"))?;
-    Ok(Box::new(PairedSource::new([l, r], transforms, cfg.eyes.left.fps, limit)))
+    Ok(Box::new(PairedSource::new(
+        [l, r],
+        transforms,
+        cfg.eyes.left.fps,
+        limit,
+    )))
 }
 
 /// Opens the two cameras of a live rig (both eyes must be cameras of the same kind).

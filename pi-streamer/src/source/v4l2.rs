@@ -171,7 +171,10 @@ impl CameraDevice for V4l2Camera {
             }
         };
         let now = quest_client::clock::monotonic_ns();
-        let ts = b.timestamp_ns().filter(|&t| t > 0 && t <= now).unwrap_or(now);
+        let ts = b
+            .timestamp_ns()
+            .filter(|&t| t > 0 && t <= now)
+            .unwrap_or(now);
         let data = &self.maps[b.index as usize].as_slice()[..b.bytesused as usize];
         let (w, h, stride) = (self.width, self.height, self.stride);
         let frame = if b.flags & v4l2::BUF_FLAG_ERROR != 0 {
@@ -225,16 +228,23 @@ mod tests {
     fn format_choice_prefers_no_decode_and_explains_refusals() {
         let all = [v4l2::PIX_MJPEG, v4l2::PIX_YUYV];
         assert_eq!(choose_format(CaptureFormat::Auto, &all), Ok(v4l2::PIX_YUYV));
-        assert_eq!(choose_format(CaptureFormat::Mjpeg, &all), Ok(v4l2::PIX_MJPEG));
+        assert_eq!(
+            choose_format(CaptureFormat::Mjpeg, &all),
+            Ok(v4l2::PIX_MJPEG)
+        );
         let e = choose_format(CaptureFormat::Nv12, &all).unwrap_err();
         assert!(e.contains("MJPG, YUYV") && e.contains("NV12"), "{e}");
     }
 
     #[test]
     fn a_missing_camera_is_a_clear_error() {
-        let e = V4l2Camera::open(Eye::Left, Path::new("/dev/video-missing"), &EyeConfig::default())
-            .err()
-            .unwrap();
+        let e = V4l2Camera::open(
+            Eye::Left,
+            Path::new("/dev/video-missing"),
+            &EyeConfig::default(),
+        )
+        .err()
+        .unwrap();
         assert!(format!("{e:#}").contains("/dev/video-missing"), "{e:#}");
         let e = V4l2Camera::open(Eye::Left, Path::new("/dev/null"), &EyeConfig::default())
             .err()
