@@ -78,7 +78,7 @@ int binoc_x264_open(const struct binoc_x264_cfg *c, struct binoc_x264 **out, cha
     return 0;
 }
 
-/* Encodes one I420 picture. On success *data/*len point into x264's own buffer (valid until
+/* Encodes one I420 picture. On success, *data and *len point into x264's own buffer (valid until
  * the next call) and *keyframe tells whether it is an IDR. */
 int binoc_x264_encode(struct binoc_x264 *e, const uint8_t *y, const uint8_t *u, const uint8_t *v,
                       int stride_y, int stride_c, int force_idr,

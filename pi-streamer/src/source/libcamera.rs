@@ -39,7 +39,10 @@ fn boottime_offset_ns() -> i64 {
         };
         // SAFETY: a valid timespec out-pointer.
         unsafe { libc::clock_gettime(id, &mut ts) };
-        ts.tv_sec as i64 * 1_000_000_000 + ts.tv_nsec as i64
+        // time_t and c_long are i64 on the Pi's aarch64 but i32 on 32-bit Pi OS.
+        #[allow(clippy::useless_conversion)]
+        let ns = i64::from(ts.tv_sec) * 1_000_000_000 + i64::from(ts.tv_nsec);
+        ns
     };
     read(libc::CLOCK_BOOTTIME) - read(libc::CLOCK_MONOTONIC)
 }
