@@ -503,6 +503,7 @@ const EYE_KEYS: &[&str] = &[
     "fps",
     "bitrate_mbps",
     "idr_interval_frames",
+    "gop_frames",
     "crop",
     "offset",
     "flip",
@@ -537,12 +538,19 @@ fn read_eye(
     m.set(c, "bitrate_mbps", &mut e.bitrate_mbps, |c, n, k| {
         c.number_in(n, k, 0.0, true, 200.0)
     });
-    m.set(
-        c,
-        "idr_interval_frames",
-        &mut e.idr_interval_frames,
-        |c, n, k| c.integer(n, k, 0, 100_000).map(|v| v as u32),
-    );
+    // `gop_frames` is the same setting under the name many camera tools use.
+    if m.get("gop_frames").is_some() && m.get("idr_interval_frames").is_some() {
+        c.problem(
+            m.line_of("gop_frames"),
+            &m.key("gop_frames"),
+            "gop_frames and idr_interval_frames are the same setting: give one",
+        );
+    }
+    for key in ["idr_interval_frames", "gop_frames"] {
+        m.set(c, key, &mut e.idr_interval_frames, |c, n, k| {
+            c.integer(n, k, 0, 100_000).map(|v| v as u32)
+        });
+    }
     m.set_opt(c, "crop", &mut e.crop, |c, n, k| {
         let mut cm = c.map(n, k)?;
         let mut vals = [None::<u32>; 4];

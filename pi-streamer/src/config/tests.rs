@@ -248,3 +248,14 @@ fn source_specs_parse() {
     assert!("y4m:x#middle".parse::<SourceSpec>().is_err());
     assert!("webcam".parse::<SourceSpec>().is_err());
 }
+
+#[test]
+fn gop_frames_is_the_idr_interval() {
+    let c = StreamerConfig::from_yaml("eyes:\n  left:\n    gop_frames: 120\n", "t").unwrap();
+    assert_eq!(c.eyes.left.idr_interval_frames, 120);
+    let e = err("eyes:\n  left:\n    gop_frames: 120\n    idr_interval_frames: 60\n");
+    assert!(
+        e.contains("same setting") && e.starts_with("t.yaml:3"),
+        "{e}"
+    );
+}

@@ -64,6 +64,11 @@ fn config(settings: &EncoderSettings, eye: &EyeConfig, bps: u32) -> EncoderConfi
 impl OpenH264Encoder {
     pub fn new(settings: &EncoderSettings, eye: &EyeConfig) -> Result<Self> {
         let bps = (eye.bitrate_mbps * 1e6) as u32;
+        if settings.sps_pps == crate::config::SpsPpsMode::FirstOnly {
+            tracing::warn!(
+                "openh264 always repeats SPS/PPS with every IDR (sps_pps: first_only ignored)"
+            );
+        }
         let mut cfg = config(settings, eye, bps);
         if let Some(slice) = settings.slice_bytes {
             cfg = cfg.max_slice_len(slice);
