@@ -7,12 +7,12 @@
 //! table (the one in docs/performance.md) and writes it to target/bench/pipeline.md.
 //!
 //! Environment: BINOC_BENCH_FRAMES (default 600 per eye), BINOC_BENCH_SIZES (default
-//! "640x480,1280x720,1920x1080").
+//! "640x480,1280x720,1920x1080"), BINOC_BENCH_ENCODERS (default "auto"; e.g. "x264,openh264").
 
 use std::fmt::Write as _;
 use std::time::Instant;
 
-use pi_streamer::config::{Size, StreamerConfig};
+use pi_streamer::config::{EncoderKind, Size, StreamerConfig};
 use pi_streamer::encode;
 use pi_streamer::source::test_pattern::TestPattern;
 use pi_streamer::source::{EyeSource, EyeTransform};
@@ -84,23 +84,33 @@ fn main() {
     let mut table = String::new();
     writeln!(
         table,
-        "| size | fps | frames/eye | decoded L/R | dropped L/R | latency p50 | p99 | overhead p50 | p99 | stage means: cap→enc / enc / queue / net / dec | CPU/frame | pure encode p50 | pure decode p50 | p50 − pure enc − pure dec | Mbit/s |"
+        "| size | encoder | fps | frames/eye | decoded L/R | dropped L/R | latency p50 | p99 | overhead p50 | p99 | stage means: cap→enc / enc / queue / net / dec | CPU/frame | pure encode p50 | pure decode p50 | p50 − pure enc − pure dec | Mbit/s |"
     )
     .unwrap();
     writeln!(
         table,
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     )
     .unwrap();
-    for size in sizes.split(',') {
+    let encoders = std::env::var("BINOC_BENCH_ENCODERS").unwrap_or_else(|_| "auto".into());
+    for (size, encoder) in sizes
+        .split(',')
+        .flat_map(|s| encoders.split(',').map(move |e| (s, e)))
+    {
         let size: Size = size.parse().unwrap();
         let mut cfg = StreamerConfig::embedded();
+        cfg.encoder.kind = match encoder {
+            "x264" => EncoderKind::X264,
+            "openh264" => EncoderKind::Openh264,
+            _ => EncoderKind::Auto,
+        };
+        let encoder = encode::kind_name(encode::resolve(&cfg.encoder).0);
         for eye in Eye::BOTH {
             let e = cfg.eyes.get_mut(eye);
             e.size = size;
             e.fps = 60.0;
         }
-        eprintln!("== {size}: loopback, {frames} frames per eye");
+        eprintln!("== {size} {encoder}: loopback, {frames} frames per eye");
         let r = rt
             .block_on(pi_streamer::loopback::run(&cfg, frames))
             .unwrap()
@@ -111,7 +121,7 @@ fn main() {
         let st = |k: &str| r.stages_ms[k].mean;
         writeln!(
             table,
-            "| {size} | 60 | {frames} | {}/{} | {}/{} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} / {:.2} / {:.2} / {:.2} / {:.2} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {:.1} |",
+            "| {size} | {encoder} | 60 | {frames} | {}/{} | {}/{} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} / {:.2} / {:.2} / {:.2} / {:.2} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {:.1} |",
             r.eyes.left.decoded,
             r.eyes.right.decoded,
             r.eyes.left.dropped,

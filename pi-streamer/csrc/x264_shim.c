@@ -68,6 +68,13 @@ int binoc_x264_open(const struct binoc_x264_cfg *c, struct binoc_x264 **out, cha
     p->rc.i_lookahead = 0;
     p->rc.b_mb_tree = 0;
     set_rate(p, c->bitrate_kbps, c->fps_num, c->fps_den);
+    /* Constrained baseline whatever the preset: every H.264 decoder binoc feeds (openh264 on
+     * desktops, MediaCodec, browsers' WebRTC) decodes it, and it has no B-frames. */
+    if (x264_param_apply_profile(p, "baseline") < 0) {
+        snprintf(err, errlen, "x264 refused the baseline profile");
+        free(e);
+        return -4;
+    }
     e->h = x264_encoder_open(p);
     if (!e->h) {
         snprintf(err, errlen, "x264_encoder_open refused the parameters (%dx%d)", c->width, c->height);
