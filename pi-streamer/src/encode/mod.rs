@@ -163,6 +163,37 @@ mod tests {
         }
     }
 
+    /// Whatever the preset, x264's output is constrained baseline: openh264's decoder (desktop
+    /// client) cannot read CABAC or 8x8 transforms, which presets above `ultrafast` turn on.
+    #[cfg(feature = "x264")]
+    #[test]
+    fn x264_output_decodes_with_openh264_at_every_preset() {
+        let eye = EyeConfig {
+            size: Size {
+                width: 320,
+                height: 240,
+            },
+            ..Default::default()
+        };
+        for preset in ["ultrafast", "superfast", "veryfast", "medium"] {
+            let settings = EncoderSettings {
+                kind: EncoderKind::X264,
+                preset: preset.into(),
+                ..Default::default()
+            };
+            let mut enc = open_kind(EncoderKind::X264, &settings, &eye).unwrap();
+            let mut dec = quest_client::decode::open_software().unwrap();
+            let mut src = TestPattern::new(Eye::Right, 320, 240);
+            for i in 0..4 {
+                let out = enc
+                    .encode(&src.next_frame(i).unwrap().unwrap(), false)
+                    .unwrap();
+                let got = dec.decode(&out.data, &mut |_| {}).unwrap();
+                assert!(got, "{preset}: frame {i} did not decode");
+            }
+        }
+    }
+
     #[test]
     fn auto_picks_software_when_no_hardware_is_present() {
         let (kind, why) = resolve(&EncoderSettings::default());
