@@ -205,7 +205,15 @@ pub struct PipelineState {
     pub eyes: [Mutex<EyeCounters>; 2],
     pub idr: IdrControl,
     pub clock: Mutex<Option<ClockEstimate>>,
+    /// Live rigs: the pair skew (right − left capture time) and unpaired frames.
+    pub stereo: Mutex<Option<StereoCounters>>,
     pub stop: AtomicBool,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct StereoCounters {
+    pub skew: Series,
+    pub unpaired: [u64; 2],
 }
 
 impl PipelineState {
@@ -214,6 +222,7 @@ impl PipelineState {
             eyes: Default::default(),
             idr: IdrControl::new((cfg.deadlines.min_idr_interval_ms * 1e6) as u64),
             clock: Mutex::new(None),
+            stereo: Mutex::new(None),
             stop: AtomicBool::new(false),
         })
     }
@@ -335,6 +344,13 @@ impl Pipeline {
                             let Some(pair) = source.next_pair()? else {
                                 break;
                             };
+                            if let Some((skew, unpaired)) = source.pair_info() {
+                                let mut st =
+                                    cap_state.stereo.lock().unwrap_or_else(|p| p.into_inner());
+                                let st = st.get_or_insert_with(Default::default);
+                                st.skew.push(skew);
+                                st.unpaired = unpaired;
+                            }
                             for f in pair {
                                 let eye = f.eye;
                                 let replaced = cap_slots[eye.index()].put(f);

@@ -72,7 +72,18 @@ pub struct Report {
     /// Encoder threads' CPU time per encoded frame.
     pub encode_cpu_ms_per_frame: f64,
     pub clock: Option<ClockReport>,
+    /// Live camera rigs: how far apart the two eyes of a pair were captured.
+    pub stereo: Option<StereoReport>,
     pub duration_s: f64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StereoReport {
+    /// right − left capture time of each pair.
+    pub pair_skew_ms: Summary,
+    /// Frames dropped because the other camera had no frame from the same instant.
+    pub unpaired_left: u64,
+    pub unpaired_right: u64,
 }
 
 fn stages(c: &EyeCounters) -> BTreeMap<&'static str, Summary> {
@@ -167,6 +178,16 @@ impl Report {
                 0.0
             },
             clock,
+            stereo: state
+                .stereo
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+                .map(|st| StereoReport {
+                    pair_skew_ms: st.skew.summary(),
+                    unpaired_left: st.unpaired[0],
+                    unpaired_right: st.unpaired[1],
+                }),
             duration_s,
         }
     }
@@ -197,6 +218,13 @@ impl Report {
         row(&mut o, "(marker return)", &self.marker_return_ms);
         if let Some(g) = &self.glass_to_glass_ms {
             row(&mut o, "glass-to-glass", g);
+        }
+        if let Some(st) = &self.stereo {
+            row(&mut o, "(pair skew R − L)", &st.pair_skew_ms);
+            o += &format!(
+                "unpaired camera frames: left {} right {}\n",
+                st.unpaired_left, st.unpaired_right
+            );
         }
         o += &format!(
             "\nbitrate {:.2} Mbit/s (both eyes), CPU {:.2} ms/frame (encode {:.2} ms/frame), dropped: left {}+{} right {}+{} (source+deadline)\n",

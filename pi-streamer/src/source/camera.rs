@@ -95,6 +95,7 @@ pub struct LiveStereo {
     transforms: [EyeTransform; 2],
     describe: String,
     pair_no: u64,
+    last_skew_ns: i64,
     limit: Option<u64>,
     /// A camera silent this long has stopped.
     stall: Duration,
@@ -155,6 +156,7 @@ impl LiveStereo {
             transforms,
             describe,
             pair_no: 0,
+            last_skew_ns: 0,
             limit,
             stall: Duration::from_millis(2000).max(Duration::from_secs_f64(10.0 / fps)),
             stop,
@@ -196,6 +198,7 @@ impl StereoSource for LiveStereo {
             };
             let n = self.pair_no;
             self.pair_no += 1;
+            self.last_skew_ns = r.timestamp_ns as i64 - l.timestamp_ns as i64;
             if n > 0 && n % 600 == 0 {
                 let s = self.pairer.skew_ns.summary();
                 tracing::info!(
@@ -222,6 +225,10 @@ impl StereoSource for LiveStereo {
 
     fn describe(&self) -> String {
         self.describe.clone()
+    }
+
+    fn pair_info(&self) -> Option<(i64, [u64; 2])> {
+        Some((self.last_skew_ns, self.pairer.unpaired))
     }
 }
 
@@ -368,6 +375,8 @@ mod tests {
                 "pairs are same-instant"
             );
             assert!(last.is_none_or(|t| l.capture_ns > t), "time moves forward");
+            let (skew, _) = s.pair_info().unwrap();
+            assert_eq!(skew, 300_000);
             last = Some(l.capture_ns);
         }
         assert!(s.next_pair().unwrap().is_none(), "limit reached");

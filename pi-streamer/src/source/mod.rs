@@ -68,6 +68,12 @@ impl RawFrame {
 pub trait StereoSource: Send {
     fn next_pair(&mut self) -> Result<Option<[RawFrame; 2]>>;
     fn describe(&self) -> String;
+    /// Live rigs (two free-running cameras): the right − left capture time of the pair just
+    /// returned (ns), and the frames dropped so far for want of a partner (left, right).
+    /// Synthetic and file sources capture both eyes at one instant and return `None`.
+    fn pair_info(&self) -> Option<(i64, [u64; 2])> {
+        None
+    }
 }
 
 /// A single-eye source (what each eye's half of a stereo source is made of).
