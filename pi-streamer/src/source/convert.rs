@@ -108,14 +108,15 @@ pub fn yuv420_strided_to_i420(
     Ok(f)
 }
 
-/// One MJPEG frame → I420 (decoded to YCbCr, chroma averaged over 2×2).
-pub fn mjpeg_to_i420(src: &[u8], eye: Eye) -> Result<RawFrame> {
+/// One MJPEG frame → I420 (decoded to YCbCr, chroma averaged over 2×2). Frames larger than
+/// `max` (the size the camera was configured for) are refused before any pixel is decoded.
+pub fn mjpeg_to_i420(src: &[u8], max: (usize, usize), eye: Eye) -> Result<RawFrame> {
     use zune_core::colorspace::ColorSpace;
     use zune_core::options::DecoderOptions;
     let opts = DecoderOptions::default()
         .jpeg_set_out_colorspace(ColorSpace::YCbCr)
-        .set_max_width(8192)
-        .set_max_height(8192);
+        .set_max_width(max.0)
+        .set_max_height(max.1);
     let mut dec = zune_jpeg::JpegDecoder::new_with_options(src, opts);
     let pixels = dec.decode().context("MJPEG frame does not decode")?;
     let (w, h) = dec.dimensions().context("MJPEG frame without dimensions")?;
@@ -217,7 +218,11 @@ mod tests {
         jpeg_encoder::Encoder::new(&mut jpeg, 95)
             .encode(&rgb, w as u16, h as u16, jpeg_encoder::ColorType::Rgb)
             .unwrap();
-        let f = mjpeg_to_i420(&jpeg, Eye::Right).unwrap();
+        let f = mjpeg_to_i420(&jpeg, (w, h), Eye::Right).unwrap();
+        assert!(
+            mjpeg_to_i420(&jpeg, (w / 2, h), Eye::Right).is_err(),
+            "larger than configured"
+        );
         assert_eq!((f.width, f.height, f.eye), (w, h, Eye::Right));
         let (dark, bright) = (f.y()[w + 4], f.y()[w + w - 4]);
         // JFIF luma (full range BT.601) of (20,20,40) is 22.3 and of (105,105,210) 117.
@@ -235,11 +240,11 @@ mod tests {
 
     #[test]
     fn garbage_mjpeg_is_an_error_not_a_panic() {
-        assert!(mjpeg_to_i420(&[], Eye::Left).is_err());
-        assert!(mjpeg_to_i420(&[0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3], Eye::Left).is_err());
+        assert!(mjpeg_to_i420(&[], (64, 64), Eye::Left).is_err());
+        assert!(mjpeg_to_i420(&[0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3], (64, 64), Eye::Left).is_err());
         let noise: Vec<u8> = (0..5000u32)
             .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
             .collect();
-        assert!(mjpeg_to_i420(&noise, Eye::Left).is_err());
+        assert!(mjpeg_to_i420(&noise, (64, 64), Eye::Left).is_err());
     }
 }

@@ -148,6 +148,41 @@ impl V4l2Camera {
 
 impl CameraDevice for V4l2Camera {
     fn capture(&mut self) -> Result<Option<CapturedFrame>> {
+        // A single bad frame (a truncated MJPEG from a USB hiccup) is skipped, not fatal; a
+        // camera that delivers nothing else is.
+        for _ in 0..MAX_BAD_FRAMES {
+            match self.dequeue_one()? {
+                Ok(f) => return Ok(Some(f)),
+                Err((seq, e)) => {
+                    tracing::warn!("{}: frame {seq} skipped: {e:#}", self.dev.path.display());
+                }
+            }
+        }
+        bail!(
+            "{}: {MAX_BAD_FRAMES} corrupt frames in a row",
+            self.dev.path.display()
+        )
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "v4l2 {} {}x{} {}",
+            self.dev.path.display(),
+            self.width,
+            self.height,
+            fourcc_name(self.pixfmt)
+        )
+    }
+}
+
+/// Consecutive undecodable frames after which the camera counts as failed.
+const MAX_BAD_FRAMES: usize = 30;
+
+impl V4l2Camera {
+    /// Dequeues one buffer, converts it and gives the buffer back. The outer error is the
+    /// device's (fatal); the inner one a bad frame (skippable).
+    #[allow(clippy::type_complexity)]
+    fn dequeue_one(&mut self) -> Result<Result<CapturedFrame, (u64, anyhow::Error)>> {
         let deadline = Instant::now() + self.timeout;
         let mut b = loop {
             let mut b = Buffer::new(v4l2::BUF_TYPE_VIDEO_CAPTURE, 0);
@@ -175,7 +210,16 @@ impl CameraDevice for V4l2Camera {
             .timestamp_ns()
             .filter(|&t| t > 0 && t <= now)
             .unwrap_or(now);
-        let data = &self.maps[b.index as usize].as_slice()[..b.bytesused as usize];
+        let Some(map) = self.maps.get(b.index as usize) else {
+            bail!(
+                "{}: the driver returned buffer {} of {}",
+                self.dev.path.display(),
+                b.index,
+                self.maps.len()
+            );
+        };
+        let data = map.as_slice();
+        let data = &data[..(b.bytesused as usize).min(data.len())];
         let (w, h, stride) = (self.width, self.height, self.stride);
         let frame = if b.flags & v4l2::BUF_FLAG_ERROR != 0 {
             Err(anyhow::anyhow!("the driver flagged the frame as corrupt"))
@@ -183,34 +227,19 @@ impl CameraDevice for V4l2Camera {
             match self.pixfmt {
                 v4l2::PIX_YUYV => convert::yuyv_to_i420(data, w, h, stride, self.eye),
                 v4l2::PIX_NV12 => convert::nv12_to_i420(data, w, h, stride, stride * h, self.eye),
-                _ => convert::mjpeg_to_i420(data, self.eye),
+                _ => convert::mjpeg_to_i420(data, (w, h), self.eye),
             }
         };
         let seq = b.sequence as u64;
         // SAFETY: VIDIOC_QBUF takes one Buffer (the one just dequeued).
         unsafe { self.dev.ioctl(v4l2::VIDIOC_QBUF, &mut b) }.context("QBUF")?;
-        match frame {
-            Ok(frame) => Ok(Some(CapturedFrame {
+        Ok(frame
+            .map(|frame| CapturedFrame {
                 timestamp_ns: ts,
                 sequence: seq,
                 frame,
-            })),
-            // A single bad frame (a truncated MJPEG from a USB hiccup) is skipped, not fatal.
-            Err(e) => {
-                tracing::warn!("{}: frame {seq} skipped: {e:#}", self.dev.path.display());
-                self.capture()
-            }
-        }
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "v4l2 {} {}x{} {}",
-            self.dev.path.display(),
-            self.width,
-            self.height,
-            fourcc_name(self.pixfmt)
-        )
+            })
+            .map_err(|e| (seq, e)))
     }
 }
 
