@@ -141,6 +141,41 @@ impl Format {
             fmt: FormatUnion { raw: [0; 200] },
         }
     }
+
+    /// A single-plane multi-planar format request: `w`×`h` of `pixelformat`, with the first
+    /// plane's `sizeimage` and `bytesperline` hints (0: the driver's choice).
+    pub fn mplane(
+        typ: u32,
+        w: u32,
+        h: u32,
+        pixelformat: u32,
+        sizeimage: u32,
+        bytesperline: u32,
+    ) -> Self {
+        let mut plane_fmt = [PlanePixFormat {
+            sizeimage: 0,
+            bytesperline: 0,
+            reserved: [0; 6],
+        }; 8];
+        plane_fmt[0].sizeimage = sizeimage;
+        plane_fmt[0].bytesperline = bytesperline;
+        let mut f = Format::zeroed(typ);
+        f.fmt.pix_mp = PixFormatMplane {
+            width: w,
+            height: h,
+            pixelformat,
+            field: FIELD_NONE,
+            colorspace: 0,
+            plane_fmt,
+            num_planes: 1,
+            flags: 0,
+            ycbcr_enc: 0,
+            quantization: 0,
+            xfer_func: 0,
+            reserved: [0; 7],
+        };
+        f
+    }
 }
 
 #[repr(C)]

@@ -101,27 +101,25 @@ impl V4l2Encoder {
         let (w, h) = (eye.size.width, eye.size.height);
 
         // Bitstream side first (the stateful encoder interface's order).
-        let mut cf = Format::zeroed(v4l2::BUF_TYPE_VIDEO_CAPTURE_MPLANE);
-        // Writing a union member is safe; reading one back is not.
-        cf.fmt.pix_mp.width = w;
-        cf.fmt.pix_mp.height = h;
-        cf.fmt.pix_mp.pixelformat = v4l2::PIX_H264;
-        cf.fmt.pix_mp.field = v4l2::FIELD_NONE;
-        cf.fmt.pix_mp.num_planes = 1;
-        // SAFETY: pix_mp is the member in use (zeroed, then written above).
-        unsafe { cf.fmt.pix_mp.plane_fmt[0].sizeimage = (w * h).max(512 * 1024) };
+        let mut cf = Format::mplane(
+            v4l2::BUF_TYPE_VIDEO_CAPTURE_MPLANE,
+            w,
+            h,
+            v4l2::PIX_H264,
+            (w * h).max(512 * 1024),
+            0,
+        );
         dev.set_format(&mut cf)
             .context("S_FMT (H.264 capture queue)")?;
 
-        let mut of = Format::zeroed(v4l2::BUF_TYPE_VIDEO_OUTPUT_MPLANE);
-        // Writing a union member is safe; reading one back is not.
-        of.fmt.pix_mp.width = w;
-        of.fmt.pix_mp.height = h;
-        of.fmt.pix_mp.pixelformat = v4l2::PIX_YUV420;
-        of.fmt.pix_mp.field = v4l2::FIELD_NONE;
-        of.fmt.pix_mp.num_planes = 1;
-        // SAFETY: as above.
-        unsafe { of.fmt.pix_mp.plane_fmt[0].bytesperline = w };
+        let mut of = Format::mplane(
+            v4l2::BUF_TYPE_VIDEO_OUTPUT_MPLANE,
+            w,
+            h,
+            v4l2::PIX_YUV420,
+            0,
+            w,
+        );
         dev.set_format(&mut of)
             .context("S_FMT (I420 output queue)")?;
         // SAFETY: the driver filled in pix_mp.
