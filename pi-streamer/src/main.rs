@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use pi_streamer::config::{self, ConfigFile, EncoderKind, Size, SourceSpec, StreamerConfig};
+use pi_streamer::config::{
+    self, ConfigFile, EncoderKind, Size, SourceSpec, StreamerConfig, TransportKind,
+};
 use pi_streamer::report::Report;
 use shared_proto::Eye;
 
@@ -33,7 +35,7 @@ struct Cli {
 enum Command {
     /// Stream to a headless quest-client inside this process over 127.0.0.1 and print the
     /// latency table (per eye, and per stage).
-    Loopback(RunArgs),
+    Loopback(Box<RunArgs>),
     /// Validate a configuration or camera-profiles file: print the resolved profile, or every
     /// problem (one per line, with key and line) and exit non-zero.
     CheckConfig {
@@ -50,6 +52,14 @@ struct RunArgs {
     /// HOST:PORT of a listening quest-client (overrides transport.peer).
     #[arg(long)]
     peer: Option<String>,
+    /// quic (the native headset app, dialled with --peer) or webrtc (serve browsers and WebXR
+    /// over WHEP; overrides transport.kind).
+    #[arg(long, value_parser = ["quic", "webrtc"])]
+    transport: Option<String>,
+    /// WebRTC: the HTTPS ADDR:PORT to serve the viewer page and WHEP on
+    /// (transport.webrtc.listen; port 0 picks a free one).
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
     /// YAML configuration: one profile (like config/streamer.yaml, the embedded default) or
     /// named profiles (like config/camera_profiles.yaml, with --profile).
     #[arg(long)]
@@ -162,6 +172,14 @@ fn load_config(args: &RunArgs) -> Result<StreamerConfig> {
     if let Some(p) = &args.peer {
         cfg.transport.peer = Some(p.clone());
     }
+    match args.transport.as_deref() {
+        Some("webrtc") => cfg.transport.kind = TransportKind::Webrtc,
+        Some(_) => cfg.transport.kind = TransportKind::Quic,
+        None => {}
+    }
+    if let Some(l) = args.listen {
+        cfg.transport.webrtc.listen = l.to_string();
+    }
     if let Some(s) = args.slice_bytes {
         cfg.encoder.slice_bytes = Some(s);
     }
@@ -190,6 +208,42 @@ fn print_report(report: &Report, format: ReportFormat) -> Result<()> {
     match format {
         ReportFormat::Json => println!("{}", serde_json::to_string_pretty(report)?),
         ReportFormat::Text => print!("{}", report.to_text()),
+    }
+    Ok(())
+}
+
+/// `pi-streamer --transport webrtc`: serve browsers until interrupted (or `--frames`), then
+/// print every viewer's report.
+fn serve_webrtc(cfg: &StreamerConfig, args: &RunArgs) -> Result<()> {
+    let rt = runtime()?;
+    let report = rt.block_on(async {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("interrupted: stopping");
+            s.store(true, Ordering::Relaxed);
+        });
+        pi_streamer::transport::webrtc::serve(cfg, args.frames, stop, |addr| {
+            tracing::info!("serving https://{addr}/ (WHEP endpoint https://{addr}/whep)");
+        })
+        .await
+    })?;
+    match args.report {
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        ReportFormat::Text => {
+            println!(
+                "{} viewer(s) in {:.1} s; captured L {} R {}",
+                report.viewers.len(),
+                report.duration_s,
+                report.captured[0],
+                report.captured[1]
+            );
+            for v in &report.viewers {
+                println!("\n== viewer {} ({})", v.viewer, v.ended);
+                print!("{}", v.report.to_text());
+            }
+        }
     }
     Ok(())
 }
@@ -276,6 +330,9 @@ fn real_main(cli: Cli) -> Result<()> {
 /// when the headset goes away.
 fn run(args: RunArgs) -> Result<()> {
     let cfg = load_config(&args)?;
+    if cfg.transport.kind == TransportKind::Webrtc {
+        return serve_webrtc(&cfg, &args);
+    }
     let Some(peer) = cfg.transport.peer.clone() else {
         bail!("no peer: give --peer HOST:PORT (or transport.peer in the config), or run `pi-streamer loopback`");
     };

@@ -6,7 +6,7 @@
 //! of that eye to be an IDR). So latency cannot build up in a queue anywhere.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
@@ -194,6 +194,15 @@ impl EyeCounters {
         }
     }
 
+    /// The frame number of a booked frame.
+    pub fn booked_frame_no(&self, seq: u32) -> Option<u64> {
+        self.book
+            .iter()
+            .rev()
+            .find(|(s, _)| *s == seq)
+            .map(|(_, t)| t.frame_no)
+    }
+
     /// Sent frames whose marker has not arrived yet.
     pub fn awaiting_markers(&self) -> usize {
         self.book.len()
@@ -204,6 +213,8 @@ impl EyeCounters {
 pub struct PipelineState {
     pub eyes: [Mutex<EyeCounters>; 2],
     pub idr: IdrControl,
+    /// Per eye: the bitrate (bit/s) a congestion controller asks for; 0 = the configured one.
+    pub target_bps: [AtomicU32; 2],
     pub clock: Mutex<Option<ClockEstimate>>,
     /// Live rigs: the pair skew (right − left capture time) and unpaired frames.
     pub stereo: Mutex<Option<StereoCounters>>,
@@ -221,6 +232,7 @@ impl PipelineState {
         Arc::new(PipelineState {
             eyes: Default::default(),
             idr: IdrControl::new((cfg.deadlines.min_idr_interval_ms * 1e6) as u64),
+            target_bps: Default::default(),
             clock: Mutex::new(None),
             stereo: Mutex::new(None),
             stop: AtomicBool::new(false),
@@ -279,7 +291,20 @@ impl Pipeline {
                         warmed?;
                         let mut seq: u32 = 0;
                         let mut last_idr: Option<Nanos> = None;
+                        let mut bps = 0u32;
                         while let Some(frame) = slots[eye.index()].take() {
+                            let want = state.target_bps[eye.index()].load(Ordering::Relaxed);
+                            if want != 0 && want.abs_diff(bps) > bps / 32 {
+                                // Changes under 3 % are noise of the estimator: not worth a
+                                // reconfiguration.
+                                match encoder.set_bitrate(want) {
+                                    Ok(()) => bps = want,
+                                    Err(e) => {
+                                        tracing::warn!(%eye, "bitrate change to {want}: {e:#}");
+                                        bps = want; // not retried every frame
+                                    }
+                                }
+                            }
                             let start = monotonic_ns();
                             let force = last_idr.is_none() || state.idr.take(eye, start, last_idr);
                             let pic = match encoder.encode(&frame, force) {

@@ -154,10 +154,16 @@ impl Series {
 
     /// Mean and nearest-rank percentiles, in milliseconds.
     pub fn summary(&self) -> Summary {
-        if self.values.is_empty() {
+        self.summary_recent(self.values.len())
+    }
+
+    /// [`Series::summary`] of the newest `n` samples (a live display's window).
+    pub fn summary_recent(&self, n: usize) -> Summary {
+        let skip = self.values.len().saturating_sub(n);
+        let mut v: Vec<i64> = self.values.iter().skip(skip).copied().collect();
+        if v.is_empty() {
             return Summary::default();
         }
-        let mut v: Vec<i64> = self.values.iter().copied().collect();
         v.sort_unstable();
         let ms = |ns: i64| ns as f64 / 1e6;
         let pct = |p: f64| {
@@ -256,5 +262,8 @@ mod tests {
         }
         assert_eq!(s.len(), 3);
         assert_eq!(s.summary().min, 7e-6);
+        assert_eq!(s.summary_recent(1).min, 9e-6);
+        assert_eq!(s.summary_recent(0).count, 0);
+        assert_eq!(s.summary_recent(100).count, 3);
     }
 }

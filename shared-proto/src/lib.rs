@@ -7,6 +7,8 @@
 //! * [`wire`]: the versioned datagram format for video fragments and the control messages.
 //! * [`fragment`]: splitting an encoded frame into datagrams and reassembling it, with loss
 //!   detection and bounded memory.
+//! * [`browser`]: the JSON messages of browser viewers (WebRTC DataChannel), mapped onto the same
+//!   clock sync and markers.
 //! * [`clock`]: the NTP-style estimator that maps headset time onto the streamer's clock.
 //! * [`latency`]: per-frame stage arithmetic and percentile summaries.
 //! * [`pixel_code`]: the eye/frame-number code drawn into (and read back from) the pixels.
@@ -36,6 +38,7 @@
 //! assert_eq!(done.bitstream, bitstream);
 //! ```
 
+pub mod browser;
 pub mod clock;
 pub mod fragment;
 pub mod latency;

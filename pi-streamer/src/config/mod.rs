@@ -420,6 +420,9 @@ pub struct TransportConfig {
     /// SHA-256 fingerprint (hex) of the headset's certificate to pin. Without it the streamer
     /// accepts any certificate and logs its fingerprint (trust on first use).
     pub peer_fingerprint: Option<String>,
+    /// QUIC to the native headset app, or WebRTC for browsers (WHEP).
+    pub kind: TransportKind,
+    pub webrtc: WebrtcConfig,
 }
 
 impl Default for TransportConfig {
@@ -429,6 +432,47 @@ impl Default for TransportConfig {
             pacing_mbps: 1000.0,
             max_datagram_bytes: 1200,
             peer_fingerprint: None,
+            kind: TransportKind::Quic,
+            webrtc: WebrtcConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    Quic,
+    Webrtc,
+}
+
+/// `transport.webrtc`: the WHEP server for browsers and WebXR.
+#[derive(Debug, Clone, Serialize)]
+pub struct WebrtcConfig {
+    /// `ADDR:PORT` of the HTTPS server (WHEP at `/whep`, the viewer page at `/`); `--listen`
+    /// overrides it.
+    pub listen: String,
+    /// Lower bound of the congestion controller's bitrate per eye; the upper bound is the eye's
+    /// `bitrate_mbps`.
+    pub min_bitrate_mbps: f64,
+    /// PEM certificate chain and key for HTTPS; without them a self-signed certificate is made
+    /// at start (its fingerprint is logged).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// When set, `POST /whep` needs `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+    /// Viewers at once; more are refused with 503.
+    pub max_viewers: u32,
+}
+
+impl Default for WebrtcConfig {
+    fn default() -> Self {
+        WebrtcConfig {
+            listen: "0.0.0.0:8443".into(),
+            min_bitrate_mbps: 1.0,
+            tls_cert: None,
+            tls_key: None,
+            token: None,
+            max_viewers: 4,
         }
     }
 }
@@ -863,6 +907,17 @@ fn read_profile(c: &mut Checker, node: &Node, path: &str) -> StreamerConfig {
             }
             Some(fp.to_string())
         });
+        tm.set(c, "kind", &mut t.kind, |c, n, k| {
+            c.choice(
+                n,
+                k,
+                &[
+                    ("quic", TransportKind::Quic),
+                    ("webrtc", TransportKind::Webrtc),
+                ],
+            )
+        });
+        tm.set(c, "webrtc", &mut t.webrtc, read_webrtc);
         tm.finish(
             c,
             &[
@@ -870,6 +925,8 @@ fn read_profile(c: &mut Checker, node: &Node, path: &str) -> StreamerConfig {
                 "pacing_mbps",
                 "max_datagram_bytes",
                 "peer_fingerprint",
+                "kind",
+                "webrtc",
             ],
         );
         Some(t)
@@ -893,6 +950,63 @@ fn read_profile(c: &mut Checker, node: &Node, path: &str) -> StreamerConfig {
     cfg.lines = lines;
     cross_checks(c, &cfg, path);
     cfg
+}
+
+fn read_webrtc(c: &mut Checker, n: &Node, k: &str) -> Option<WebrtcConfig> {
+    let mut w = WebrtcConfig::default();
+    let mut m = c.map(n, k)?;
+    m.set(c, "listen", &mut w.listen, |c, n, k| {
+        let s = c.string(n, k)?;
+        if s.parse::<std::net::SocketAddr>().is_err() {
+            c.problem(
+                n.line,
+                k,
+                format!("`{s}` is not ADDR:PORT (e.g. 0.0.0.0:8443)"),
+            );
+            return None;
+        }
+        Some(s.to_string())
+    });
+    m.set(c, "min_bitrate_mbps", &mut w.min_bitrate_mbps, |c, n, k| {
+        c.number_in(n, k, 0.0, true, 200.0)
+    });
+    m.set_opt(c, "tls_cert", &mut w.tls_cert, |c, n, k| {
+        c.string(n, k).map(PathBuf::from)
+    });
+    m.set_opt(c, "tls_key", &mut w.tls_key, |c, n, k| {
+        c.string(n, k).map(PathBuf::from)
+    });
+    m.set_opt(c, "token", &mut w.token, |c, n, k| {
+        let t = c.string(n, k)?;
+        if t.is_empty() || !t.bytes().all(|b| b.is_ascii_graphic()) {
+            c.problem(n.line, k, "a token is printable ASCII without spaces");
+            return None;
+        }
+        Some(t.to_string())
+    });
+    m.set(c, "max_viewers", &mut w.max_viewers, |c, n, k| {
+        c.integer(n, k, 1, 64).map(|v| v as u32)
+    });
+    let line = m.line_of("tls_key").max(m.line_of("tls_cert"));
+    m.finish(
+        c,
+        &[
+            "listen",
+            "min_bitrate_mbps",
+            "tls_cert",
+            "tls_key",
+            "token",
+            "max_viewers",
+        ],
+    );
+    if w.tls_cert.is_some() != w.tls_key.is_some() {
+        c.problem(
+            line,
+            k,
+            "tls_cert and tls_key go together (or neither, for a self-signed certificate)",
+        );
+    }
+    Some(w)
 }
 
 /// Checks across keys (crop against the frame, the eyes as one stereo pair).

@@ -1,0 +1,193 @@
+//! The HTTPS server: TLS (rustls) + HTTP/1.1 (hyper), moving bytes to and from [`super::whep`].
+//!
+//! A secure context is required by WebXR, so plain HTTP is not offered. Without a configured
+//! certificate a self-signed one is made at start for `localhost`, the machine's addresses
+//! and `binoc.local`; its SHA-256 fingerprint is logged so it can be checked when the browser
+//! asks to trust it.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use super::whep::{self, MAX_BODY_BYTES};
+use super::{Hub, HubSessions};
+use crate::config::WebrtcConfig;
+
+pub struct Server {
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    hub: Arc<Hub>,
+    token: Option<String>,
+}
+
+fn tls_config(cfg: &WebrtcConfig, listen_ip: IpAddr) -> Result<rustls::ServerConfig> {
+    let (chain, key) = match (&cfg.tls_cert, &cfg.tls_key) {
+        (Some(c), Some(k)) => {
+            let chain = CertificateDer::pem_file_iter(c)
+                .with_context(|| format!("reading the certificate {}", c.display()))?
+                .collect::<Result<Vec<_>, _>>()
+                .with_context(|| format!("parsing the certificate {}", c.display()))?;
+            if chain.is_empty() {
+                anyhow::bail!("{}: no certificate in the file", c.display());
+            }
+            let key = PrivateKeyDer::from_pem_file(k)
+                .with_context(|| format!("reading the private key {}", k.display()))?;
+            (chain, key)
+        }
+        _ => {
+            let mut names = vec!["localhost".to_string(), "binoc.local".to_string()];
+            if !listen_ip.is_unspecified() {
+                names.push(listen_ip.to_string());
+            }
+            names.push("127.0.0.1".into());
+            let ck = rcgen::generate_simple_self_signed(names)?;
+            let der = ck.cert.der().clone();
+            tracing::info!(
+                "self-signed HTTPS certificate, SHA-256 {}",
+                quest_client::net::fingerprint(&der)
+            );
+            let key = PrivateKeyDer::try_from(ck.signing_key.serialize_der())
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            (vec![der], key)
+        }
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .context("certificate and key do not match")?;
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tls)
+}
+
+impl Server {
+    pub async fn bind(cfg: &WebrtcConfig, hub: Arc<Hub>) -> Result<Self> {
+        let addr: SocketAddr = cfg
+            .listen
+            .parse()
+            .with_context(|| format!("listen address `{}`", cfg.listen))?;
+        let tls = tls_config(cfg, addr.ip())?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening on {addr}"))?;
+        Ok(Server {
+            listener,
+            acceptor: TlsAcceptor::from(Arc::new(tls)),
+            hub,
+            token: cfg.token.clone(),
+        })
+    }
+
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// Accepts connections until aborted; one task per connection.
+    pub async fn run(self) {
+        let token: Arc<Option<String>> = Arc::new(self.token);
+        loop {
+            let (tcp, peer) = match self.listener.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of descriptors and the like: wait rather than spin.
+                    tracing::warn!("accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let local_ip = match tcp.local_addr() {
+                Ok(a) => a.ip(),
+                Err(_) => continue,
+            };
+            let (acceptor, hub, token) = (self.acceptor.clone(), self.hub.clone(), token.clone());
+            tokio::spawn(async move {
+                let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
+                    .await
+                {
+                    Ok(Ok(t)) => t,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, "TLS handshake: {e}");
+                        return;
+                    }
+                    Err(_) => return,
+                };
+                let service = service_fn(move |req| {
+                    let (hub, token) = (hub.clone(), token.clone());
+                    async move {
+                        Ok::<_, std::convert::Infallible>(
+                            respond(req, &hub, token.as_deref(), local_ip).await,
+                        )
+                    }
+                });
+                if let Err(e) = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(10))
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await
+                {
+                    tracing::debug!(%peer, "HTTP connection: {e}");
+                }
+            });
+        }
+    }
+}
+
+async fn respond(
+    req: hyper::Request<Incoming>,
+    hub: &Arc<Hub>,
+    token: Option<&str>,
+    local_ip: IpAddr,
+) -> hyper::Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    // One byte over the limit is enough for WHEP to answer 413.
+    let body = match Limited::new(body, MAX_BODY_BYTES + 1).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => Bytes::from(vec![0u8; MAX_BODY_BYTES + 1]),
+    };
+    let header = |name: hyper::header::HeaderName| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let (auth, ctype) = (
+        header(hyper::header::AUTHORIZATION),
+        header(hyper::header::CONTENT_TYPE),
+    );
+    let request = whep::Request {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        authorization: auth.as_deref(),
+        content_type: ctype.as_deref(),
+        body: &body,
+        local_ip,
+    };
+    let r = whep::handle(&request, token, &mut HubSessions(hub.clone()));
+    tracing::debug!(method = %parts.method, path = parts.uri.path(), status = r.status, "https");
+    let mut out = hyper::Response::builder().status(r.status);
+    for (k, v) in &r.headers {
+        out = out.header(*k, v);
+    }
+    let body = if parts.method == hyper::Method::HEAD {
+        Bytes::new()
+    } else {
+        Bytes::from(r.body)
+    };
+    out.body(Full::new(body)).unwrap_or_else(|_| {
+        let mut r = hyper::Response::new(Full::new(Bytes::new()));
+        *r.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+        r
+    })
+}

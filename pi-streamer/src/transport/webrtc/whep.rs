@@ -1,0 +1,367 @@
+//! WHEP (RFC 9725) request handling, without sockets: a request in, a response out. The HTTPS
+//! layer ([`super::https`]) only moves bytes; the viewer registry behind [`Sessions`] creates
+//! and ends the WebRTC sessions.
+//!
+//! * `POST /whep` (`application/sdp` offer) → `201 Created`, `Location: /whep/<id>`, the
+//!   `application/sdp` answer (ICE-lite, all candidates in the answer, so no trickle).
+//! * `DELETE /whep/<id>` ends the session; `PATCH` (trickle ICE) answers 405.
+//! * `OPTIONS /whep` → 204 with `Accept-Post: application/sdp`; CORS headers on every answer,
+//!   so players served from another origin work.
+//! * `GET /` and `GET /viewer.js`: the WebXR viewer page.
+//!
+//! With a configured token every WHEP request needs `Authorization: Bearer <token>` (401 and
+//! `WWW-Authenticate: Bearer` otherwise; the token is compared in constant time).
+
+use std::net::IpAddr;
+
+/// The viewer page and its script, served at `/` and `/viewer.js`.
+pub const PAGE_HTML: &str = include_str!("../../../../assets/web/index.html");
+pub const PAGE_JS: &str = include_str!("../../../../assets/web/viewer.js");
+
+/// Largest request body accepted (an SDP offer is a few kilobytes).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+pub struct Request<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub authorization: Option<&'a str>,
+    pub content_type: Option<&'a str>,
+    pub body: &'a [u8],
+    /// The local address the viewer reached us on: the host candidate's address.
+    pub local_ip: IpAddr,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    fn new(status: u16) -> Self {
+        Response {
+            status,
+            headers: vec![
+                ("access-control-allow-origin", "*".into()),
+                (
+                    "access-control-expose-headers",
+                    "Location, Accept-Post".into(),
+                ),
+            ],
+            body: Vec::new(),
+        }
+    }
+    fn text(status: u16, msg: impl Into<String>) -> Self {
+        let mut r = Response::new(status);
+        let mut body = msg.into();
+        body.push('\n');
+        r.body = body.into_bytes();
+        r.header("content-type", "text/plain; charset=utf-8")
+    }
+    fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Why a session could not be created.
+#[derive(Debug)]
+pub enum CreateError {
+    /// The offer is not usable (unparsable, no video to receive): 400.
+    BadOffer(String),
+    /// Too many viewers: 503.
+    Full(u32),
+    /// Our side failed (e.g. no UDP port): 500.
+    Internal(String),
+}
+
+/// The viewer registry, as WHEP needs it.
+pub trait Sessions {
+    /// Accepts an offer; returns the session id and the SDP answer.
+    fn create(&mut self, offer: &str, local_ip: IpAddr) -> Result<(String, String), CreateError>;
+    /// Ends a session; false if there is none with that id.
+    fn delete(&mut self, id: &str) -> bool;
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn authorized(req: &Request, token: Option<&str>) -> bool {
+    let Some(token) = token else {
+        return true;
+    };
+    let Some(h) = req.authorization else {
+        return false;
+    };
+    let mut parts = h.trim().splitn(2, ' ');
+    let (Some(scheme), Some(cred)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    scheme.eq_ignore_ascii_case("bearer")
+        && constant_time_eq(cred.trim().as_bytes(), token.as_bytes())
+}
+
+/// A session id: what `create` returned, URL-safe characters only.
+fn session_id(path: &str) -> Option<&str> {
+    let id = path.strip_prefix("/whep/")?;
+    (!id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .then_some(id)
+}
+
+pub fn handle(req: &Request, token: Option<&str>, sessions: &mut dyn Sessions) -> Response {
+    let path = req.path.split('?').next().unwrap_or("");
+    match (req.method, path) {
+        ("GET" | "HEAD", "/" | "/index.html") => {
+            let mut r = Response::new(200).header("content-type", "text/html; charset=utf-8");
+            r.body = PAGE_HTML.as_bytes().to_vec();
+            r
+        }
+        ("GET" | "HEAD", "/viewer.js") => {
+            let mut r = Response::new(200).header("content-type", "text/javascript; charset=utf-8");
+            r.body = PAGE_JS.as_bytes().to_vec();
+            r
+        }
+        ("OPTIONS", "/whep") | ("OPTIONS", _) if path.starts_with("/whep") => Response::new(204)
+            .header("accept-post", "application/sdp")
+            .header("allow", "OPTIONS, POST, DELETE, PATCH")
+            .header(
+                "access-control-allow-methods",
+                "OPTIONS, POST, DELETE, PATCH",
+            )
+            .header(
+                "access-control-allow-headers",
+                "Authorization, Content-Type, If-Match",
+            ),
+        (_, "/whep") | (_, _) if path.starts_with("/whep") && !authorized(req, token) => {
+            Response::text(401, "missing or wrong bearer token")
+                .header("www-authenticate", "Bearer realm=\"binoc\"")
+        }
+        ("POST", "/whep") => {
+            let ct = req.content_type.unwrap_or("");
+            if !ct
+                .split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/sdp"))
+            {
+                return Response::text(
+                    415,
+                    format!("expected Content-Type application/sdp, got `{ct}`"),
+                )
+                .header("accept-post", "application/sdp");
+            }
+            if req.body.len() > MAX_BODY_BYTES {
+                return Response::text(413, format!("offer longer than {MAX_BODY_BYTES} bytes"));
+            }
+            let Ok(offer) = std::str::from_utf8(req.body) else {
+                return Response::text(400, "the offer is not UTF-8");
+            };
+            match sessions.create(offer, req.local_ip) {
+                Ok((id, answer)) => {
+                    let mut r = Response::new(201)
+                        .header("content-type", "application/sdp")
+                        .header("location", format!("/whep/{id}"))
+                        .header("etag", format!("\"{id}\""));
+                    r.body = answer.into_bytes();
+                    r
+                }
+                Err(CreateError::BadOffer(why)) => Response::text(400, format!("bad offer: {why}")),
+                Err(CreateError::Full(n)) => {
+                    Response::text(503, format!("{n} viewers already: try again later"))
+                        .header("retry-after", "5")
+                }
+                Err(CreateError::Internal(why)) => Response::text(500, why),
+            }
+        }
+        ("POST", _) => Response::text(405, "POST goes to /whep").header("allow", "OPTIONS"),
+        ("DELETE", p) => match session_id(p) {
+            Some(id) if sessions.delete(id) => Response::new(200),
+            _ => Response::text(404, "no such session"),
+        },
+        ("PATCH", p) if session_id(p).is_some() => Response::text(
+            405,
+            "trickle ICE is not supported: the answer carries every candidate (ICE lite)",
+        )
+        .header("allow", "DELETE"),
+        (_, p) if p == "/whep" || session_id(p).is_some() => {
+            Response::text(405, "method not allowed").header("allow", "OPTIONS, POST, DELETE")
+        }
+        _ => Response::text(404, "not found"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Fake {
+        created: Vec<String>,
+        fail: Option<u8>,
+    }
+
+    impl Sessions for Fake {
+        fn create(&mut self, offer: &str, _: IpAddr) -> Result<(String, String), CreateError> {
+            match self.fail {
+                Some(0) => Err(CreateError::BadOffer("no video".into())),
+                Some(1) => Err(CreateError::Full(4)),
+                _ => {
+                    let id = format!("s{}", self.created.len());
+                    self.created.push(id.clone());
+                    Ok((id, format!("answer to {offer}")))
+                }
+            }
+        }
+        fn delete(&mut self, id: &str) -> bool {
+            let n = self.created.len();
+            self.created.retain(|c| c != id);
+            n != self.created.len()
+        }
+    }
+
+    fn req<'a>(
+        method: &'a str,
+        path: &'a str,
+        auth: Option<&'a str>,
+        body: &'a [u8],
+    ) -> Request<'a> {
+        Request {
+            method,
+            path,
+            authorization: auth,
+            content_type: Some("application/sdp"),
+            body,
+            local_ip: "127.0.0.1".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn post_creates_and_delete_ends() {
+        let mut s = Fake::default();
+        let r = handle(&req("POST", "/whep", None, b"v=0"), None, &mut s);
+        assert_eq!(r.status, 201);
+        assert_eq!(r.get("Location"), Some("/whep/s0"));
+        assert_eq!(r.get("content-type"), Some("application/sdp"));
+        assert_eq!(r.body, b"answer to v=0");
+        assert_eq!(
+            r.get("access-control-expose-headers"),
+            Some("Location, Accept-Post")
+        );
+        assert_eq!(
+            handle(&req("DELETE", "/whep/s0", None, b""), None, &mut s).status,
+            200
+        );
+        assert_eq!(
+            handle(&req("DELETE", "/whep/s0", None, b""), None, &mut s).status,
+            404
+        );
+        assert_eq!(
+            handle(&req("DELETE", "/whep/../x", None, b""), None, &mut s).status,
+            404
+        );
+    }
+
+    #[test]
+    fn token_is_required_when_configured() {
+        let mut s = Fake::default();
+        let t = Some("sekrit");
+        for auth in [
+            None,
+            Some("Bearer nope"),
+            Some("Basic sekrit"),
+            Some("Bearer"),
+        ] {
+            let r = handle(&req("POST", "/whep", auth, b"v=0"), t, &mut s);
+            assert_eq!(r.status, 401, "{auth:?}");
+            assert_eq!(r.get("www-authenticate"), Some("Bearer realm=\"binoc\""));
+        }
+        assert!(s.created.is_empty());
+        let r = handle(
+            &req("POST", "/whep", Some("bearer  sekrit "), b"v=0"),
+            t,
+            &mut s,
+        );
+        assert_eq!(r.status, 201);
+        assert_eq!(
+            handle(&req("DELETE", "/whep/s0", None, b""), t, &mut s).status,
+            401
+        );
+        assert_eq!(
+            handle(
+                &req("DELETE", "/whep/s0", Some("Bearer sekrit"), b""),
+                t,
+                &mut s
+            )
+            .status,
+            200
+        );
+        // The page and CORS preflight need no token.
+        assert_eq!(handle(&req("GET", "/", None, b""), t, &mut s).status, 200);
+        assert_eq!(
+            handle(&req("OPTIONS", "/whep", None, b""), t, &mut s).status,
+            204
+        );
+    }
+
+    #[test]
+    fn bad_requests_get_clear_statuses() {
+        let mut s = Fake::default();
+        let mut r = req("POST", "/whep", None, b"v=0");
+        r.content_type = Some("application/json");
+        assert_eq!(handle(&r, None, &mut s).status, 415);
+        assert_eq!(
+            handle(&req("POST", "/whep", None, &[0xff, 0xfe]), None, &mut s).status,
+            400
+        );
+        let big = vec![b'a'; MAX_BODY_BYTES + 1];
+        assert_eq!(
+            handle(&req("POST", "/whep", None, &big), None, &mut s).status,
+            413
+        );
+        assert_eq!(
+            handle(&req("GET", "/whep", None, b""), None, &mut s).status,
+            405
+        );
+        assert_eq!(
+            handle(&req("PATCH", "/whep/s9", None, b""), None, &mut s).status,
+            405
+        );
+        assert_eq!(
+            handle(&req("POST", "/elsewhere", None, b""), None, &mut s).status,
+            405
+        );
+        assert_eq!(
+            handle(&req("GET", "/nope", None, b""), None, &mut s).status,
+            404
+        );
+        s.fail = Some(0);
+        let r = handle(&req("POST", "/whep", None, b"v=0"), None, &mut s);
+        assert_eq!(r.status, 400);
+        assert!(String::from_utf8_lossy(&r.body).contains("no video"));
+        s.fail = Some(1);
+        let r = handle(&req("POST", "/whep", None, b"v=0"), None, &mut s);
+        assert_eq!((r.status, r.get("retry-after")), (503, Some("5")));
+        let r = handle(&req("OPTIONS", "/whep", None, b""), None, &mut s);
+        assert_eq!(r.get("accept-post"), Some("application/sdp"));
+    }
+
+    #[test]
+    fn serves_the_page() {
+        let mut s = Fake::default();
+        let r = handle(&req("GET", "/?debug=1", None, b""), None, &mut s);
+        assert!(r.get("content-type").unwrap().starts_with("text/html"));
+        assert!(String::from_utf8_lossy(&r.body).contains("viewer.js"));
+        let r = handle(&req("GET", "/viewer.js", None, b""), None, &mut s);
+        assert!(r
+            .get("content-type")
+            .unwrap()
+            .starts_with("text/javascript"));
+    }
+}

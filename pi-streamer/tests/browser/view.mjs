@@ -1,0 +1,97 @@
+// Opens pi-streamer's viewer page in Debian's chromium (headless) and reports, as JSON on
+// stdout, what the page decoded: framesDecoded per eye (getStats), the pixel codes read from
+// each video, markers sent. Used by pi-streamer/tests/browser.rs.
+//
+//   node view.mjs URL [--viewers N] [--min-decoded N] [--timeout-s N] [--hold-s N]
+//   node view.mjs --offer       (prints a recvonly offer with two video m-lines, for curl)
+import { chromium } from 'playwright-core';
+
+const args = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : dflt;
+};
+const url = args.find((a) => a.startsWith('https://'));
+const viewers = Number(opt('--viewers', 1));
+const minDecoded = Number(opt('--min-decoded', 100));
+const timeoutS = Number(opt('--timeout-s', 60));
+const holdS = Number(opt('--hold-s', 0));
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: [
+    '--headless=new',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    '--no-first-run',
+    '--ignore-certificate-errors',
+    '--autoplay-policy=no-user-gesture-required',
+  ],
+});
+
+try {
+  if (args.includes('--offer')) {
+    const page = await (await browser.newContext()).newPage();
+    const sdp = await page.evaluate(async () => {
+      const pc = new RTCPeerConnection();
+      pc.addTransceiver('video', { direction: 'recvonly' });
+      pc.addTransceiver('video', { direction: 'recvonly' });
+      pc.createDataChannel('binoc');
+      const o = await pc.createOffer();
+      return o.sdp;
+    });
+    process.stdout.write(sdp);
+  } else {
+    // Every viewer in its own context (its own peer connection), all at once.
+    const pages = [];
+    for (let i = 0; i < viewers; i++) {
+      const ctx = await browser.newContext({ ignoreHTTPSErrors: true });
+      const page = await ctx.newPage();
+      page.on('console', (m) => process.stderr.write(`[viewer ${i}] ${m.type()}: ${m.text()}\n`));
+      page.on('pageerror', (e) => process.stderr.write(`[viewer ${i}] page error: ${e.message}\n`));
+      await page.goto(url);
+      pages.push(page);
+    }
+    const read = (page) =>
+      page.evaluate(() => {
+        const b = window.binoc;
+        return {
+          decoded: b.inbound.map((s) => (s ? s.framesDecoded : 0)),
+          dropped: b.inbound.map((s) => (s ? s.framesDropped ?? 0 : 0)),
+          keyframes: b.inbound.map((s) => (s ? s.keyFramesDecoded ?? 0 : 0)),
+          nacks: b.inbound.map((s) => (s ? s.nackCount ?? 0 : 0)),
+          plis: b.inbound.map((s) => (s ? s.pliCount ?? 0 : 0)),
+          codec: b.inbound.map((s) => (s ? s.decoderImplementation ?? null : null)),
+          codes: b.codes,
+          codesRead: b.codesRead,
+          markersSent: b.markersSent,
+          streamer: b.streamer,
+          error: b.error,
+          size: b.videos.map((v) => [v.videoWidth, v.videoHeight]),
+          hud: document.getElementById('hud').textContent,
+        };
+      });
+    const start = Date.now();
+    let results;
+    for (;;) {
+      results = await Promise.all(pages.map(read));
+      const done = results.every((r) => r.decoded.every((d) => d > minDecoded) && r.codesRead.every((c) => c > 0));
+      if (done || results.some((r) => r.error)) break;
+      if (Date.now() - start > timeoutS * 1000) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    if (holdS > 0) {
+      await new Promise((r) => setTimeout(r, holdS * 1000));
+      results = await Promise.all(pages.map(read));
+    }
+    // Leave properly: the page's pagehide handler DELETEs the WHEP resource.
+    for (const p of pages) await p.close({ runBeforeUnload: true });
+    await new Promise((r) => setTimeout(r, 300));
+    process.stdout.write(JSON.stringify({ elapsed_s: (Date.now() - start) / 1000, viewers: results }, null, 1) + '\n');
+  }
+} finally {
+  await browser.close();
+}
