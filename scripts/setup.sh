@@ -2,14 +2,28 @@
 # Installs the system packages binoc builds and tests with, on Debian/Ubuntu. Idempotent:
 # does nothing when everything is present. Called by the build (through scripts/nasm and
 # pi-streamer's build.rs) and by scripts/test.sh, so a fresh machine with only Rust needs no
-# manual step.
+# manual step. With --browser it also installs what the WebRTC browser test drives: Debian's
+# chromium and the test's npm packages (playwright-core, from package-lock.json).
 set -e
+cd "$(dirname "$0")/.."
+browser=""
+[ "${1:-}" = "--browser" ] && browser=1
 need=""
 command -v nasm >/dev/null 2>&1 || need="$need nasm"
 command -v flock >/dev/null 2>&1 || need="$need util-linux"
 [ -e /usr/include/x264.h ] || need="$need libx264-dev"
 command -v pkg-config >/dev/null 2>&1 || need="$need pkg-config"
-[ -z "$need" ] && exit 0
+if [ -n "$browser" ]; then
+  [ -x /usr/bin/chromium ] || need="$need chromium"
+  command -v node >/dev/null 2>&1 || need="$need nodejs npm"
+fi
+npm_ci() {
+  if [ -n "$browser" ] && [ ! -d pi-streamer/tests/browser/node_modules/playwright-core ]; then
+    echo "binoc setup: npm ci in pi-streamer/tests/browser" >&2
+    (cd pi-streamer/tests/browser && npm ci --no-audit --no-fund >&2)
+  fi
+}
+if [ -z "$need" ]; then npm_ci; exit 0; fi
 echo "binoc setup: installing$need" >&2
 if [ "$(id -u)" = 0 ]; then sudo=""; elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
   echo "binoc setup: need root (or sudo) to install:$need" >&2; exit 1
@@ -18,3 +32,4 @@ export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq >&2 || true
 # shellcheck disable=SC2086
 $sudo apt-get install -y -qq --no-install-recommends $need >&2
+npm_ci

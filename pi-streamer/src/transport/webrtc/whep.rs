@@ -129,7 +129,8 @@ pub fn handle(req: &Request, token: Option<&str>, sessions: &mut dyn Sessions) -
             r.body = PAGE_JS.as_bytes().to_vec();
             r
         }
-        ("OPTIONS", "/whep") | ("OPTIONS", _) if path.starts_with("/whep") => Response::new(204)
+        ("GET" | "HEAD", "/favicon.ico") => Response::new(204),
+        ("OPTIONS", _) if path.starts_with("/whep") => Response::new(204)
             .header("accept-post", "application/sdp")
             .header("allow", "OPTIONS, POST, DELETE, PATCH")
             .header(
@@ -140,7 +141,7 @@ pub fn handle(req: &Request, token: Option<&str>, sessions: &mut dyn Sessions) -
                 "access-control-allow-headers",
                 "Authorization, Content-Type, If-Match",
             ),
-        (_, "/whep") | (_, _) if path.starts_with("/whep") && !authorized(req, token) => {
+        _ if path.starts_with("/whep") && !authorized(req, token) => {
             Response::text(401, "missing or wrong bearer token")
                 .header("www-authenticate", "Bearer realm=\"binoc\"")
         }
