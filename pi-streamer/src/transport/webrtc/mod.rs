@@ -13,8 +13,9 @@
 //!   the fan-out never blocks, so the others are not slowed.
 //! * The encoders are shared: their bitrate follows the lowest bandwidth estimate among the
 //!   viewers (both eyes share it), within `transport.webrtc.min_bitrate_mbps` and the eyes'
-//!   `bitrate_mbps`. A viewer whose link is below the floor loses frames rather than dragging
-//!   every viewer's picture below it.
+//!   `bitrate_mbps`. A viewer whose link is below the floor does not count: it loses frames
+//!   from its own send budget ([`viewer::Budget`]) rather than dragging every viewer's
+//!   picture down to the floor.
 
 pub mod https;
 pub mod viewer;
@@ -120,11 +121,25 @@ impl Hub {
         if let Some(e) = v.get_mut(id) {
             e.estimate_bps = bps;
         }
-        let lowest = v.values().filter_map(|e| e.estimate_bps).min();
+        let estimates: Vec<u64> = v.values().filter_map(|e| e.estimate_bps).collect();
         drop(v);
         for eye in Eye::BOTH {
-            let target = lowest.map_or(0, |l| self.eye_target(eye, l));
+            let target = self.target_for(eye, &estimates);
             self.pipeline.target_bps[eye.index()].store(target, Ordering::Relaxed);
+        }
+    }
+
+    /// One eye's bitrate: the lowest viewer decides, except viewers whose link is below the
+    /// floor (they lose frames from their own budget instead of dragging every viewer's
+    /// picture down to it). No estimate yet: 0, the configured bitrate.
+    fn target_for(&self, eye: Eye, estimates: &[u64]) -> u32 {
+        let floor = self.eye_target(eye, 0);
+        let targets = estimates.iter().map(|&e| self.eye_target(eye, e));
+        let above: Option<u32> = targets.clone().filter(|&t| t > floor).min();
+        match above {
+            Some(t) => t,
+            None if estimates.is_empty() => 0,
+            None => floor,
         }
     }
 
@@ -349,7 +364,18 @@ mod tests {
         hub.set_estimate("b", Some(100_000_000));
         assert_eq!(target(&hub), 4_250_000, "the lowest viewer decides");
         hub.set_estimate("a", Some(1_000_000));
-        assert_eq!(target(&hub), 1_000_000, "never below the floor");
+        assert_eq!(
+            target(&hub),
+            8_000_000,
+            "a viewer below the floor does not decide (it loses frames instead)"
+        );
+        hub.set_estimate("b", Some(500_000));
+        assert_eq!(
+            target(&hub),
+            1_000_000,
+            "everyone below the floor: the floor"
+        );
+        hub.set_estimate("b", Some(100_000_000));
         hub.set_estimate("a", None);
         assert_eq!(target(&hub), 8_000_000, "never above the eye's bitrate");
     }

@@ -68,6 +68,55 @@ pub fn accept_offer(offer: &str, local_ip: IpAddr, initial_bps: u64) -> Result<(
     Ok((Pending { rtc, socket }, sdp))
 }
 
+/// A viewer's own send budget: bytes handed to str0m drain at the viewer's bandwidth estimate.
+/// A viewer whose link is slower than the stream (below the encoders' floor) would otherwise
+/// queue without bound in its pacer; instead it loses whole frames (and then waits for an IDR),
+/// keeping its own latency bounded without slowing the other viewers.
+#[derive(Debug)]
+pub struct Budget {
+    rate_bps: Option<u64>,
+    debt_bytes: f64,
+    last: Instant,
+}
+
+/// The most a viewer's queue may hold, in time at its estimated rate.
+const BUDGET_QUEUE: Duration = Duration::from_millis(100);
+
+impl Budget {
+    pub fn new(now: Instant) -> Self {
+        Budget {
+            rate_bps: None,
+            debt_bytes: 0.0,
+            last: now,
+        }
+    }
+
+    pub fn set_rate(&mut self, now: Instant, bps: u64) {
+        self.drain(now);
+        self.rate_bps = Some(bps);
+    }
+
+    fn drain(&mut self, now: Instant) {
+        if let Some(r) = self.rate_bps {
+            let secs = now.saturating_duration_since(self.last).as_secs_f64();
+            self.debt_bytes = (self.debt_bytes - secs * r as f64 / 8.0).max(0.0);
+        }
+        self.last = self.last.max(now);
+    }
+
+    /// Whether a frame of `bytes` may go now; if so it is charged.
+    pub fn admit(&mut self, now: Instant, bytes: usize) -> bool {
+        self.drain(now);
+        if let Some(r) = self.rate_bps {
+            if self.debt_bytes > r as f64 / 8.0 * BUDGET_QUEUE.as_secs_f64() {
+                return false;
+            }
+        }
+        self.debt_bytes += bytes as f64;
+        true
+    }
+}
+
 /// Per-eye sending state.
 #[derive(Default)]
 struct Track {
@@ -87,6 +136,8 @@ pub struct ViewerCounters {
     pub queue_overflows: u64,
     /// Frames not sent while waiting for an IDR (start, after an overflow).
     pub skipped_waiting_idr: [u64; 2],
+    /// Frames dropped because the viewer's link could not take them (its own send budget).
+    pub over_budget: [u64; 2],
     pub malformed_messages: u64,
     /// Pixel codes the page read from the frame next to the marker's (see `on_message`).
     pub code_read_race: [u64; 2],
@@ -110,6 +161,9 @@ pub struct Viewer {
     video_mids: Vec<Mid>,
     channel: Option<ChannelId>,
     sync: ClockSync,
+    budget: Budget,
+    /// IDRs this viewer asked the shared encoders for on its own (gaps, budget), rate-limited.
+    last_own_idr: Option<Instant>,
     connected: bool,
     deadline_ns: u64,
     ping_id: u32,
@@ -142,6 +196,8 @@ impl Viewer {
             video_mids: Vec::new(),
             channel: None,
             sync: ClockSync::new(ClockSyncConfig::default()),
+            budget: Budget::new(Instant::now()),
+            last_own_idr: None,
             connected: false,
             deadline_ns,
             ping_id: 0,
@@ -283,6 +339,7 @@ impl Viewer {
                 self.counters.last_estimate_bps = Some(bps);
                 let low = self.counters.min_estimate_bps.get_or_insert(bps);
                 *low = (*low).min(bps);
+                self.budget.set_rate(Instant::now(), bps);
                 self.hub.set_estimate(&self.id, Some(bps));
             }
             Event::MediaEgressStats(s) => {
@@ -418,6 +475,21 @@ impl Viewer {
             .map(|(pt, _)| *pt)
     }
 
+    /// Asks the shared encoders for an IDR this viewer needs; at most one every 500 ms, so a
+    /// struggling viewer cannot fill every viewer's stream with IDRs.
+    fn request_own_idr(&mut self, eye: Eye) {
+        let now = Instant::now();
+        if self
+            .last_own_idr
+            .is_some_and(|t| now.duration_since(t) < Duration::from_millis(500))
+        {
+            // The next gap or drop asks again; waiting_idr stays set meanwhile.
+            return;
+        }
+        self.last_own_idr = Some(now);
+        self.hub.pipeline.idr.request(eye);
+    }
+
     fn send_frame(&mut self, f: &EncodedFrame) -> Result<()> {
         let i = f.eye.index();
         {
@@ -439,7 +511,7 @@ impl Viewer {
         self.tracks[i].last_seq = Some(f.seq);
         if gap && !f.keyframe {
             self.tracks[i].waiting_idr = true;
-            self.hub.pipeline.idr.request(f.eye);
+            self.request_own_idr(f.eye);
         }
         if self.tracks[i].waiting_idr {
             if !f.keyframe {
@@ -452,7 +524,13 @@ impl Viewer {
         if now_ns.saturating_sub(f.timing.capture_ns) > self.deadline_ns {
             self.state.eye(f.eye).dropped_deadline += 1;
             self.tracks[i].waiting_idr = true;
-            self.hub.pipeline.idr.request(f.eye);
+            self.request_own_idr(f.eye);
+            return Ok(());
+        }
+        if !self.budget.admit(Instant::now(), f.data.len()) {
+            self.counters.over_budget[i] += 1;
+            self.tracks[i].waiting_idr = true;
+            self.request_own_idr(f.eye);
             return Ok(());
         }
         if self.tracks[i].pt.is_none() {
@@ -510,11 +588,40 @@ mod tests {
         assert!(answer.contains("H264/90000"));
         assert!(answer.contains("packetization-mode=1"));
         assert!(answer.contains("playout-delay"), "asks for render-at-once");
-        assert!(answer.contains("transport-cc"), "TWCC feedback for the estimate");
+        assert!(
+            answer.contains("transport-cc"),
+            "TWCC feedback for the estimate"
+        );
         assert!(answer.contains("nack pli"), "NACK and PLI feedback");
         // The mids of the offer, in its order: left eye, right eye.
-        let mids: Vec<&str> = answer.lines().filter_map(|l| l.strip_prefix("a=mid:")).collect();
+        let mids: Vec<&str> = answer
+            .lines()
+            .filter_map(|l| l.strip_prefix("a=mid:"))
+            .collect();
         assert_eq!(mids, ["0", "1", "2"]);
+    }
+
+    #[test]
+    fn budget_drops_frames_only_when_the_viewer_is_behind() {
+        let t0 = Instant::now();
+        let mut b = Budget::new(t0);
+        // No estimate yet: everything goes.
+        assert!(b.admit(t0, 1_000_000));
+        b.set_rate(t0, 8_000_000); // 1 MB/s: a 100 ms queue is 100 kB
+        let ms = |n| t0 + Duration::from_millis(n);
+        // The 1 MB above drains in 1 s; until it is down to 100 kB nothing goes.
+        assert!(!b.admit(ms(800), 10));
+        assert!(b.admit(ms(900), 50_000));
+        // A stream at the link's rate (100 kB every 100 ms) always fits.
+        for k in 0..50 {
+            assert!(b.admit(ms(1000 + 100 * k), 100_000), "frame {k}");
+        }
+        // Twice the link's rate: about half the frames are refused.
+        let mut sent = 0;
+        for k in 0..100 {
+            sent += u32::from(b.admit(ms(6000 + 50 * k), 100_000));
+        }
+        assert!((45..=55).contains(&sent), "{sent}");
     }
 
     #[test]
@@ -527,7 +634,13 @@ mod tests {
             .split("m=")
             .enumerate()
             .filter(|(i, part)| *i == 0 || part.starts_with("application"))
-            .map(|(i, p)| if i == 0 { p.to_string() } else { format!("m={p}") })
+            .map(|(i, p)| {
+                if i == 0 {
+                    p.to_string()
+                } else {
+                    format!("m={p}")
+                }
+            })
             .collect();
         let audio = audio.replace("a=group:BUNDLE 0 1 2", "a=group:BUNDLE 2");
         assert!(accept_offer(&audio, ip, 1).is_err());

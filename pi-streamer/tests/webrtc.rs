@@ -1,0 +1,453 @@
+//! The WebRTC transport end to end, with str0m as the viewer (a sans-IO WebRTC stack we can
+//! steer: lose packets on purpose, send a PLI, stop reading): the real server
+//! (`transport::webrtc::serve`: HTTPS, WHEP, the pipeline with x264) on 127.0.0.1.
+//!
+//! These run everywhere the crate runs, including aarch64 under qemu; the browser test
+//! (tests/browser.rs) covers Chromium itself. They assert what happened, never how fast.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use pi_streamer::config::{Size, StreamerConfig, TransportKind};
+use pi_streamer::transport::webrtc::{serve, ServeReport};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use shared_proto::Eye;
+use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::channel::ChannelId;
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
+
+fn config() -> StreamerConfig {
+    let mut cfg = StreamerConfig::embedded();
+    for eye in Eye::BOTH {
+        let e = cfg.eyes.get_mut(eye);
+        e.size = Size {
+            width: 320,
+            height: 240,
+        };
+        e.fps = 30.0;
+        e.bitrate_mbps = 1.0;
+    }
+    cfg.transport.webrtc.min_bitrate_mbps = 0.2;
+    cfg.transport.kind = TransportKind::Webrtc;
+    cfg.transport.webrtc.listen = "127.0.0.1:0".into();
+    cfg.deadlines.max_latency_ms = 2000.0;
+    cfg
+}
+
+/// The streamer, serving in the background until `stop`.
+struct Server {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<ServeReport>,
+}
+
+impl Server {
+    fn start(cfg: StreamerConfig) -> Server {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let s = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(serve(&cfg, None, s, move |a| tx.send(a).unwrap()))
+                .expect("serve")
+        });
+        let addr = rx.recv_timeout(Duration::from_secs(20)).expect("listening");
+        Server { addr, stop, thread }
+    }
+
+    fn finish(self) -> ServeReport {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("serve thread")
+    }
+}
+
+#[derive(Debug)]
+struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for NoVerify {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        // The server's certificate is self-signed, made at start: this test trusts it as a
+        // browser told to would.
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// One HTTPS request, HTTP/1.1 by hand: (status, raw headers, body).
+fn https(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String, String) {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
+        .with_no_client_auth();
+    let conn =
+        rustls::ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap()).unwrap();
+    let tcp = TcpStream::connect(addr).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    write!(
+        tls,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/sdp\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    let _ = tls.read_to_end(&mut out); // the server may close without close_notify
+    let text = String::from_utf8_lossy(&out).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_string(), body.to_string())
+}
+
+/// What a peer saw, per eye.
+#[derive(Default, Debug)]
+struct Seen {
+    frames: [u64; 2],
+    keyframes: [u64; 2],
+    /// Frames that arrived with a gap before them (loss that retransmission did not repair).
+    gaps: [u64; 2],
+    plis: [u64; 2],
+}
+
+/// Steering for a peer.
+#[derive(Default)]
+struct Control {
+    /// Drop every Nth incoming media datagram (0 = none).
+    drop_every: AtomicUsize,
+    dropped: AtomicU64,
+    /// Stop reading the socket.
+    stall: AtomicBool,
+    /// Send a PLI for this eye (index + 1; 0 = none).
+    pli: AtomicUsize,
+    quit: AtomicBool,
+}
+
+struct Peer {
+    seen: Arc<Mutex<Seen>>,
+    control: Arc<Control>,
+    resource: String,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Peer {
+    /// Offers two recvonly video m-lines and the `binoc` data channel, as the viewer page does.
+    fn connect(server: SocketAddr) -> Peer {
+        let mut rtc = RtcConfig::new()
+            .clear_codecs()
+            .enable_h264(true)
+            .build(Instant::now());
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rtc.add_local_candidate(Candidate::host(socket.local_addr().unwrap(), "udp").unwrap());
+        let mut change = rtc.sdp_api();
+        let mids = [
+            change.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None),
+            change.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None),
+        ];
+        change.add_channel("binoc".into());
+        let (offer, pending): (_, SdpPendingOffer) = change.apply().unwrap();
+        let (status, head, body) = https(server, "POST", "/whep", &offer.to_sdp_string());
+        assert_eq!(status, 201, "{head}\n{body}");
+        let resource = head
+            .lines()
+            .find_map(|l| l.strip_prefix("location: "))
+            .expect("Location")
+            .to_string();
+        let answer = SdpAnswer::from_sdp_string(&body).unwrap();
+        rtc.sdp_api().accept_answer(pending, answer).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(2)))
+            .unwrap();
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let control = Arc::new(Control::default());
+        let (s, c) = (seen.clone(), control.clone());
+        let thread = std::thread::spawn(move || drive(rtc, socket, mids, s, c));
+        Peer {
+            seen,
+            control,
+            resource,
+            thread,
+        }
+    }
+
+    fn frames(&self) -> [u64; 2] {
+        self.seen.lock().unwrap().frames
+    }
+
+    fn wait_for(&self, what: &str, mut f: impl FnMut(&Seen) -> bool) {
+        let t0 = Instant::now();
+        while !f(&self.seen.lock().unwrap()) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "waited 60 s for {what}: {:?}",
+                self.seen.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn leave(self, server: SocketAddr) -> Seen {
+        let (status, head, _) = https(server, "DELETE", &self.resource, "");
+        assert_eq!(status, 200, "{head}");
+        self.control.quit.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap();
+        Arc::try_unwrap(self.seen).unwrap().into_inner().unwrap()
+    }
+}
+
+fn browser_ms(t0: Instant) -> f64 {
+    t0.elapsed().as_secs_f64() * 1e3 + 1.0
+}
+
+fn drive(
+    mut rtc: Rtc,
+    socket: UdpSocket,
+    mids: [Mid; 2],
+    seen: Arc<Mutex<Seen>>,
+    control: Arc<Control>,
+) {
+    let t0 = Instant::now();
+    let local = socket.local_addr().unwrap();
+    let mut channel: Option<ChannelId> = None;
+    let mut media_datagrams = 0usize;
+    let mut buf = vec![0u8; 2048];
+    while !control.quit.load(Ordering::Relaxed) {
+        let timeout = loop {
+            match rtc.poll_output().expect("poll_output") {
+                Output::Timeout(t) => break t,
+                Output::Transmit(t) => {
+                    let _ = socket.send_to(&t.contents, t.destination);
+                }
+                Output::Event(Event::ChannelOpen(id, _)) => channel = Some(id),
+                Output::Event(Event::ChannelData(d)) => {
+                    // Answer the clock-sync pings as the page does.
+                    let t1 = browser_ms(t0);
+                    let v: serde_json::Value = serde_json::from_slice(&d.data).unwrap();
+                    if v["t"] == "ping" {
+                        let pong = serde_json::json!({"t": "pong", "id": v["id"], "t0": v["t0"],
+                            "t1": t1, "t2": browser_ms(t0)});
+                        if let Some(mut ch) = rtc.channel(d.id) {
+                            let _ = ch.write(false, pong.to_string().as_bytes());
+                        }
+                    }
+                }
+                Output::Event(Event::MediaData(m)) => {
+                    let Some(eye) = mids.iter().position(|&x| x == m.mid) else {
+                        continue;
+                    };
+                    {
+                        let mut s = seen.lock().unwrap();
+                        s.frames[eye] += 1;
+                        s.keyframes[eye] += u64::from(m.is_keyframe());
+                        if !m.contiguous {
+                            s.gaps[eye] += 1;
+                        }
+                    }
+                    if !m.contiguous {
+                        // As browsers do: a broken reference chain asks for a keyframe.
+                        if let Some(rx) = rtc.direct_api().stream_rx_by_mid(m.mid, None) {
+                            rx.request_keyframe(KeyframeRequestKind::Pli);
+                        }
+                    }
+                    let now = browser_ms(t0);
+                    let marker = serde_json::json!({"t": "m", "eye": eye,
+                        "rtp": m.time.numer() as u32, "code": null, "recv": now, "pres": now,
+                        "disp": null});
+                    if let Some(mut ch) = channel.and_then(|id| rtc.channel(id)) {
+                        let _ = ch.write(false, marker.to_string().as_bytes());
+                    }
+                }
+                Output::Event(_) => {}
+            }
+        };
+        let pli = control.pli.swap(0, Ordering::Relaxed);
+        if pli > 0 {
+            if let Some(rx) = rtc.direct_api().stream_rx_by_mid(mids[pli - 1], None) {
+                rx.request_keyframe(KeyframeRequestKind::Pli);
+                seen.lock().unwrap().plis[pli - 1] += 1;
+            }
+        }
+        if control.stall.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(5));
+            continue;
+        }
+        match socket.recv_from(&mut buf) {
+            Ok((n, source)) => {
+                // Media datagrams are the big ones; lose some on purpose.
+                let every = control.drop_every.load(Ordering::Relaxed);
+                if n > 300 && every > 0 {
+                    media_datagrams += 1;
+                    if media_datagrams % every == 0 {
+                        control.dropped.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                }
+                if let Ok(contents) = buf[..n].try_into() {
+                    rtc.handle_input(Input::Receive(
+                        Instant::now(),
+                        Receive {
+                            proto: Protocol::Udp,
+                            source,
+                            destination: local,
+                            contents,
+                        },
+                    ))
+                    .expect("handle_input");
+                }
+            }
+            Err(_) => {
+                let now = Instant::now();
+                if now >= timeout {
+                    rtc.handle_input(Input::Timeout(now)).expect("timeout");
+                }
+            }
+        }
+    }
+}
+
+fn viewer<'a>(
+    r: &'a ServeReport,
+    index: usize,
+) -> &'a pi_streamer::transport::webrtc::ViewerReport {
+    let mut v: Vec<_> = r.viewers.iter().collect();
+    v.sort_by_key(|v| v.viewer.split('-').next().unwrap().parse::<u64>().unwrap());
+    v[index]
+}
+
+#[test]
+fn pli_from_a_viewer_makes_an_idr_for_that_eye() {
+    let server = Server::start(config());
+    let peer = Peer::connect(server.addr);
+    peer.wait_for("frames on both eyes", |s| s.frames.iter().all(|&f| f >= 30));
+    let before = peer.seen.lock().unwrap().keyframes;
+    peer.control.pli.store(2, Ordering::Relaxed); // the right eye
+    peer.wait_for("an IDR on the right eye", |s| s.keyframes[1] > before[1]);
+    let seen = peer.leave(server.addr);
+    let report = server.finish();
+    let v = viewer(&report, 0);
+    assert!(v.webrtc.keyframe_requests[1] >= 1, "{:?}", v.webrtc);
+    assert_eq!(seen.plis, [0, 1], "only the PLI this test sent");
+    assert_eq!(seen.gaps, [0, 0], "no loss on loopback");
+    assert!(v.ended.contains("DELETE"), "{}", v.ended);
+    // The markers came back and were matched to the frames sent.
+    for e in [&v.report.eyes.left, &v.report.eyes.right] {
+        assert!(e.decoded >= 30 && e.unmatched_markers == 0, "{e:?}");
+    }
+}
+
+#[test]
+fn lost_packets_are_retransmitted_after_nacks() {
+    let server = Server::start(config());
+    let peer = Peer::connect(server.addr);
+    peer.wait_for("the first frames", |s| s.frames.iter().all(|&f| f >= 5));
+    // One media datagram in 20 lost (5 %, both eyes).
+    peer.control.drop_every.store(20, Ordering::Relaxed);
+    let start = peer.frames();
+    peer.wait_for("150 more frames per eye", |s| {
+        s.frames.iter().zip(start).all(|(&f, s0)| f >= s0 + 150)
+    });
+    let dropped = peer.control.dropped.load(Ordering::Relaxed);
+    let seen = peer.leave(server.addr);
+    let report = server.finish();
+    let v = viewer(&report, 0);
+    assert!(dropped >= 20, "the test lost {dropped} datagrams");
+    let nacks = v.webrtc.nacks[0] + v.webrtc.nacks[1];
+    assert!(
+        nacks > 0,
+        "the viewer's NACKs reached the streamer: {:?}",
+        v.webrtc
+    );
+    // Retransmission repaired the losses: frames arrived whole, in order, without the
+    // keyframe requests a broken chain would need.
+    let frames = seen.frames[0] + seen.frames[1];
+    let gaps = seen.gaps[0] + seen.gaps[1];
+    eprintln!("lost {dropped} datagrams, {nacks} NACKs, {frames} frames, {gaps} with a gap, PLIs {:?}, keyframe requests {:?}", seen.plis, v.webrtc.keyframe_requests);
+    assert!(
+        gaps * 50 <= frames,
+        "{gaps} of {frames} frames came with a gap ({dropped} datagrams lost)"
+    );
+}
+
+#[test]
+fn a_stalled_viewer_does_not_hold_up_another_and_recovers() {
+    let server = Server::start(config());
+    let a = Peer::connect(server.addr);
+    let b = Peer::connect(server.addr);
+    for p in [&a, &b] {
+        p.wait_for("frames on both eyes", |s| s.frames.iter().all(|&f| f >= 10));
+    }
+    // B stops reading for 60 frame intervals; A keeps receiving meanwhile.
+    b.control.stall.store(true, Ordering::Relaxed);
+    let a0 = a.frames();
+    a.wait_for("60 frames per eye while B stalls", |s| {
+        s.frames.iter().zip(a0).all(|(&f, s0)| f >= s0 + 60)
+    });
+    b.control.stall.store(false, Ordering::Relaxed);
+    // B recovers: a keyframe, then frames again.
+    let b0 = b.seen.lock().unwrap().keyframes;
+    let bf = b.frames();
+    b.wait_for("B's next keyframes and frames", |s| {
+        (0..2).all(|e| s.keyframes[e] > b0[e] && s.frames[e] >= bf[e] + 30)
+    });
+    let seen_a = a.leave(server.addr);
+    let _ = b.leave(server.addr);
+    let report = server.finish();
+    assert_eq!(report.viewers.len(), 2);
+    assert_eq!(seen_a.gaps, [0, 0], "A lost nothing while B stalled");
+    let va = viewer(&report, 0);
+    assert_eq!(va.webrtc.queue_overflows, 0, "{:?}", va.webrtc);
+}
+
+#[test]
+fn whep_errors_over_https() {
+    let server = Server::start(config());
+    let (status, _, body) = https(server.addr, "POST", "/whep", "this is not SDP");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("bad offer"), "{body}");
+    let (status, _, _) = https(server.addr, "DELETE", "/whep/1-0000000000000000", "");
+    assert_eq!(status, 404);
+    let (status, head, _) = https(server.addr, "OPTIONS", "/whep", "");
+    assert_eq!(status, 204);
+    assert!(head.contains("accept-post: application/sdp"), "{head}");
+    let report = server.finish();
+    assert!(report.viewers.is_empty());
+}
