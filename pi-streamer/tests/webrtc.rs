@@ -344,10 +344,7 @@ fn drive(
     }
 }
 
-fn viewer<'a>(
-    r: &'a ServeReport,
-    index: usize,
-) -> &'a pi_streamer::transport::webrtc::ViewerReport {
+fn viewer(r: &ServeReport, index: usize) -> &pi_streamer::transport::webrtc::ViewerReport {
     let mut v: Vec<_> = r.viewers.iter().collect();
     v.sort_by_key(|v| v.viewer.split('-').next().unwrap().parse::<u64>().unwrap());
     v[index]
