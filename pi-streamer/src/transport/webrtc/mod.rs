@@ -55,7 +55,7 @@ pub struct ServeReport {
     /// Frames captured per eye, and raw frames the encoder had no time for.
     pub captured: [u64; 2],
     pub dropped_source: [u64; 2],
-    /// Final encoder bitrate per eye (bit/s; 0 = as configured, no estimate yet).
+    /// Encoder bitrate per eye at the end (bit/s; 0 = as configured: no viewer had an estimate).
     pub final_target_bps: [u32; 2],
     pub duration_s: f64,
 }

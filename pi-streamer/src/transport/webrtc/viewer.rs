@@ -30,9 +30,13 @@ use super::wake::Wake;
 use super::Hub;
 use crate::pipeline::{EncodedFrame, PipelineState};
 
-/// Frames waiting for one viewer; more means the viewer is behind and loses frames (the
-/// others are not held up).
-pub const QUEUE_FRAMES: usize = 4;
+/// Frames waiting for one viewer (both eyes; about 67 ms at 2 × 60 fps, and stale frames are
+/// dropped by the deadline anyway); more means the viewer is behind and loses frames (the
+/// others are not held up). 4 overflowed on a busy 2-core machine with the browser on it.
+pub const QUEUE_FRAMES: usize = 8;
+
+/// Shortest interval between IDRs one viewer asks for on its own.
+const OWN_IDR_INTERVAL: Duration = Duration::from_millis(200);
 
 /// A session accepted by WHEP, not yet running.
 pub struct Pending {
@@ -475,16 +479,15 @@ impl Viewer {
             .map(|(pt, _)| *pt)
     }
 
-    /// Asks the shared encoders for an IDR this viewer needs; at most one every 500 ms, so a
-    /// struggling viewer cannot fill every viewer's stream with IDRs.
+    /// Asks the shared encoders for an IDR this viewer needs; at most one every 200 ms per
+    /// viewer, so a struggling viewer cannot fill every viewer's stream with IDRs.
     fn request_own_idr(&mut self, eye: Eye) {
         let now = Instant::now();
         if self
             .last_own_idr
-            .is_some_and(|t| now.duration_since(t) < Duration::from_millis(500))
+            .is_some_and(|t| now.duration_since(t) < OWN_IDR_INTERVAL)
         {
-            // The next gap or drop asks again; waiting_idr stays set meanwhile.
-            return;
+            return; // the next frame while waiting asks again
         }
         self.last_own_idr = Some(now);
         self.hub.pipeline.idr.request(eye);
@@ -516,6 +519,9 @@ impl Viewer {
         if self.tracks[i].waiting_idr {
             if !f.keyframe {
                 self.counters.skipped_waiting_idr[i] += 1;
+                // Asked again (within the rate limit) until the IDR comes: a request may have
+                // been merged away or made too soon after the last one.
+                self.request_own_idr(f.eye);
                 return Ok(());
             }
             self.tracks[i].waiting_idr = false;
