@@ -147,6 +147,10 @@ struct Seen {
     /// Frames that arrived with a gap before them (loss that retransmission did not repair).
     gaps: [u64; 2],
     plis: [u64; 2],
+    /// The encoders' target bitrate per eye (Mbit/s) from the streamer's stats messages.
+    targets: Vec<[f64; 2]>,
+    /// The link estimate the streamer reported (Mbit/s).
+    estimates: Vec<f64>,
 }
 
 /// Steering for a peer.
@@ -262,6 +266,14 @@ fn drive(
                     // Answer the clock-sync pings as the page does.
                     let t1 = browser_ms(t0);
                     let v: serde_json::Value = serde_json::from_slice(&d.data).unwrap();
+                    if v["t"] == "stats" {
+                        let mut s = seen.lock().unwrap();
+                        let t = |e: usize| v["eyes"][e]["target_mbps"].as_f64().unwrap_or(0.0);
+                        s.targets.push([t(0), t(1)]);
+                        if let Some(e) = v["estimate_mbps"].as_f64() {
+                            s.estimates.push(e);
+                        }
+                    }
                     if v["t"] == "ping" {
                         let pong = serde_json::json!({"t": "pong", "id": v["id"], "t0": v["t0"],
                             "t1": t1, "t2": browser_ms(t0)});
@@ -402,6 +414,29 @@ fn lost_packets_are_retransmitted_after_nacks() {
         gaps * 50 <= frames,
         "{gaps} of {frames} frames came with a gap ({dropped} datagrams lost)"
     );
+}
+
+#[test]
+fn a_lossy_link_lowers_the_encoders_bitrate() {
+    let server = Server::start(config()); // 1 Mbit/s per eye, floor 0.2
+    let peer = Peer::connect(server.addr);
+    peer.wait_for("frames and a first stats message", |s| {
+        s.frames.iter().all(|&f| f >= 10) && !s.targets.is_empty()
+    });
+    // One media datagram in 4 lost: GCC's loss-based controller backs off.
+    peer.control.drop_every.store(4, Ordering::Relaxed);
+    peer.wait_for("a lower target bitrate", |s| {
+        s.targets.last().is_some_and(|t| t[0] < 0.9 && t[1] < 0.9)
+    });
+    let seen = peer.leave(server.addr);
+    let _ = server.finish();
+    let last = seen.targets.last().unwrap();
+    eprintln!("estimates {:?}, targets {:?}", seen.estimates, seen.targets);
+    assert!(
+        last[0] >= 0.2 && last[1] >= 0.2,
+        "never below the floor: {last:?}"
+    );
+    assert_eq!(last[0], last[1], "both eyes share the link");
 }
 
 #[test]

@@ -214,10 +214,12 @@ impl whep::Sessions for HubSessions {
         if hub.viewer_count() >= max as usize {
             return Err(CreateError::Full(max));
         }
-        let initial = Eye::BOTH
+        // Start the estimator where the configured bitrate is its target (see `eye_target`).
+        let initial = (Eye::BOTH
             .iter()
-            .map(|&e| (hub.cfg.eyes.get(e).bitrate_mbps * 1e6) as u64)
-            .sum::<u64>();
+            .map(|&e| hub.cfg.eyes.get(e).bitrate_mbps * 1e6)
+            .sum::<f64>()
+            / 0.85) as u64;
         let (pending, answer) = viewer::accept_offer(offer, local_ip, initial)
             .map_err(|e| CreateError::BadOffer(format!("{e:#}")))?;
         let n = hub.next_id.fetch_add(1, Ordering::Relaxed);
