@@ -68,6 +68,9 @@ function readCode(video) {
   const h = video.videoHeight;
   const band = bandHeight(h);
   if (w < CELLS * 2 || band < 4) return null;
+  // Cleared first: the canvas is shared by both eyes, and a video with no frame to give draws
+  // nothing, which would leave the other eye's code to be read.
+  codeCtx.clearRect(0, 0, codeCanvas.width, codeCanvas.height);
   codeCtx.drawImage(video, 0, band / 4, w, band / 2, 0, 0, codeCanvas.width, codeCanvas.height);
   const px = codeCtx.getImageData(0, 0, codeCanvas.width, 1).data;
   const bits = [];
@@ -243,12 +246,12 @@ function hudText() {
 const VS = `#version 300 es
 in vec2 pos;
 uniform mat4 proj;
-uniform vec2 half;
+uniform vec2 halfSize;
 uniform float dist;
 out vec2 uv;
 void main() {
   uv = vec2(pos.x * 0.5 + 0.5, 0.5 - pos.y * 0.5);
-  gl_Position = proj * vec4(pos * half, -dist, 1.0);
+  gl_Position = proj * vec4(pos * halfSize, -dist, 1.0);
 }`;
 const FS = `#version 300 es
 precision mediump float;
@@ -326,7 +329,7 @@ async function enterVR() {
       const v = binoc.videos[eye];
       const aspect = v.videoWidth && v.videoHeight ? v.videoHeight / v.videoWidth : 9 / 16;
       gl.uniformMatrix4fv(gl.getUniformLocation(prog, 'proj'), false, view.projectionMatrix);
-      gl.uniform2f(gl.getUniformLocation(prog, 'half'), width / 2, (width * aspect) / 2);
+      gl.uniform2f(gl.getUniformLocation(prog, 'halfSize'), width / 2, (width * aspect) / 2);
       gl.uniform1f(gl.getUniformLocation(prog, 'dist'), dist);
       gl.bindTexture(gl.TEXTURE_2D, textures[eye]);
       gl.drawArrays(gl.TRIANGLE_STRIP, 0, 4);

@@ -27,8 +27,9 @@ fn check_prerequisites() {
     );
 }
 
-#[test]
-fn browser_decodes_both_tracks_on_the_right_eyes_for_two_viewers() {
+/// Runs the streamer (640x360 at 30 fps) and `view.mjs URL view_args…` against it, stops the
+/// streamer with SIGINT; returns what the page saw, the streamer's JSON report and its log.
+fn run_with_browser(view_args: &[&str]) -> (Value, Value, String) {
     check_prerequisites();
     let mut streamer = Command::new(env!("CARGO_BIN_EXE_pi-streamer"))
         .args([
@@ -79,16 +80,8 @@ fn browser_decodes_both_tracks_on_the_right_eyes_for_two_viewers() {
         .expect("the streamer says where it serves");
     let out = Command::new("node")
         .current_dir(browser_dir())
-        .args([
-            "view.mjs",
-            &url,
-            "--viewers",
-            "2",
-            "--min-decoded",
-            "100",
-            "--timeout-s",
-            "90",
-        ])
+        .args(["view.mjs", &url])
+        .args(view_args)
         .stderr(Stdio::inherit())
         .output()
         .expect("running node");
@@ -103,6 +96,20 @@ fn browser_decodes_both_tracks_on_the_right_eyes_for_two_viewers() {
     assert!(done.status.success(), "streamer failed:\n{log}");
 
     let seen: Value = serde_json::from_slice(&out.stdout).expect("view.mjs JSON");
+    let report: Value = serde_json::from_slice(&done.stdout).expect("streamer JSON report");
+    (seen, report, log)
+}
+
+#[test]
+fn browser_decodes_both_tracks_on_the_right_eyes_for_two_viewers() {
+    let (seen, report, log) = run_with_browser(&[
+        "--viewers",
+        "2",
+        "--min-decoded",
+        "100",
+        "--timeout-s",
+        "90",
+    ]);
     let viewers = seen["viewers"].as_array().unwrap();
     assert_eq!(viewers.len(), 2);
     for (i, v) in viewers.iter().enumerate() {
@@ -128,7 +135,6 @@ fn browser_decodes_both_tracks_on_the_right_eyes_for_two_viewers() {
         assert!(v["markersSent"].as_u64().unwrap() > 100);
     }
 
-    let report: Value = serde_json::from_slice(&done.stdout).expect("streamer JSON report");
     let reports = report["viewers"].as_array().unwrap();
     assert_eq!(reports.len(), 2, "{report}");
     for v in reports {
@@ -164,5 +170,51 @@ fn browser_decodes_both_tracks_on_the_right_eyes_for_two_viewers() {
         // Glass-to-glass ends after capture→decoded.
         assert!(g2g["p50"].as_f64().unwrap() >= r["latency_ms"]["p50"].as_f64().unwrap());
         assert_eq!(v["webrtc"]["malformed_messages"].as_u64(), Some(0));
+    }
+}
+
+/// WebXR, with a stand-in XR device (`tests/browser/xr-mock.js`: headless Chromium has no XR
+/// runtime) whose two views are the halves of the page's WebGL canvas: the page enters VR, and
+/// the pixels read back from each half show that eye's camera, frame numbers only advancing.
+#[test]
+fn browser_webxr_shows_each_camera_to_its_own_eye_only() {
+    let (seen, report, log) =
+        run_with_browser(&["--xr", "--min-decoded", "60", "--timeout-s", "90"]);
+    let v = &seen["viewers"][0];
+    assert!(v["error"].is_null(), "{}", v["error"]);
+    assert_eq!(
+        v["inXR"],
+        Value::Bool(true),
+        "the page entered the immersive session"
+    );
+    let xr = &v["xr"];
+    assert!(xr["error"].is_null(), "{}", xr["error"]);
+    for eye in 0..2 {
+        assert!(xr["codesRead"][eye].as_u64().unwrap() > 30, "{xr}");
+        assert_eq!(
+            xr["codes"][eye][0].as_u64(),
+            Some(eye as u64),
+            "view {eye} shows camera {}",
+            xr["codes"][eye][0]
+        );
+        // Never an older frame after a newer one.
+        let h: Vec<u64> = xr["history"][eye]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_u64().unwrap())
+            .collect();
+        assert!(
+            h.windows(2).all(|w| w[0] < w[1]),
+            "view {eye} went back: {h:?}"
+        );
+    }
+    // Markers carry the XR frame's predicted display time: glass-to-glass per displayed frame.
+    let r = &report["viewers"][0]["report"];
+    let g2g = &r["glass_to_glass_ms"];
+    assert!(g2g["count"].as_u64().unwrap() > 30, "{g2g}; log:\n{log}");
+    for eye in ["left", "right"] {
+        assert_eq!(r["eyes"][eye]["wrong_eye"].as_u64(), Some(0));
+        assert_eq!(r["eyes"][eye]["code_mismatch"].as_u64(), Some(0));
     }
 }

@@ -2,8 +2,11 @@
 // stdout, what the page decoded: framesDecoded per eye (getStats), the pixel codes read from
 // each video, markers sent. Used by pi-streamer/tests/browser.rs.
 //
-//   node view.mjs URL [--viewers N] [--min-decoded N] [--timeout-s N] [--hold-s N]
+//   node view.mjs URL [--viewers N] [--min-decoded N] [--timeout-s N] [--hold-s N] [--xr]
+//     --xr: a stand-in WebXR device (xr-mock.js); the page enters VR and the test reads back
+//           which camera each eye's view shows
 //   node view.mjs --offer       (prints a recvonly offer with two video m-lines, for curl)
+import { readFileSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 
 const args = process.argv.slice(2);
@@ -16,6 +19,7 @@ const viewers = Number(opt('--viewers', 1));
 const minDecoded = Number(opt('--min-decoded', 100));
 const timeoutS = Number(opt('--timeout-s', 60));
 const holdS = Number(opt('--hold-s', 0));
+const xr = args.includes('--xr');
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
@@ -29,6 +33,9 @@ const browser = await chromium.launch({
     '--no-first-run',
     '--ignore-certificate-errors',
     '--autoplay-policy=no-user-gesture-required',
+    // WebGL without a GPU (the WebXR path): SwiftShader.
+    '--use-angle=swiftshader',
+    '--enable-unsafe-swiftshader',
   ],
 });
 
@@ -52,7 +59,13 @@ try {
       const page = await ctx.newPage();
       page.on('console', (m) => process.stderr.write(`[viewer ${i}] ${m.type()}: ${m.text()}\n`));
       page.on('pageerror', (e) => process.stderr.write(`[viewer ${i}] page error: ${e.message}\n`));
+      if (xr) await page.addInitScript({ content: readFileSync(new URL('./xr-mock.js', import.meta.url), 'utf8') });
       await page.goto(url);
+      if (xr) {
+        // Enter VR as a user would, once the page offers it and both videos play.
+        await page.waitForFunction(() => window.binoc.inbound.every((s) => s && s.framesDecoded > 10), null, { timeout: timeoutS * 1000 });
+        await page.click('#enter-vr');
+      }
       pages.push(page);
     }
     const read = (page) =>
@@ -72,13 +85,20 @@ try {
           error: b.error,
           size: b.videos.map((v) => [v.videoWidth, v.videoHeight]),
           hud: document.getElementById('hud').textContent,
+          inXR: !!b.xr,
+          xr: window.__xrMock || null,
         };
       });
     const start = Date.now();
     let results;
     for (;;) {
       results = await Promise.all(pages.map(read));
-      const done = results.every((r) => r.decoded.every((d) => d > minDecoded) && r.codesRead.every((c) => c > 0));
+      const done = results.every(
+        (r) =>
+          r.decoded.every((d) => d > minDecoded) &&
+          r.codesRead.every((c) => c > 0) &&
+          (!xr || (r.xr && r.xr.codesRead.every((c) => c > minDecoded / 2))),
+      );
       if (done || results.some((r) => r.error)) break;
       if (Date.now() - start > timeoutS * 1000) break;
       await new Promise((r) => setTimeout(r, 250));
