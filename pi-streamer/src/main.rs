@@ -18,10 +18,13 @@ enum ReportFormat {
 }
 
 /// binoc streamer: captures both cameras, encodes each eye as its own H.264 stream and sends
-/// them to the headset over QUIC.
+/// them to the headset over QUIC, or to browsers over WebRTC.
 ///
-/// `pi-streamer --peer HOST:PORT` dials a listening quest-client. `pi-streamer loopback`
-/// runs streamer and a headless client in one process and prints the latency table.
+/// `pi-streamer --peer HOST:PORT` dials a listening quest-client (QUIC).
+/// `pi-streamer --transport webrtc --listen 0.0.0.0:8443` serves the WebXR viewer page at
+/// https://ADDR/ and WHEP at https://ADDR/whep (both eyes as two tracks).
+/// `pi-streamer loopback` runs streamer and a headless client in one process and prints the
+/// latency table.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about, args_conflicts_with_subcommands = true)]
 struct Cli {

@@ -163,6 +163,8 @@ struct Control {
     stall: AtomicBool,
     /// Send a PLI for this eye (index + 1; 0 = none).
     pli: AtomicUsize,
+    /// Send this many malformed data channel messages.
+    garbage: AtomicUsize,
     quit: AtomicBool,
 }
 
@@ -311,6 +313,18 @@ fn drive(
                 Output::Event(_) => {}
             }
         };
+        if let Some(mut ch) = channel.and_then(|id| rtc.channel(id)) {
+            let garbage = control.garbage.swap(0, Ordering::Relaxed);
+            let bad: [&[u8]; 4] = [
+                b"not json",
+                br#"{"t":"m","eye":7,"rtp":1,"code":null,"recv":1,"pres":1,"disp":null}"#,
+                br#"{"t":"pong","id":1,"t0":1,"t1":1e300,"t2":1e300}"#,
+                &[b'x'; 5000],
+            ];
+            for i in 0..garbage {
+                let _ = ch.write(i % 2 == 0, bad[i % bad.len()]);
+            }
+        }
         let pli = control.pli.swap(0, Ordering::Relaxed);
         if pli > 0 {
             if let Some(rx) = rtc.direct_api().stream_rx_by_mid(mids[pli - 1], None) {
@@ -367,6 +381,8 @@ fn pli_from_a_viewer_makes_an_idr_for_that_eye() {
     let server = Server::start(config());
     let peer = Peer::connect(server.addr);
     peer.wait_for("frames on both eyes", |s| s.frames.iter().all(|&f| f >= 30));
+    // Malformed data channel messages are counted and change nothing.
+    peer.control.garbage.store(40, Ordering::Relaxed);
     let before = peer.seen.lock().unwrap().keyframes;
     peer.control.pli.store(2, Ordering::Relaxed); // the right eye
     peer.wait_for("an IDR on the right eye", |s| s.keyframes[1] > before[1]);
@@ -374,6 +390,7 @@ fn pli_from_a_viewer_makes_an_idr_for_that_eye() {
     let report = server.finish();
     let v = viewer(&report, 0);
     assert!(v.webrtc.keyframe_requests[1] >= 1, "{:?}", v.webrtc);
+    assert_eq!(v.webrtc.malformed_messages, 40, "{:?}", v.webrtc);
     assert_eq!(seen.plis, [0, 1], "only the PLI this test sent");
     assert_eq!(seen.gaps, [0, 0], "no loss on loopback");
     assert!(v.ended.contains("DELETE"), "{}", v.ended);

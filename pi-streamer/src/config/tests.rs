@@ -259,3 +259,39 @@ fn gop_frames_is_the_idr_interval() {
         "{e}"
     );
 }
+
+#[test]
+fn webrtc_section_is_checked_key_by_key() {
+    let c = StreamerConfig::from_yaml(
+        "transport:\n  kind: webrtc\n  webrtc:\n    listen: 127.0.0.1:9000\n    token: abc\n    max_viewers: 2\n",
+        "t.yaml",
+    )
+    .unwrap();
+    assert_eq!(c.transport.kind, TransportKind::Webrtc);
+    assert_eq!(c.transport.webrtc.listen, "127.0.0.1:9000");
+    assert_eq!(c.transport.webrtc.token.as_deref(), Some("abc"));
+    assert_eq!(c.transport.webrtc.max_viewers, 2);
+    let p = problems(
+        "transport:\n  kind: carrier-pigeon\n  webrtc:\n    listen: everywhere\n    tokn: x\n    token: \"two words\"\n    max_viewers: 0\n    tls_cert: cert.pem\n",
+    );
+    let keys: Vec<&str> = p.iter().map(|(_, k)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "transport.kind",
+            "transport.webrtc.listen",
+            "transport.webrtc.tokn",
+            "transport.webrtc.token",
+            "transport.webrtc.max_viewers",
+            "transport.webrtc",
+        ],
+        "{p:?}"
+    );
+    assert_eq!(
+        p.iter().map(|(l, _)| *l).collect::<Vec<_>>(),
+        [2, 4, 5, 6, 7, 8]
+    );
+    assert_eq!(p[0].0, 2);
+    let e = err("transport:\n  webrtc:\n    tls_key: k.pem\n");
+    assert!(e.contains("tls_cert and tls_key go together"), "{e}");
+}
