@@ -28,5 +28,8 @@ fi
 grep -E "^Done|stat::(number_of_executed_units|peak_rss_mb)" target/fuzz-smoke.log
 echo "fuzz smoke: clean"
 
+echo "== Android (the Quest): type-check and lint quest-client with the MediaCodec path"
+scripts/android-check.sh
+
 echo "== aarch64 (the Pi): cross-build and run the tests under qemu"
 scripts/cross-aarch64.sh test

@@ -1,7 +1,10 @@
-//! H.264 decoders behind [`VideoDecoder`]: openh264 here; MediaCodec on the Quest (another
-//! issue) plugs in behind the same trait.
+//! H.264 decoders behind [`VideoDecoder`]: openh264 (software, everywhere) and MediaCodec
+//! (the Quest's hardware decoder, `target_os = "android"` only).
 
+#[cfg(target_os = "android")]
+pub mod mediacodec;
 pub mod openh264;
+pub mod yuv_layout;
 
 use anyhow::Result;
 
@@ -11,9 +14,21 @@ pub struct DecodedView<'a> {
     pub height: usize,
     pub y: &'a [u8],
     pub y_stride: usize,
-    pub u: &'a [u8],
-    pub v: &'a [u8],
-    pub uv_stride: usize,
+    pub chroma: Chroma<'a>,
+}
+
+/// The chroma planes: separate U and V (I420, openh264) or interleaved UV (NV12, what most
+/// hardware decoders write).
+pub enum Chroma<'a> {
+    Planar {
+        u: &'a [u8],
+        v: &'a [u8],
+        stride: usize,
+    },
+    SemiPlanar {
+        uv: &'a [u8],
+        stride: usize,
+    },
 }
 
 pub trait VideoDecoder: Send {

@@ -5,7 +5,7 @@ use openh264::decoder::{DecodeOptions, Decoder, DecoderConfig, Flush};
 use openh264::formats::YUVSource;
 use openh264::OpenH264API;
 
-use super::{DecodedView, VideoDecoder};
+use super::{Chroma, DecodedView, VideoDecoder};
 
 pub struct OpenH264Decoder {
     dec: Decoder,
@@ -36,9 +36,11 @@ impl VideoDecoder for OpenH264Decoder {
             height,
             y: p.y(),
             y_stride: ys,
-            u: p.u(),
-            v: p.v(),
-            uv_stride: us,
+            chroma: Chroma::Planar {
+                u: p.u(),
+                v: p.v(),
+                stride: us,
+            },
         });
         Ok(true)
     }

@@ -1,0 +1,28 @@
+#!/bin/sh
+# Type-checks and lints quest-client for the Quest (aarch64-linux-android), MediaCodec path
+# included, with -D warnings. No Android NDK here, so nothing links or runs: Debian's Rust
+# builds the Android std from source (-Zbuild-std, rust-web-src), and the Linux cross gcc
+# stands in for the NDK's compilers so build scripts of C dependencies can run.
+# Usage: scripts/android-check.sh
+set -eu
+cd "$(dirname "$0")/.."
+
+need=""
+for p in rustc-web cargo-web rust-web-src rust-web-clippy gcc-aarch64-linux-gnu g++-aarch64-linux-gnu \
+         libc6-dev-arm64-cross; do
+  dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"
+done
+if [ -n "$need" ]; then
+  if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get update -qq
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $need
+fi
+
+export RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc PATH="/usr/bin:$PATH"
+export CC_aarch64_linux_android=aarch64-linux-gnu-gcc CXX_aarch64_linux_android=aarch64-linux-gnu-g++
+export AR_aarch64_linux_android=aarch64-linux-gnu-ar
+export CARGO_TARGET_DIR="$PWD/target/android"
+/usr/bin/cargo-clippy clippy --locked -Zbuild-std=std,panic_abort --target aarch64-linux-android \
+  -p quest-client --lib -- -D warnings
+echo "android check: quest-client (with decode/mediacodec.rs) type-checks and lints clean for aarch64-linux-android"
