@@ -79,6 +79,11 @@ function readCode(video) {
     const g = (px[(i * 4 + 1) * 4 + 1] + px[(i * 4 + 2) * 4 + 1]) / 2;
     bits.push(g >= 128 ? 1 : 0);
   }
+  return decodeBits(bits);
+}
+
+// The 40 cells (1 = white) → [eye, frame], or null without valid sync and CRC.
+function decodeBits(bits) {
   if (bits[0] !== SYNC_HEAD[0] || bits[1] !== SYNC_HEAD[1]) return null;
   for (let i = 0; i < 5; i++) if (bits[35 + i] !== SYNC_TAIL[i]) return null;
   let payload = 0;
@@ -88,6 +93,7 @@ function readCode(video) {
   if (crc !== crc8(payload)) return null;
   return [Math.floor(payload / 0x1000000), payload & 0xffffff];
 }
+binoc.decodeBits = decodeBits;
 
 // ---- DataChannel messages ----
 function send(msg) {

@@ -220,13 +220,7 @@ fn print_report(report: &Report, format: ReportFormat) -> Result<()> {
 fn serve_webrtc(cfg: &StreamerConfig, args: &RunArgs) -> Result<()> {
     let rt = runtime()?;
     let report = rt.block_on(async {
-        let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
-        tokio::spawn(async move {
-            let _ = tokio::signal::ctrl_c().await;
-            tracing::info!("interrupted: stopping");
-            s.store(true, Ordering::Relaxed);
-        });
+        let stop = stop_on_ctrl_c();
         pi_streamer::transport::webrtc::serve(cfg, args.frames, stop, |addr| {
             tracing::info!("serving https://{addr}/ (WHEP endpoint https://{addr}/whep)");
         })
@@ -249,6 +243,18 @@ fn serve_webrtc(cfg: &StreamerConfig, args: &RunArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A flag set by Ctrl-C (call inside the runtime).
+fn stop_on_ctrl_c() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("interrupted: stopping");
+        s.store(true, Ordering::Relaxed);
+    });
+    stop
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -341,13 +347,7 @@ fn run(args: RunArgs) -> Result<()> {
     };
     let rt = runtime()?;
     rt.block_on(async move {
-        let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
-        tokio::spawn(async move {
-            let _ = tokio::signal::ctrl_c().await;
-            tracing::info!("interrupted: stopping");
-            s.store(true, Ordering::Relaxed);
-        });
+        let stop = stop_on_ctrl_c();
         loop {
             let addr = match pi_streamer::transport::quic::resolve(&peer).await {
                 Ok(a) => a,

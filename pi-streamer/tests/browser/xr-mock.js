@@ -9,34 +9,15 @@
   const results = { frames: 0, codes: [null, null], codesRead: [0, 0], history: [[], []], error: null };
   window.__xrMock = results;
 
-  function crc8(data) {
-    let crc = 0;
-    for (let i = 24; i >= 0; i--) {
-      const bit = (data >>> i) & 1;
-      const top = (crc & 0x80) !== 0;
-      crc = (crc << 1) & 0xff;
-      if (top !== (bit === 1)) crc ^= 0x07;
-    }
-    return crc;
-  }
-
-  // Decodes the code from one row of RGBA pixels spanning a view (x0..x0+w).
-  function decodeRow(px, rowWidth, x0, w) {
+  // Samples the middle of each of the 40 cells of one row spanning a view (x0..x0+w) and
+  // decodes them with the page's own pixel-code reader.
+  function decodeRow(px, x0, w) {
     const bits = [];
     for (let i = 0; i < 40; i++) {
       const x = x0 + Math.floor(((i + 0.5) * w) / 40);
       bits.push(px[x * 4 + 1] >= 128 ? 1 : 0);
     }
-    const head = [1, 0];
-    const tail = [0, 1, 1, 0, 1];
-    if (bits[0] !== head[0] || bits[1] !== head[1]) return null;
-    for (let i = 0; i < 5; i++) if (bits[35 + i] !== tail[i]) return null;
-    let payload = 0;
-    for (let i = 2; i < 27; i++) payload = payload * 2 + bits[i];
-    let crc = 0;
-    for (let i = 27; i < 35; i++) crc = crc * 2 + bits[i];
-    if (crc !== crc8(payload)) return null;
-    return [Math.floor(payload / 0x1000000), payload & 0xffffff];
+    return window.binoc.decodeBits(bits);
   }
 
   class XRWebGLLayer {
@@ -102,7 +83,7 @@
         gl.readPixels(0, H - 1 - 8, W, 1, gl.RGBA, gl.UNSIGNED_BYTE, px);
         results.frames++;
         for (let eye = 0; eye < 2; eye++) {
-          const code = decodeRow(px, W, eye * (W / 2), W / 2);
+          const code = decodeRow(px, eye * (W / 2), W / 2);
           if (code) {
             results.codes[eye] = code;
             results.codesRead[eye]++;

@@ -339,22 +339,26 @@ pub async fn serve(
 mod tests {
     use super::*;
 
+    /// Registers a viewer with no session behind it; returns its frame queue.
+    fn add_viewer(hub: &Hub, id: &str) -> crossbeam_channel::Receiver<Arc<EncodedFrame>> {
+        let (tx, rx) = crossbeam_channel::bounded(viewer::QUEUE_FRAMES);
+        hub.viewers().insert(
+            id.into(),
+            Entry {
+                frames: tx,
+                wake: Arc::new(wake::Wake::new().unwrap()),
+                estimate_bps: None,
+                overflows: Default::default(),
+            },
+        );
+        rx
+    }
+
     #[test]
     fn bitrate_follows_the_lowest_estimate_within_bounds() {
         let cfg = StreamerConfig::embedded(); // 8 Mbit/s per eye, floor 1
         let hub = Hub::new(&cfg, PipelineState::new(&cfg));
-        for id in ["a", "b"] {
-            let (tx, _rx) = crossbeam_channel::bounded(1);
-            hub.viewers().insert(
-                id.into(),
-                Entry {
-                    frames: tx,
-                    wake: Arc::new(wake::Wake::new().unwrap()),
-                    estimate_bps: None,
-                    overflows: Default::default(),
-                },
-            );
-        }
+        let _queues = [add_viewer(&hub, "a"), add_viewer(&hub, "b")];
         let target = |h: &Hub| h.pipeline.target_bps[0].load(Ordering::Relaxed);
         assert_eq!(target(&hub), 0, "no estimate: as configured");
         hub.set_estimate("a", Some(10_000_000));
@@ -386,20 +390,7 @@ mod tests {
     fn a_full_viewer_queue_drops_for_that_viewer_only() {
         let cfg = StreamerConfig::embedded();
         let hub = Hub::new(&cfg, PipelineState::new(&cfg));
-        let mut rxs = Vec::new();
-        for id in ["slow", "fast"] {
-            let (tx, rx) = crossbeam_channel::bounded(viewer::QUEUE_FRAMES);
-            rxs.push(rx);
-            hub.viewers().insert(
-                id.into(),
-                Entry {
-                    frames: tx,
-                    wake: Arc::new(wake::Wake::new().unwrap()),
-                    estimate_bps: None,
-                    overflows: Default::default(),
-                },
-            );
-        }
+        let rxs = [add_viewer(&hub, "slow"), add_viewer(&hub, "fast")];
         let frame = |seq| EncodedFrame {
             eye: Eye::Left,
             seq,
