@@ -10,20 +10,10 @@ use std::time::{Duration, Instant};
 use pi_streamer::config::{Size, SourceSpec, StreamerConfig};
 use shared_proto::Eye;
 
+mod common;
+
 fn small_config() -> StreamerConfig {
-    let mut cfg = StreamerConfig::embedded();
-    for eye in Eye::BOTH {
-        let e = cfg.eyes.get_mut(eye);
-        e.size = Size {
-            width: 320,
-            height: 240,
-        };
-        e.fps = 30.0;
-        e.bitrate_mbps = 2.0;
-    }
-    // Generous deadline: this test is about correctness, on a machine that may be busy.
-    cfg.deadlines.max_latency_ms = 2000.0;
-    cfg
+    common::small_config(2.0)
 }
 
 fn rt() -> tokio::runtime::Runtime {

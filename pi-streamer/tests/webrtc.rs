@@ -11,31 +11,21 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pi_streamer::config::{Size, StreamerConfig, TransportKind};
+use pi_streamer::config::{StreamerConfig, TransportKind};
 use pi_streamer::transport::webrtc::{serve, ServeReport};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use shared_proto::Eye;
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::channel::ChannelId;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 
+mod common;
+
 fn config() -> StreamerConfig {
-    let mut cfg = StreamerConfig::embedded();
-    for eye in Eye::BOTH {
-        let e = cfg.eyes.get_mut(eye);
-        e.size = Size {
-            width: 320,
-            height: 240,
-        };
-        e.fps = 30.0;
-        e.bitrate_mbps = 1.0;
-    }
+    let mut cfg = common::small_config(1.0);
     cfg.transport.webrtc.min_bitrate_mbps = 0.2;
     cfg.transport.kind = TransportKind::Webrtc;
     cfg.transport.webrtc.listen = "127.0.0.1:0".into();
-    cfg.deadlines.max_latency_ms = 2000.0;
     cfg
 }
 
@@ -70,52 +60,11 @@ impl Server {
     }
 }
 
-#[derive(Debug)]
-struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        // The server's certificate is self-signed, made at start: this test trusts it as a
-        // browser told to would.
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
-    }
-    fn verify_tls13_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 /// One HTTPS request, HTTP/1.1 by hand: (status, raw headers, body).
 fn https(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String, String) {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
-        .with_no_client_auth();
+    // The server's certificate is self-signed, made at start: trusted on first use, as a
+    // browser told to would.
+    let config = quest_client::net::pinned_tls_client(None).unwrap();
     let conn =
         rustls::ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap()).unwrap();
     let tcp = TcpStream::connect(addr).unwrap();

@@ -198,6 +198,21 @@ impl rustls::client::danger::ServerCertVerifier for PinnedCert {
     }
 }
 
+/// A TLS 1.3 client configuration that trusts a peer's self-signed certificate by its pinned
+/// SHA-256 fingerprint, or, with no pin, by first use (logged). Signatures are always checked.
+pub fn pinned_tls_client(pin: Option<String>) -> Result<rustls::ClientConfig> {
+    let provider = provider();
+    let verifier = Arc::new(PinnedCert {
+        pin,
+        provider: provider.clone(),
+    });
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth())
+}
+
 /// The streamer's dialing endpoint, pinning the headset's fingerprint when given.
 pub fn client_endpoint(pin: Option<String>) -> Result<quinn::Endpoint> {
     if let Some(p) = &pin {
@@ -205,16 +220,7 @@ pub fn client_endpoint(pin: Option<String>) -> Result<quinn::Endpoint> {
             bail!("peer fingerprint must be 64 hex digits (SHA-256), got `{p}`");
         }
     }
-    let provider = provider();
-    let verifier = Arc::new(PinnedCert {
-        pin,
-        provider: provider.clone(),
-    });
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
+    let mut tls = pinned_tls_client(pin)?;
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)?;
     let mut cfg = quinn::ClientConfig::new(Arc::new(crypto));
