@@ -191,3 +191,55 @@ async fn respond(
         r
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn loads_a_configured_certificate_and_refuses_bad_ones() {
+        let dir = std::env::temp_dir().join(format!("binoc-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let a = rcgen::generate_simple_self_signed(vec!["pi.local".into()]).unwrap();
+        let b = rcgen::generate_simple_self_signed(vec!["other".into()]).unwrap();
+        let cert = write(&dir, "cert.pem", &a.cert.pem());
+        let key = write(&dir, "key.pem", &a.signing_key.serialize_pem());
+        let other_key = write(&dir, "other.pem", &b.signing_key.serialize_pem());
+        let empty = write(&dir, "empty.pem", "");
+        let ip = "127.0.0.1".parse().unwrap();
+        let cfg = |c: &std::path::Path, k: &std::path::Path| WebrtcConfig {
+            tls_cert: Some(c.into()),
+            tls_key: Some(k.into()),
+            ..WebrtcConfig::default()
+        };
+        assert!(tls_config(&cfg(&cert, &key), ip).is_ok());
+        // Self-signed when none is configured.
+        assert!(tls_config(&WebrtcConfig::default(), ip).is_ok());
+        let e = |c: &std::path::Path, k: &std::path::Path| {
+            format!("{:#}", tls_config(&cfg(c, k), ip).unwrap_err())
+        };
+        assert!(
+            e(&cert, &other_key).contains("do not match"),
+            "{}",
+            e(&cert, &other_key)
+        );
+        assert!(
+            e(&empty, &key).contains("no certificate"),
+            "{}",
+            e(&empty, &key)
+        );
+        assert!(e(&dir.join("missing.pem"), &key).contains("missing.pem"));
+        assert!(
+            e(&cert, &empty).contains("private key"),
+            "{}",
+            e(&cert, &empty)
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
