@@ -230,11 +230,13 @@ fn serve_webrtc(cfg: &StreamerConfig, args: &RunArgs) -> Result<()> {
         ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         ReportFormat::Text => {
             println!(
-                "{} viewer(s) in {:.1} s; captured L {} R {}",
+                "{} viewer(s) in {:.1} s; captured L {} R {}; CPU {:.2} ms/frame (encode {:.2} ms/frame)",
                 report.viewers.len(),
                 report.duration_s,
                 report.captured[0],
-                report.captured[1]
+                report.captured[1],
+                report.cpu_ms_per_frame,
+                report.encode_cpu_ms_per_frame
             );
             for v in &report.viewers {
                 println!("\n== viewer {} ({})", v.viewer, v.ended);

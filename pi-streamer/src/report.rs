@@ -226,11 +226,18 @@ impl Report {
                 st.unpaired_left, st.unpaired_right
             );
         }
+        // A WebRTC viewer's report has no CPU figures of its own (the process is shared).
+        let cpu = if self.cpu_ms_per_frame > 0.0 {
+            format!(
+                ", CPU {:.2} ms/frame (encode {:.2} ms/frame)",
+                self.cpu_ms_per_frame, self.encode_cpu_ms_per_frame
+            )
+        } else {
+            String::new()
+        };
         o += &format!(
-            "\nbitrate {:.2} Mbit/s (both eyes), CPU {:.2} ms/frame (encode {:.2} ms/frame), dropped: left {}+{} right {}+{} (source+deadline)\n",
+            "\nbitrate {:.2} Mbit/s (both eyes){cpu}, dropped: left {}+{} right {}+{} (source+deadline)\n",
             self.bitrate_mbps,
-            self.cpu_ms_per_frame,
-            self.encode_cpu_ms_per_frame,
             self.eyes.left.dropped_source,
             self.eyes.left.dropped_deadline,
             self.eyes.right.dropped_source,

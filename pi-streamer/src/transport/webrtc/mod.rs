@@ -55,6 +55,11 @@ pub struct ServeReport {
     /// Frames captured per eye, and raw frames the encoder had no time for.
     pub captured: [u64; 2],
     pub dropped_source: [u64; 2],
+    /// Process CPU time per captured frame (both eyes count; the viewers' sessions included),
+    /// and the encoder threads' CPU time per encoded frame. The viewers' own reports have no
+    /// CPU figures: the process and the encoders are shared.
+    pub cpu_ms_per_frame: f64,
+    pub encode_cpu_ms_per_frame: f64,
     /// Encoder bitrate per eye at the end (bit/s; 0 = as configured: no viewer had an estimate).
     pub final_target_bps: [u32; 2],
     pub duration_s: f64,
@@ -324,9 +329,15 @@ pub async fn serve(
     hub.close().await;
     server_task.abort();
     joined?;
-    let cpu_s = (process_cpu_ns() - cpu0) as f64 / 1e9;
-    tracing::debug!("process CPU {cpu_s:.1} s");
+    let cpu_ns = process_cpu_ns() - cpu0;
+    let (captured, encoded, encode_cpu_ns) = Eye::BOTH.iter().fold((0, 0, 0), |(c, e, n), &eye| {
+        let x = state.eye(eye);
+        (c + x.captured, e + x.encoded, n + x.encode_cpu_ns)
+    });
+    let per_frame = |ns: u64, frames: u64| ns as f64 / 1e6 / frames.max(1) as f64;
     Ok(ServeReport {
+        cpu_ms_per_frame: per_frame(cpu_ns, captured),
+        encode_cpu_ms_per_frame: per_frame(encode_cpu_ns, encoded),
         viewers: hub.reports(),
         captured: Eye::BOTH.map(|e| state.eye(e).captured),
         dropped_source: Eye::BOTH.map(|e| state.eye(e).dropped_source),

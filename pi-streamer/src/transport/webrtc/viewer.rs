@@ -49,14 +49,14 @@ pub struct Pending {
 /// the browser renders frames as soon as they are decoded).
 pub fn accept_offer(offer: &str, local_ip: IpAddr, initial_bps: u64) -> Result<(Pending, String)> {
     let offer = SdpOffer::from_sdp_string(offer).context("unparsable SDP")?;
-    let mut config = RtcConfig::new()
+    let mut rtc = RtcConfig::new()
         .set_ice_lite(true)
         .clear_codecs()
         .enable_h264(true)
         .enable_bwe(Some(Bitrate::bps(initial_bps)))
-        .set_stats_interval(Some(Duration::from_secs(1)));
-    config = config.set_extension(6, Extension::PlayoutDelay);
-    let mut rtc = config.build(Instant::now());
+        .set_stats_interval(Some(Duration::from_secs(1)))
+        .set_extension(6, Extension::PlayoutDelay)
+        .build(Instant::now());
     let socket = UdpSocket::bind(SocketAddr::new(local_ip, 0))
         .with_context(|| format!("binding a UDP port on {local_ip}"))?;
     let addr = socket.local_addr()?;
@@ -493,6 +493,12 @@ impl Viewer {
         self.hub.pipeline.idr.request(eye);
     }
 
+    /// This eye's next frames are not sent until an IDR (asked for) restarts the chain.
+    fn wait_for_idr(&mut self, eye: Eye) {
+        self.tracks[eye.index()].waiting_idr = true;
+        self.request_own_idr(eye);
+    }
+
     fn send_frame(&mut self, f: &EncodedFrame) -> Result<()> {
         let i = f.eye.index();
         {
@@ -513,8 +519,7 @@ impl Viewer {
             .is_some_and(|s| s.wrapping_add(1) != f.seq);
         self.tracks[i].last_seq = Some(f.seq);
         if gap && !f.keyframe {
-            self.tracks[i].waiting_idr = true;
-            self.request_own_idr(f.eye);
+            self.wait_for_idr(f.eye);
         }
         if self.tracks[i].waiting_idr {
             if !f.keyframe {
@@ -529,14 +534,12 @@ impl Viewer {
         let now_ns = monotonic_ns();
         if now_ns.saturating_sub(f.timing.capture_ns) > self.deadline_ns {
             self.state.eye(f.eye).dropped_deadline += 1;
-            self.tracks[i].waiting_idr = true;
-            self.request_own_idr(f.eye);
+            self.wait_for_idr(f.eye);
             return Ok(());
         }
         if !self.budget.admit(Instant::now(), f.data.len()) {
             self.counters.over_budget[i] += 1;
-            self.tracks[i].waiting_idr = true;
-            self.request_own_idr(f.eye);
+            self.wait_for_idr(f.eye);
             return Ok(());
         }
         if self.tracks[i].pt.is_none() {
