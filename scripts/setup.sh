@@ -3,7 +3,9 @@
 # does nothing when everything is present. Called by the build (through scripts/nasm and
 # pi-streamer's build.rs) and by scripts/test.sh, so a fresh machine with only Rust needs no
 # manual step. With --browser it also installs what the WebRTC browser test drives: Debian's
-# chromium and the test's npm packages (playwright-core, from package-lock.json).
+# chromium and the test's npm packages (playwright-core, from package-lock.json); and what the
+# headset app's offscreen test renders with: Mesa's lavapipe (a CPU Vulkan driver) and the
+# Vulkan loader.
 set -e
 cd "$(dirname "$0")/.."
 browser=""
@@ -16,6 +18,8 @@ command -v pkg-config >/dev/null 2>&1 || need="$need pkg-config"
 if [ -n "$browser" ]; then
   [ -x /usr/bin/chromium ] || need="$need chromium"
   command -v node >/dev/null 2>&1 || need="$need nodejs npm"
+  ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1 || need="$need mesa-vulkan-drivers"
+  ls /usr/lib/*/libvulkan.so.1 >/dev/null 2>&1 || need="$need libvulkan1"
 fi
 npm_ci() {
   if [ -n "$browser" ] && [ ! -d pi-streamer/tests/browser/node_modules/playwright-core ]; then

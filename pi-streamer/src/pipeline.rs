@@ -125,6 +125,9 @@ pub struct EyeCounters {
     pub stages: [Series; 5],
     pub marker_return: Series,
     pub glass_to_glass: Series,
+    /// Displayed frames only: the five stages, then upload and display; per frame they add up
+    /// to its glass-to-glass time.
+    pub displayed_stages: [Series; 7],
     /// Per frame: capture→decoded minus encode and decode (what the pipeline itself adds).
     pub overhead: Series,
     pub client: Option<ClientStats>,
@@ -189,8 +192,15 @@ impl EyeCounters {
         if let Some(r) = l.marker_return_ns {
             self.marker_return.push(r);
         }
-        if let Some(g) = l.glass_to_glass_ns {
+        if let (Some(g), Some(d)) = (l.glass_to_glass_ns, l.display_stages_ns) {
             self.glass_to_glass.push(g);
+            for (series, v) in self
+                .displayed_stages
+                .iter_mut()
+                .zip(l.stages_ns.iter().chain(&d))
+            {
+                series.push(*v);
+            }
         }
     }
 

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use shared_proto::latency::{Series, Stage, Summary};
+use shared_proto::latency::{DisplayStage, Series, Stage, Summary};
 use shared_proto::wire::ClientStats;
 use shared_proto::Eye;
 
@@ -65,6 +65,9 @@ pub struct Report {
     pub marker_return_ms: Summary,
     /// capture → predicted display time, when the client displays (not headless).
     pub glass_to_glass_ms: Option<Summary>,
+    /// Over the displayed frames only: the stages of capture → decoded, then upload and
+    /// display; they partition `glass_to_glass_ms` (their means add up to its mean).
+    pub glass_to_glass_stages_ms: Option<BTreeMap<&'static str, Summary>>,
     /// Encoded video over both eyes.
     pub bitrate_mbps: f64,
     /// Process CPU time per frame (both eyes count; in loopback this includes the client).
@@ -94,6 +97,14 @@ fn stages(c: &EyeCounters) -> BTreeMap<&'static str, Summary> {
         .collect()
 }
 
+/// Stage names of a displayed frame, in pipeline order.
+fn display_stage_names() -> impl Iterator<Item = &'static str> {
+    Stage::ALL
+        .iter()
+        .map(|s| s.name())
+        .chain(DisplayStage::ALL.iter().map(|s| s.name()))
+}
+
 fn rate(bytes: u64, first: Option<u64>, last: Option<u64>) -> f64 {
     match (first, last) {
         (Some(a), Some(b)) if b > a => bytes as f64 * 8.0 / ((b - a) as f64 / 1e9) / 1e6,
@@ -108,6 +119,7 @@ impl Report {
         let mut marker_return = Series::default();
         let mut overhead = Series::default();
         let mut g2g = Series::default();
+        let mut displayed: [Series; 7] = Default::default();
         let (mut bytes, mut first, mut last, mut enc_cpu, mut encoded, mut frames) =
             (0, None::<u64>, None::<u64>, 0, 0, 0);
         let eyes = Eye::BOTH.map(|eye| {
@@ -119,6 +131,9 @@ impl Report {
             marker_return.extend_from(&c.marker_return);
             overhead.extend_from(&c.overhead);
             g2g.extend_from(&c.glass_to_glass);
+            for (a, s) in displayed.iter_mut().zip(&c.displayed_stages) {
+                a.extend_from(s);
+            }
             bytes += c.bytes_sent;
             first = match (first, c.first_send_ns) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -166,6 +181,12 @@ impl Report {
             marker_return_ms: marker_return.summary(),
             overhead_ms: overhead.summary(),
             glass_to_glass_ms: (!g2g.is_empty()).then(|| g2g.summary()),
+            glass_to_glass_stages_ms: (!g2g.is_empty()).then(|| {
+                display_stage_names()
+                    .zip(&displayed)
+                    .map(|(name, series)| (name, series.summary()))
+                    .collect()
+            }),
             bitrate_mbps: rate(bytes, first, last),
             cpu_ms_per_frame: if frames > 0 {
                 cpu_ns as f64 / 1e6 / frames as f64
@@ -216,8 +237,15 @@ impl Report {
         row(&mut o, "= capture→decoded", &self.latency_ms);
         row(&mut o, "(overhead: − enc − dec)", &self.overhead_ms);
         row(&mut o, "(marker return)", &self.marker_return_ms);
-        if let Some(g) = &self.glass_to_glass_ms {
-            row(&mut o, "glass-to-glass", g);
+        if let (Some(g), Some(st)) = (&self.glass_to_glass_ms, &self.glass_to_glass_stages_ms) {
+            o += &format!(
+                "\nglass-to-glass, displayed frames ({})   mean     p50     p95     p99     max   ms\n",
+                g.count
+            );
+            for name in display_stage_names() {
+                row(&mut o, name, &st[name]);
+            }
+            row(&mut o, "= glass-to-glass", g);
         }
         if let Some(st) = &self.stereo {
             row(&mut o, "(pair skew R − L)", &st.pair_skew_ms);

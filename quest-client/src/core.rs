@@ -34,17 +34,81 @@ const KEYFRAME_RETRY_NS: u64 = 100_000_000;
 /// What the client displays a decoded picture with. The headless core only reads the pixel
 /// code; the XR and desktop shells hand the picture to their eye layer here.
 pub trait PictureSink: Send + Sync {
-    /// Called on the eye's decoder thread for every decoded picture. Returns the time the
-    /// picture was handed to the display path and its predicted display time, if any.
-    fn present(&self, eye: Eye, picture: &DecodedView<'_>) -> (Option<u64>, Option<u64>);
+    /// Called on the eye's decoder thread for every decoded picture. The sink completes the
+    /// frame's `marker` once it knows when the picture went to the display and when it was (or
+    /// will be) displayed; a marker dropped uncompleted reports the picture as never shown
+    /// (a newer one replaced it first).
+    fn present(&self, eye: Eye, picture: &DecodedView<'_>, marker: PendingMarker);
 }
 
-/// The headless sink: nothing is displayed.
+/// The headless sink: nothing is displayed; markers go back at once.
 pub struct Headless;
 
 impl PictureSink for Headless {
-    fn present(&self, _eye: Eye, _picture: &DecodedView<'_>) -> (Option<u64>, Option<u64>) {
-        (None, None)
+    fn present(&self, _eye: Eye, _picture: &DecodedView<'_>, marker: PendingMarker) {
+        marker.complete(None, None);
+    }
+}
+
+/// A decoded frame's timestamp marker, waiting for the display path to fill in when the picture
+/// was uploaded and displayed. Completing it (or dropping it) sends it to the streamer and
+/// records the client's own display-side statistics.
+pub struct PendingMarker {
+    marker: Option<FrameMarker>,
+    capture_ns: u64,
+    out: mpsc::Sender<Outgoing>,
+    shared: Arc<Shared>,
+}
+
+impl PendingMarker {
+    pub fn eye(&self) -> Eye {
+        self.marker.as_ref().map_or(Eye::Left, |m| m.eye)
+    }
+
+    /// The frame number the streamer announced for this picture.
+    pub fn frame_no(&self) -> u64 {
+        self.marker.as_ref().map_or(0, |m| m.frame_no)
+    }
+
+    /// The picture went to the display path at `presented_ns` and is displayed at
+    /// `display_ns` (both on this client's monotonic clock).
+    pub fn complete(mut self, presented_ns: Option<u64>, display_ns: Option<u64>) {
+        self.send(presented_ns, display_ns);
+    }
+
+    fn send(&mut self, presented_ns: Option<u64>, display_ns: Option<u64>) {
+        let Some(mut m) = self.marker.take() else {
+            return;
+        };
+        m.presented_ns = presented_ns;
+        m.display_ns = display_ns;
+        {
+            let clock = *self.shared.clock.lock().unwrap_or_else(|p| p.into_inner());
+            let mut s = self.shared.eye(m.eye);
+            if let Some(p) = presented_ns {
+                s.upload.push(p as i64 - m.decoded_ns as i64);
+                if let Some(d) = display_ns {
+                    s.shown += 1;
+                    s.display.push(d as i64 - p as i64);
+                    if let Some(c) = clock {
+                        s.glass_to_glass
+                            .push(c.client_to_streamer(d) as i64 - self.capture_ns as i64);
+                    }
+                }
+            }
+        }
+        let _ = self.out.try_send(Outgoing::Msg(Control::Marker(m)));
+    }
+}
+
+impl Drop for PendingMarker {
+    fn drop(&mut self) {
+        if self.marker.is_some() {
+            if let Some(m) = &self.marker {
+                self.shared.eye(m.eye).superseded += 1;
+            }
+            self.send(None, None);
+        }
     }
 }
 
@@ -73,6 +137,16 @@ pub struct EyeStats {
     pub latency: Series,
     /// last byte received → decoded.
     pub decode: Series,
+    /// Decoded pictures a newer one replaced before the display took them (never shown).
+    pub superseded: u64,
+    /// Pictures displayed (their marker carries a display time).
+    pub shown: u64,
+    /// decoded → handed to the display (conversion, wait for the frame loop, upload).
+    pub upload: Series,
+    /// handed to the display → displayed (render, present; XR: the predicted display time).
+    pub display: Series,
+    /// capture → displayed, on the streamer clock.
+    pub glass_to_glass: Series,
 }
 
 impl EyeStats {
@@ -173,6 +247,11 @@ impl Shared {
                 keyframe_requests: s.keyframe_requests,
                 latency_ms: s.latency.summary(),
                 decode_ms: s.decode.summary(),
+                superseded: s.superseded,
+                shown: s.shown,
+                upload_ms: s.upload.summary(),
+                display_ms: s.display.summary(),
+                glass_to_glass_ms: s.glass_to_glass.summary(),
             }
         });
         let clock = *self.clock.lock().unwrap_or_else(|p| p.into_inner());
@@ -205,6 +284,15 @@ pub struct EyeReport {
     pub latency_ms: Summary,
     /// last byte received → decoded, milliseconds.
     pub decode_ms: Summary,
+    /// Decoded but replaced by a newer picture before the display took it.
+    pub superseded: u64,
+    pub shown: u64,
+    /// decoded → handed to the display, milliseconds.
+    pub upload_ms: Summary,
+    /// handed to the display → displayed, milliseconds.
+    pub display_ms: Summary,
+    /// capture → displayed on the streamer clock, milliseconds (empty when headless).
+    pub glass_to_glass_ms: Summary,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -231,6 +319,14 @@ impl ClientReport {
                 "{name:<6} {:>8} {:>8} {:>8} {:>10}  {:>7.2} {:>7.2} {:>7.2} {:>7.2}          {:>6.2}\n",
                 e.received, e.decoded, e.dropped, e.wrong_eye, l.p50, l.p95, l.p99, l.max, e.decode_ms.p50
             );
+        }
+        for (name, e) in [("left", &self.eyes.left), ("right", &self.eyes.right)] {
+            if e.shown > 0 {
+                out += &format!(
+                    "{name:<6} shown {} superseded {}: upload p50 {:.2} ms, display p50 {:.2} ms, glass-to-glass p50 {:.2} p99 {:.2} ms\n",
+                    e.shown, e.superseded, e.upload_ms.p50, e.display_ms.p50, e.glass_to_glass_ms.p50, e.glass_to_glass_ms.p99
+                );
+            }
         }
         out += &format!(
             "malformed datagrams: {}, sessions: {}, clock offset: {} (± {} ns)\n",
@@ -344,6 +440,7 @@ async fn run_session(
         .context("no control stream within 5 s")??;
     let mut writer = ControlWriter::new(send);
     let mut reader = ControlReader::new(recv);
+    let mut sizes: [Option<(u16, u16)>; 2] = [None; 2];
     match reader.next().await? {
         Some(Control::Hello {
             min_version,
@@ -352,6 +449,9 @@ async fn run_session(
         }) => match negotiate_version(min_version, max_version) {
             Some(version) => {
                 tracing::info!(version, ?streams, "hello");
+                for s in &streams {
+                    sizes[s.eye.index()] = Some((s.width, s.height));
+                }
                 writer.send(&Control::HelloAck { version }).await?;
             }
             None => {
@@ -395,10 +495,11 @@ async fn run_session(
     for eye in Eye::BOTH {
         let (tx, rx) = crossbeam_channel::bounded::<CompletedFrame>(DECODE_QUEUE);
         let (shared, out, sink) = (shared.clone(), out_tx.clone(), sink.clone());
+        let size = sizes[eye.index()];
         decoders.push(
             std::thread::Builder::new()
                 .name(format!("decode-{eye}"))
-                .spawn(move || decoder_thread(eye, rx, out, shared, sink))?,
+                .spawn(move || decoder_thread(eye, size, rx, out, shared, sink))?,
         );
         frame_tx.push(tx);
     }
@@ -510,12 +611,13 @@ async fn run_session(
 
 fn decoder_thread(
     eye: Eye,
+    size: Option<(u16, u16)>,
     rx: crossbeam_channel::Receiver<CompletedFrame>,
     out: mpsc::Sender<Outgoing>,
     shared: Arc<Shared>,
     sink: Arc<dyn PictureSink>,
 ) {
-    let mut dec = match decode::open_software() {
+    let mut dec = match decode::open_for_stream(size) {
         Ok(d) => d,
         Err(e) => {
             tracing::error!(%eye, "cannot create decoder: {e:#}");
@@ -556,16 +658,32 @@ fn decoder_thread(
             shared.check_target();
             continue;
         }
-        // (pixel code, presented at, predicted display time) of the picture, if one came out.
-        type Shown = (Option<(Eye, u32)>, Option<u64>, Option<u64>);
-        let mut picture: Option<Shown> = None;
+        // (pixel code, decoded at) of the picture, if one came out. The marker goes to the
+        // sink, which completes it when the picture is uploaded and displayed.
+        let mut picture: Option<(Option<(Eye, u32)>, u64)> = None;
         let result = dec.decode(&frame.bitstream, &mut |p| {
+            let decoded_ns = monotonic_ns();
             let code = pixel_code::read(p.y, p.y_stride, p.width, p.height);
-            let (presented, display) = sink.present(eye, p);
-            picture = Some((code, presented, display));
+            let marker = PendingMarker {
+                marker: Some(FrameMarker {
+                    eye,
+                    seq: frame.seq,
+                    frame_no: frame.timing.frame_no,
+                    pixel_code: code,
+                    first_byte_ns: frame.first_byte_ns,
+                    last_byte_ns: frame.last_byte_ns,
+                    decoded_ns,
+                    presented_ns: None,
+                    display_ns: None,
+                }),
+                capture_ns: frame.timing.capture_ns,
+                out: out.clone(),
+                shared: shared.clone(),
+            };
+            sink.present(eye, p, marker);
+            picture = Some((code, decoded_ns));
         });
-        let decoded_ns = monotonic_ns();
-        let (code, presented_ns, display_ns) = match (result, picture) {
+        let (code, decoded_ns) = match (result, picture) {
             (Ok(_), Some(p)) => p,
             (Ok(_), None) => {
                 // No picture for a complete access unit: the stream is broken for us.
@@ -586,18 +704,6 @@ fn decoder_thread(
         };
         need_idr = false;
         decoded_any = true;
-        let marker = FrameMarker {
-            eye,
-            seq: frame.seq,
-            frame_no: frame.timing.frame_no,
-            pixel_code: code,
-            first_byte_ns: frame.first_byte_ns,
-            last_byte_ns: frame.last_byte_ns,
-            decoded_ns,
-            presented_ns,
-            display_ns,
-        };
-        let _ = out.try_send(Outgoing::Msg(Control::Marker(marker)));
         {
             let clock = *shared.clock.lock().unwrap_or_else(|p| p.into_inner());
             let mut s = shared.eye(eye);

@@ -5,8 +5,29 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 use clap::{Parser, ValueEnum};
-use quest_client::core::{Client, Headless, Shared};
+use quest_client::core::{Client, ClientReport, Headless, Shared};
 use quest_client::net::Identity;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum PlacementArg {
+    /// The picture follows the head.
+    Head,
+    /// The picture stays where the head looked at start.
+    World,
+}
+
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s
+        .split_once('x')
+        .ok_or_else(|| format!("expected WIDTHxHEIGHT, got {s:?}"))?;
+    let parse = |v: &str| {
+        v.parse::<u32>()
+            .ok()
+            .filter(|n| (16..=8192).contains(n))
+            .ok_or_else(|| format!("{v:?} is not a size in 16..=8192"))
+    };
+    Ok((parse(w)?, parse(h)?))
+}
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum ReportFormat {
@@ -14,14 +35,42 @@ enum ReportFormat {
     Json,
 }
 
-/// binoc headset client. Listens for a pi-streamer, receives both eyes over QUIC, decodes them
-/// and sends per-frame timestamp markers back.
+/// binoc headset client. Listens for a pi-streamer, receives both eyes over QUIC, decodes them,
+/// shows each eye's stream to that eye only and sends per-frame timestamp markers back.
+///
+/// Without a mode flag it runs in XR (OpenXR: the headset, or a desktop runtime such as
+/// Monado). The XR, --desktop and --offscreen modes need a build with `--features app`.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
     /// Run the receive/decode core alone, without a display (prints stats).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["desktop", "offscreen"])]
     headless: bool,
+    /// A window with both eyes side by side and the HUD (H toggles it).
+    #[arg(long, conflicts_with = "offscreen")]
+    desktop: bool,
+    /// No display: render each eye's view into an image and read it back (CI, lavapipe).
+    #[arg(long)]
+    offscreen: bool,
+    /// Client configuration (layer placement, size, distance; HUD). Default: built-in values,
+    /// as in config/quest-client.yaml.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Override the config's layer placement.
+    #[arg(long, value_enum)]
+    placement: Option<PlacementArg>,
+    /// Start with the HUD hidden.
+    #[arg(long)]
+    no_hud: bool,
+    /// Each eye's view in --desktop (the window is twice as wide) and --offscreen, WIDTHxHEIGHT.
+    #[arg(long, default_value = "960x540", value_parser = parse_size)]
+    view_size: (u32, u32),
+    /// --offscreen: write each eye's rendered view as DIR/left.png and DIR/right.png.
+    #[arg(long, requires = "offscreen")]
+    dump: Option<PathBuf>,
+    /// --desktop: save a PNG of the window 3 s after both eyes first show.
+    #[arg(long, requires = "desktop")]
+    screenshot: Option<PathBuf>,
     /// Address to listen on (UDP).
     #[arg(long, default_value = "0.0.0.0:7878")]
     listen: SocketAddr,
@@ -51,9 +100,6 @@ fn main() -> Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    if !args.headless {
-        bail!("only --headless is available in this build (the XR and desktop shells are not built yet)");
-    }
     if let Some(d) = args.duration {
         if !(d > 0.0 && d.is_finite()) {
             bail!("--duration must be a positive number of seconds, got {d}");
@@ -63,6 +109,10 @@ fn main() -> Result<()> {
         Some(p) => Identity::load_or_create(p)?,
         None => Identity::generate()?,
     };
+    if !args.headless {
+        let report = run_app(&args, identity)?;
+        return print_report(&args, &report);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -89,9 +139,83 @@ fn main() -> Result<()> {
         client.run().await?;
         anyhow::Ok(shared.report())
     })?;
+    print_report(&args, &report)
+}
+
+fn print_report(args: &Args, report: &ClientReport) -> Result<()> {
     match args.report {
-        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(report)?),
         ReportFormat::Text => print!("{}", report.to_text()),
     }
     Ok(())
+}
+
+#[cfg(feature = "app")]
+fn run_app(args: &Args, identity: Identity) -> Result<ClientReport> {
+    use quest_client::app::{self, ClientConfig, Mode, Placement};
+    let mut config = match &args.config {
+        Some(p) => ClientConfig::load(p)?,
+        None => ClientConfig::default(),
+    };
+    if let Some(p) = args.placement {
+        config.layer.placement = match p {
+            PlacementArg::Head => Placement::Head,
+            PlacementArg::World => Placement::World,
+        };
+    }
+    if args.no_hud {
+        config.hud.visible = false;
+    }
+    let mode = if args.desktop {
+        Mode::Desktop
+    } else if args.offscreen {
+        Mode::Offscreen {
+            dump: args.dump.clone(),
+        }
+    } else {
+        Mode::Xr
+    };
+    if let Some(dir) = &args.dump {
+        std::fs::create_dir_all(dir)?;
+    }
+    let outcome = app::run(app::AppOptions {
+        mode,
+        listen: args.listen,
+        identity,
+        config,
+        frames: args.frames,
+        sessions: args.sessions,
+        duration: args.duration,
+        view_size: args.view_size,
+        screenshot: args.screenshot.clone(),
+        on_listening: None,
+    })?;
+    if let Some(views) = outcome.views {
+        let log = views.log();
+        for eye in shared_proto::Eye::BOTH {
+            let codes = &log.codes[eye.index()];
+            let readable = codes.iter().flatten().count();
+            let wrong = codes.iter().flatten().filter(|(e, _)| *e != eye).count();
+            eprintln!(
+                "{eye} view: {} frames rendered, {readable} with a readable code, {wrong} showing the other eye",
+                codes.len()
+            );
+        }
+    }
+    Ok(outcome.report)
+}
+
+#[cfg(not(feature = "app"))]
+fn run_app(args: &Args, _identity: Identity) -> Result<ClientReport> {
+    let mode = if args.desktop {
+        "--desktop"
+    } else if args.offscreen {
+        "--offscreen"
+    } else {
+        "XR mode"
+    };
+    bail!(
+        "{mode} needs the app shell: build with `cargo build --release -p quest-client --features app` \
+         (this build has only --headless)"
+    )
 }

@@ -57,6 +57,29 @@ pub struct FrameLatency {
     pub marker_return_ns: Option<i64>,
     /// capture → predicted display time (glass-to-glass), when the client displays frames.
     pub glass_to_glass_ns: Option<i64>,
+    /// When displayed: decoded → handed to the display ([`DisplayStage::Upload`]) and → displayed
+    /// ([`DisplayStage::Display`]). With the stages they partition `glass_to_glass_ns`.
+    pub display_stages_ns: Option<[i64; 2]>,
+}
+
+/// The stages after decode, for frames the client displayed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisplayStage {
+    /// Decoded → handed to the display (colour conversion, waiting for the frame loop, upload).
+    Upload,
+    /// Handed to the display → displayed (render and present; XR: predicted display time).
+    Display,
+}
+
+impl DisplayStage {
+    pub const ALL: [DisplayStage; 2] = [DisplayStage::Upload, DisplayStage::Display];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DisplayStage::Upload => "upload",
+            DisplayStage::Display => "display",
+        }
+    }
 }
 
 /// Combines the streamer's own timestamps with the client's marker.
@@ -85,6 +108,11 @@ pub fn frame_latency(
         glass_to_glass_ns: marker
             .display_ns
             .map(|d| last_byte + (d as i64 - marker.last_byte_ns as i64) - cap),
+        display_stages_ns: marker.display_ns.map(|d| {
+            // Without a hand-over time the whole span counts as display.
+            let presented = marker.presented_ns.unwrap_or(marker.decoded_ns) as i64;
+            [presented - marker.decoded_ns as i64, d as i64 - presented]
+        }),
     }
 }
 
@@ -226,6 +254,36 @@ mod tests {
         assert_eq!(l.total_ns, 13_000);
         assert_eq!(l.marker_return_ns, Some(1_000));
         assert_eq!(l.glass_to_glass_ns, Some(19_000));
+        // No hand-over time: decoded → display is all display.
+        assert_eq!(l.display_stages_ns, Some([0, 6_000]));
+    }
+
+    #[test]
+    fn display_stages_extend_the_partition_to_glass_to_glass() {
+        let offset = 123_456;
+        let clock = ClockEstimate {
+            offset_ns: offset as f64,
+            ..ClockEstimate::identity()
+        };
+        let m = FrameMarker {
+            presented_ns: Some(offset + 16_500),
+            ..marker(offset)
+        };
+        let l = frame_latency(&timing(), &m, &clock, None);
+        assert_eq!(l.display_stages_ns, Some([2_500, 3_500]));
+        let sum: i64 = l
+            .stages_ns
+            .iter()
+            .chain(&l.display_stages_ns.unwrap())
+            .sum();
+        assert_eq!(Some(sum), l.glass_to_glass_ns);
+        // Headless: no display, no display stages.
+        let headless = FrameMarker {
+            display_ns: None,
+            ..marker(offset)
+        };
+        let l = frame_latency(&timing(), &headless, &clock, None);
+        assert_eq!((l.glass_to_glass_ns, l.display_stages_ns), (None, None));
     }
 
     #[test]

@@ -70,6 +70,14 @@ impl Eye {
         }
     }
 
+    /// The other eye.
+    pub fn other(self) -> Eye {
+        match self {
+            Eye::Left => Eye::Right,
+            Eye::Right => Eye::Left,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Eye::Left => "left",

@@ -1,8 +1,10 @@
-//! H.264 decoders behind [`VideoDecoder`]: openh264 (software, everywhere) and MediaCodec
-//! (the Quest's hardware decoder, `target_os = "android"` only).
+//! H.264 decoders behind [`VideoDecoder`]: openh264 (software; desktops and the Pi) and
+//! MediaCodec (the Quest's hardware decoder, `target_os = "android"` only — every Quest has
+//! one, so the APK carries no software decoder).
 
 #[cfg(target_os = "android")]
 pub mod mediacodec;
+#[cfg(not(target_os = "android"))]
 pub mod openh264;
 pub mod yuv_layout;
 
@@ -42,6 +44,23 @@ pub trait VideoDecoder: Send {
     fn name(&self) -> &'static str;
 }
 
+#[cfg(not(target_os = "android"))]
 pub fn open_software() -> Result<Box<dyn VideoDecoder>> {
     Ok(Box::new(openh264::OpenH264Decoder::new()?))
+}
+
+#[cfg(target_os = "android")]
+pub fn open_software() -> Result<Box<dyn VideoDecoder>> {
+    anyhow::bail!("no software H.264 decoder on Android (MediaCodec is the decoder there)")
+}
+
+/// The decoder for a stream of the announced size: MediaCodec on the Quest, openh264 elsewhere.
+pub fn open_for_stream(size: Option<(u16, u16)>) -> Result<Box<dyn VideoDecoder>> {
+    #[cfg(target_os = "android")]
+    if let Some((w, h)) = size {
+        return Ok(Box::new(mediacodec::MediaCodecDecoder::new(w, h)?));
+    }
+    #[cfg(not(target_os = "android"))]
+    let _ = size;
+    open_software()
 }

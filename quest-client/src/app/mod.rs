@@ -1,0 +1,175 @@
+//! The headset app shell (cargo feature `app`): Bevy + bevy_mod_openxr on top of the Bevy-free
+//! receive/decode core.
+//!
+//! ```text
+//! decoder threads ──PictureSink──▶ Mailbox (newest picture per eye, RGBA)
+//!        frame loop: upload.rs takes the newest, just before rendering ──▶ eye texture
+//!        eyes.rs: the left texture on a quad only the left eye's camera sees, the right likewise
+//!        after the frame is displayed: upload.rs completes each picture's marker
+//!                 (XR: the frame's predicted display time; desktop/offscreen: render done)
+//! ```
+//! Modes: XR (OpenXR through bevy_mod_openxr), `--desktop` (a window, both eyes side by side),
+//! `--offscreen` (no display: each eye view renders into an image that is read back).
+//! Each capability is a plugin: [`stream::StreamPlugin`], [`eyes::EyesPlugin`],
+//! [`upload::UploadPlugin`], [`hud::HudPlugin`], [`offscreen::OffscreenPlugin`].
+
+pub mod config;
+mod eyes;
+mod font;
+pub mod hud;
+pub mod mailbox;
+pub mod offscreen;
+mod stream;
+mod upload;
+pub mod yuv;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use bevy::app::{PluginGroup, ScheduleRunnerPlugin};
+use bevy::prelude::*;
+use bevy::window::{ExitCondition, WindowPlugin, WindowResolution};
+use bevy_mod_xr::session::XrState;
+
+use crate::core::ClientReport;
+use crate::net::Identity;
+
+pub use config::{ClientConfig, Placement};
+pub use offscreen::OffscreenViews;
+
+/// Where the eyes are shown.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mode {
+    /// OpenXR: each eye's picture in that eye of the headset (or a desktop OpenXR runtime).
+    Xr,
+    /// A window with both eyes side by side and the HUD.
+    Desktop,
+    /// No display: each eye view renders into an image that is read back (and optionally
+    /// dumped as PNG into `dump`).
+    Offscreen { dump: Option<PathBuf> },
+}
+
+pub struct AppOptions {
+    pub mode: Mode,
+    pub listen: SocketAddr,
+    pub identity: Identity,
+    pub config: ClientConfig,
+    /// Stop after this many frames per eye, sessions, or seconds.
+    pub frames: Option<u64>,
+    pub sessions: Option<u64>,
+    pub duration: Option<f64>,
+    /// Size of each eye's view in the flat modes (desktop window half, offscreen image).
+    pub view_size: (u32, u32),
+    /// Desktop: save a screenshot of the window here once the stream shows.
+    pub screenshot: Option<PathBuf>,
+    /// Told the bound address once listening (tests bind port 0).
+    pub on_listening: Option<Box<dyn FnOnce(SocketAddr) + Send>>,
+}
+
+/// What a run leaves behind.
+pub struct AppOutcome {
+    pub report: ClientReport,
+    /// Offscreen mode: what each eye's rendered view showed.
+    pub views: Option<OffscreenViews>,
+}
+
+/// Runs the app until the stream ends, the window closes or a limit is reached.
+pub fn run(mut opts: AppOptions) -> Result<AppOutcome> {
+    opts.config.validate("config")?;
+    let (w, h) = opts.view_size;
+    if !(16..=8192).contains(&w) || !(16..=8192).contains(&h) {
+        bail!("the view size must be within 16x16..8192x8192, got {w}x{h}");
+    }
+    let stream = stream::Stream::start(&opts)?;
+    if let Some(f) = opts.on_listening.take() {
+        f(stream.local_addr);
+    }
+    let views = OffscreenViews::default();
+
+    let mut app = App::new();
+    match &opts.mode {
+        Mode::Desktop => {
+            app.add_plugins(DefaultPlugins.set(WindowPlugin {
+                primary_window: Some(Window {
+                    title: "binoc".into(),
+                    resolution: WindowResolution::new(2 * w, h),
+                    ..default()
+                }),
+                ..default()
+            }));
+        }
+        Mode::Offscreen { .. } => {
+            app.add_plugins((
+                DefaultPlugins
+                    .set(WindowPlugin {
+                        primary_window: None,
+                        exit_condition: ExitCondition::DontExit,
+                        ..default()
+                    })
+                    .disable::<bevy::winit::WinitPlugin>(),
+                // No display to pace the loop: run at most at 90 Hz.
+                ScheduleRunnerPlugin::run_loop(Duration::from_secs_f64(1.0 / 90.0)),
+            ));
+        }
+        Mode::Xr => {
+            app.add_plugins(bevy_mod_openxr::add_xr_plugins(
+                // Pipelined rendering would show each picture a frame later.
+                DefaultPlugins
+                    .build()
+                    .disable::<bevy::render::pipelined_rendering::PipelinedRenderingPlugin>(),
+            ));
+            // The plugins are built: did OpenXR come up?
+            if !matches!(
+                app.world().get_resource::<XrState>(),
+                Some(s) if *s != XrState::Unavailable
+            ) {
+                stream.join()?;
+                bail!(
+                    "OpenXR is not available (no runtime, or it has no headset): on a desktop install \
+                     an OpenXR runtime such as Monado (README: \"XR on a desktop\"), or use --desktop"
+                );
+            }
+        }
+    }
+    app.insert_resource(ClearColor(Color::BLACK))
+        .add_plugins(stream::StreamPlugin {
+            shared: stream.shared.clone(),
+            mailbox: stream.mailbox.clone(),
+            duration: opts.duration,
+        })
+        .add_plugins(eyes::EyesPlugin {
+            mode: opts.mode.clone(),
+            layer: opts.config.layer,
+            view_size: opts.view_size,
+        })
+        .add_plugins(upload::UploadPlugin {
+            xr: opts.mode == Mode::Xr,
+        })
+        .add_plugins(hud::HudPlugin {
+            visible: opts.config.hud.visible,
+            xr: opts.mode == Mode::Xr,
+        });
+    if let (Mode::Desktop, Some(path)) = (&opts.mode, &opts.screenshot) {
+        app.add_plugins(offscreen::ScreenshotPlugin {
+            path: path.clone(),
+            after_s: 3.0,
+        });
+    }
+    if let Mode::Offscreen { dump } = &opts.mode {
+        app.add_plugins(offscreen::OffscreenPlugin {
+            views: views.clone(),
+            dump: dump.clone(),
+        });
+    }
+    let exit = app.run();
+    let report = stream.join()?;
+    if let AppExit::Error(code) = exit {
+        tracing::warn!("the app exited with code {code}");
+    }
+    Ok(AppOutcome {
+        report,
+        views: matches!(opts.mode, Mode::Offscreen { .. }).then_some(views),
+    })
+}

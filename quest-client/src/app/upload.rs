@@ -1,0 +1,147 @@
+//! The upload, in the render world: just before the frame renders, each eye's newest decoded
+//! picture is written into its texture (one `write_texture`, no main-world copy); once the
+//! frame is displayed, the pictures' markers are completed with the display time.
+//!
+//! Display time: XR — the frame's predicted display time from `xrWaitFrame` (OpenXR's `XrTime`
+//! is `CLOCK_MONOTONIC` on Android and on Monado, the clock the markers use); desktop and
+//! offscreen — when the GPU has finished the frame that presented it (the compositor's
+//! scan-out adds up to one refresh on top; it is not visible from here).
+
+use std::sync::Arc;
+
+use bevy::prelude::*;
+use bevy::render::extract_resource::{ExtractResource, ExtractResourcePlugin};
+use bevy::render::render_asset::RenderAssets;
+use bevy::render::render_resource::{Extent3d, PollType, TexelCopyBufferLayout};
+use bevy::render::renderer::{RenderDevice, RenderQueue};
+use bevy::render::texture::GpuImage;
+use bevy::render::{Render, RenderApp, RenderSystems};
+use bevy_mod_openxr::resources::OxrFrameState;
+use shared_proto::Eye;
+
+use super::eyes::EyeImages;
+use super::mailbox::Mailbox;
+use super::stream::StreamState;
+use crate::clock::monotonic_ns;
+use crate::core::PendingMarker;
+
+#[derive(Resource, Clone, ExtractResource)]
+struct UploadTargets {
+    images: [Handle<Image>; 2],
+    mailbox: Arc<Mailbox>,
+}
+
+/// Pictures uploaded for the frame being rendered, with their upload time.
+#[derive(Resource, Default)]
+struct InFlight(Vec<(PendingMarker, u64)>);
+
+/// The newest frame number shown per eye: an older picture is never shown after a newer one.
+#[derive(Resource, Default)]
+struct Shown([Option<u64>; 2]);
+
+pub struct UploadPlugin {
+    pub xr: bool,
+}
+
+#[derive(Resource, Clone, Copy)]
+struct XrDisplay(bool);
+
+impl Plugin for UploadPlugin {
+    fn build(&self, app: &mut App) {
+        app.add_plugins(ExtractResourcePlugin::<UploadTargets>::default())
+            .add_systems(PostStartup, insert_targets);
+        let Some(render_app) = app.get_sub_app_mut(RenderApp) else {
+            return;
+        };
+        render_app
+            .insert_resource(XrDisplay(self.xr))
+            .init_resource::<InFlight>()
+            .init_resource::<Shown>()
+            .add_systems(
+                Render,
+                (
+                    upload_newest.in_set(RenderSystems::PrepareResources),
+                    complete_displayed.in_set(RenderSystems::Cleanup),
+                ),
+            );
+    }
+}
+
+fn insert_targets(mut commands: Commands, eyes: Res<EyeImages>, state: Res<StreamState>) {
+    commands.insert_resource(UploadTargets {
+        images: eyes.images.clone(),
+        mailbox: state.mailbox.clone(),
+    });
+}
+
+fn upload_newest(
+    targets: Option<Res<UploadTargets>>,
+    gpu_images: Res<RenderAssets<GpuImage>>,
+    queue: Res<RenderQueue>,
+    mut in_flight: ResMut<InFlight>,
+    mut shown: ResMut<Shown>,
+) {
+    let Some(targets) = targets else { return };
+    for eye in Eye::BOTH {
+        let Some(picture) = targets.mailbox.take(eye) else {
+            continue;
+        };
+        let Some(gpu) = gpu_images.get(&targets.images[eye.index()]) else {
+            targets.mailbox.put_back(eye, picture);
+            continue;
+        };
+        let size = gpu.texture_descriptor.size;
+        if (size.width, size.height) != (picture.width, picture.height) {
+            // The main world resizes the texture on its next update.
+            targets.mailbox.put_back(eye, picture);
+            continue;
+        }
+        let last = &mut shown.0[eye.index()];
+        if last.is_some_and(|n| picture.frame_no <= n) {
+            // Older than what is on screen (only after a streamer restart, which restarts the
+            // numbering: then the next keyframe's pictures take over).
+            tracing::debug!(%eye, frame = picture.frame_no, "older picture not shown");
+        }
+        *last = Some(picture.frame_no);
+        queue.write_texture(
+            gpu.texture.as_image_copy(),
+            &picture.rgba,
+            TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some(picture.width * 4),
+                rows_per_image: None,
+            },
+            Extent3d {
+                width: picture.width,
+                height: picture.height,
+                depth_or_array_layers: 1,
+            },
+        );
+        in_flight.0.push((picture.marker, monotonic_ns()));
+        targets.mailbox.recycle(eye, picture.rgba);
+    }
+}
+
+fn complete_displayed(
+    mut in_flight: ResMut<InFlight>,
+    xr: Res<XrDisplay>,
+    frame: Option<Res<OxrFrameState>>,
+    device: Res<RenderDevice>,
+) {
+    if in_flight.0.is_empty() {
+        return;
+    }
+    let display_ns = match (xr.0, frame) {
+        (true, Some(f)) => f.predicted_display_time.as_nanos() as u64,
+        _ => {
+            // The frame was submitted (and presented) in the render step: wait for the GPU.
+            if let Err(e) = device.poll(PollType::wait_indefinitely()) {
+                tracing::debug!("GPU poll: {e}");
+            }
+            monotonic_ns()
+        }
+    };
+    for (marker, uploaded_ns) in in_flight.0.drain(..) {
+        marker.complete(Some(uploaded_ns), Some(display_ns.max(uploaded_ns)));
+    }
+}
