@@ -133,9 +133,12 @@ pub struct EyeCounters {
     pub client: Option<ClientStats>,
     /// Sent frames awaiting their marker (bounded).
     book: VecDeque<(u32, FrameTiming)>,
+    /// (sequence, frame number) of the frames booked recently, in order, markers or not.
+    recent: VecDeque<(u32, u64)>,
 }
 
 const BOOK_LEN: usize = 1024;
+const RECENT_LEN: usize = 64;
 
 impl EyeCounters {
     /// Books a frame the sender is about to put on the wire. Booked before the first datagram
@@ -145,6 +148,10 @@ impl EyeCounters {
             self.book.pop_front();
         }
         self.book.push_back((seq, timing));
+        if self.recent.len() == RECENT_LEN {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((seq, timing.frame_no));
     }
 
     /// The sender gave up on a booked frame (deadline): no marker will come for it.
@@ -211,6 +218,20 @@ impl EyeCounters {
             .rev()
             .find(|(s, _)| *s == seq)
             .map(|(_, t)| t.frame_no)
+    }
+
+    /// Frame numbers of the frames booked just before and just after `seq` (the neighbours in
+    /// the order sent; with frames dropped before sending they are more than one apart).
+    pub fn booked_neighbours(&self, seq: u32) -> [Option<u64>; 2] {
+        let Some(i) = self.recent.iter().rposition(|(s, _)| *s == seq) else {
+            return [None, None];
+        };
+        [
+            i.checked_sub(1)
+                .and_then(|j| self.recent.get(j))
+                .map(|r| r.1),
+            self.recent.get(i + 1).map(|r| r.1),
+        ]
     }
 
     /// Sent frames whose marker has not arrived yet.
@@ -461,6 +482,29 @@ mod tests {
             "still requested once the interval passed"
         );
         assert!(!c.take(Eye::Left, 1060, Some(950)), "consumed");
+    }
+
+    #[test]
+    fn neighbours_are_the_frames_sent_before_and_after_even_after_their_markers() {
+        let mut c = EyeCounters::default();
+        let t = |frame_no| FrameTiming {
+            frame_no,
+            capture_ns: 0,
+            encode_start_ns: 0,
+            encode_end_ns: 0,
+            send_ns: 0,
+            encoded_len: 0,
+            reserved: 0,
+        };
+        // Frame 11 was dropped before sending: 10's and 12's neighbours skip it.
+        for (seq, f) in [(100, 9), (200, 10), (300, 12), (400, 13)] {
+            c.book_sending(seq, t(f));
+        }
+        c.unbook(200);
+        assert_eq!(c.booked_neighbours(300), [Some(10), Some(13)]);
+        assert_eq!(c.booked_neighbours(100), [None, Some(10)]);
+        assert_eq!(c.booked_neighbours(400), [Some(12), None]);
+        assert_eq!(c.booked_neighbours(999), [None, None]);
     }
 
     #[test]

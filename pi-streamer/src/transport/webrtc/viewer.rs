@@ -378,16 +378,21 @@ impl Viewer {
                     c.unmatched_markers += 1;
                     return;
                 };
+                let neighbours = c.booked_neighbours(m.rtp);
                 let mut marker = m.to_frame_marker(m.rtp, frame_no);
                 // The page reads the code with drawImage inside requestVideoFrameCallback, where
-                // Chrome may already hold the next frame, or still the previous one (0.3–1 % of
-                // frames here): such a read belongs to no marker, so it counts as unreadable,
-                // not as a mismatch. Any other offset is a real mismatch (and a constant ±1
-                // offset would make most codes unreadable, which the browser test rejects).
+                // Chrome may already hold the next frame sent, or still the previous one
+                // (0.3–1 % of frames here): such a read belongs to no marker, so it counts as
+                // unreadable, not as a mismatch. Neighbours are the frames sent just before
+                // and after (more than one frame number apart when the source dropped one in
+                // between). Any other code is a real mismatch (and a constant offset would
+                // make most codes unreadable, which the browser test rejects).
                 let own = frame_no as u32 & pixel_code::FRAME_MASK;
                 if let Some((eye, n)) = marker.pixel_code {
-                    let neighbour = n == own.wrapping_add(1) & pixel_code::FRAME_MASK
-                        || own == n.wrapping_add(1) & pixel_code::FRAME_MASK;
+                    let neighbour = neighbours
+                        .iter()
+                        .flatten()
+                        .any(|&f| f as u32 & pixel_code::FRAME_MASK == n);
                     if eye == m.eye && neighbour {
                         self.counters.code_read_race[m.eye.index()] += 1;
                         marker.pixel_code = None;
