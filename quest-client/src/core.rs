@@ -103,10 +103,8 @@ impl PendingMarker {
 
 impl Drop for PendingMarker {
     fn drop(&mut self) {
-        if self.marker.is_some() {
-            if let Some(m) = &self.marker {
-                self.shared.eye(m.eye).superseded += 1;
-            }
+        if let Some(m) = &self.marker {
+            self.shared.eye(m.eye).superseded += 1;
             self.send(None, None);
         }
     }

@@ -159,7 +159,9 @@ pub fn fitting_fov(layer: &Layer, aspect: f32, view_aspect: f32) -> f32 {
     2.0 * (needed_half_h / layer.distance_m).atan()
 }
 
-fn flat_camera(eye: Eye, order: isize, scene: &Scene) -> impl Bundle {
+/// `own_target`: the camera has its render target to itself (offscreen) and clears it; in a
+/// shared window only the first camera clears, so the right half keeps what the left drew.
+fn flat_camera(eye: Eye, order: isize, own_target: bool, scene: &Scene) -> impl Bundle {
     let (w, h) = scene.view_size;
     let view_aspect = w as f32 / h as f32;
     (
@@ -167,8 +169,7 @@ fn flat_camera(eye: Eye, order: isize, scene: &Scene) -> impl Bundle {
         Camera3d::default(),
         Camera {
             order,
-            // The right half must not clear what the left camera drew.
-            clear_color: if order == 0 {
+            clear_color: if own_target || order == 0 {
                 ClearColorConfig::Custom(Color::BLACK)
             } else {
                 ClearColorConfig::None
@@ -197,18 +198,12 @@ fn spawn_flat_cameras<const OFFSCREEN: bool>(
     let mut views = Vec::new();
     for eye in Eye::BOTH {
         let order = eye.index() as isize;
-        let mut cam = commands.spawn(flat_camera(eye, order, &scene));
+        let mut cam = commands.spawn(flat_camera(eye, order, OFFSCREEN, &scene));
         if OFFSCREEN {
             let mut target = Image::new_target_texture(w, h, TextureFormat::Rgba8UnormSrgb, None);
             target.texture_descriptor.usage |= TextureUsages::COPY_SRC;
             let handle = images.add(target);
             cam.insert(RenderTarget::Image(ImageRenderTarget::from(handle.clone())));
-            // Each offscreen view has its own target: both clear.
-            cam.insert(Camera {
-                order,
-                clear_color: ClearColorConfig::Custom(Color::BLACK),
-                ..default()
-            });
             views.push(handle);
         }
     }

@@ -177,13 +177,8 @@ fn toggle_hud(
     }
 }
 
-fn recent_p(s: &Series, p: f64) -> f64 {
-    let sum = s.summary_recent(RECENT);
-    if p >= 99.0 {
-        sum.p99
-    } else {
-        sum.p50
-    }
+fn recent_p50(s: &Series) -> f64 {
+    s.summary_recent(RECENT).p50
 }
 
 /// The figures of one eye from the core's statistics; `prev` holds (decoded, bytes) at the
@@ -193,17 +188,18 @@ fn figures(shared: &Shared, eye: Eye, prev: &mut (u64, u64), dt: f64) -> EyeFigu
         .lock()
         .unwrap_or_else(|p| p.into_inner());
     let (decoded, bytes) = (s.decoded, s.bytes);
+    let g2g = s.glass_to_glass.summary_recent(RECENT);
     let f = EyeFigures {
         fps: decoded.saturating_sub(prev.0) as f64 / dt,
         mbps: bytes.saturating_sub(prev.1) as f64 * 8.0 / dt / 1e6,
         dropped: s.dropped(),
         superseded: s.superseded,
-        decode_p50: recent_p(&s.decode, 50.0),
-        upload_p50: recent_p(&s.upload, 50.0),
-        display_p50: recent_p(&s.display, 50.0),
-        decoded_p50: recent_p(&s.latency, 50.0),
-        g2g_p50: recent_p(&s.glass_to_glass, 50.0),
-        g2g_p99: recent_p(&s.glass_to_glass, 99.0),
+        decode_p50: recent_p50(&s.decode),
+        upload_p50: recent_p50(&s.upload),
+        display_p50: recent_p50(&s.display),
+        decoded_p50: recent_p50(&s.latency),
+        g2g_p50: g2g.p50,
+        g2g_p99: g2g.p99,
     };
     *prev = (decoded, bytes);
     f

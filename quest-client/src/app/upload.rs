@@ -35,10 +35,6 @@ struct UploadTargets {
 #[derive(Resource, Default)]
 struct InFlight(Vec<(PendingMarker, u64)>);
 
-/// The newest frame number shown per eye: an older picture is never shown after a newer one.
-#[derive(Resource, Default)]
-struct Shown([Option<u64>; 2]);
-
 pub struct UploadPlugin {
     pub xr: bool,
 }
@@ -56,7 +52,6 @@ impl Plugin for UploadPlugin {
         render_app
             .insert_resource(XrDisplay(self.xr))
             .init_resource::<InFlight>()
-            .init_resource::<Shown>()
             .add_systems(
                 Render,
                 (
@@ -79,7 +74,6 @@ fn upload_newest(
     gpu_images: Res<RenderAssets<GpuImage>>,
     queue: Res<RenderQueue>,
     mut in_flight: ResMut<InFlight>,
-    mut shown: ResMut<Shown>,
 ) {
     let Some(targets) = targets else { return };
     for eye in Eye::BOTH {
@@ -96,13 +90,6 @@ fn upload_newest(
             targets.mailbox.put_back(eye, picture);
             continue;
         }
-        let last = &mut shown.0[eye.index()];
-        if last.is_some_and(|n| picture.frame_no <= n) {
-            // Older than what is on screen (only after a streamer restart, which restarts the
-            // numbering: then the next keyframe's pictures take over).
-            tracing::debug!(%eye, frame = picture.frame_no, "older picture not shown");
-        }
-        *last = Some(picture.frame_no);
         queue.write_texture(
             gpu.texture.as_image_copy(),
             &picture.rgba,
