@@ -1,7 +1,8 @@
 //! The headset app's real render path, offscreen (Mesa's lavapipe in CI): the synthetic stereo
 //! source streams over real QUIC into the Bevy app, each eye's picture is drawn on its own eye
 //! layer, both eye views are rendered into images and read back, and the pixels decide: the
-//! left view shows the left stream's code, the right view the right's, frame numbers advance.
+//! left view shows the left stream's code, the right view the right's, frame numbers advance,
+//! and each view has its camera's tint (the GPU's YUV → RGB conversion kept U and V apart).
 //! The markers the app completes after display give the streamer glass-to-glass figures whose
 //! stage breakdown adds up. Needs the app: `cargo test --features client-app` (scripts/test.sh).
 
@@ -9,6 +10,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
+use pi_streamer::source::test_pattern::TINT;
 use quest_client::app::{self, AppOptions, ClientConfig, Mode};
 use quest_client::net::Identity;
 use shared_proto::{pixel_code, Eye};
@@ -41,6 +43,7 @@ fn each_eye_view_shows_its_own_stream_with_advancing_frames() {
             // The stream's size: the picture fills each view exactly.
             view_size: (320, 240),
             screenshot: None,
+            render_diagnostics: false,
             on_listening: Some(Box::new(move |a| addr_tx.send(a).unwrap())),
         })
     });
@@ -99,6 +102,15 @@ fn each_eye_view_shows_its_own_stream_with_advancing_frames() {
         assert!(
             last >= first + 30,
             "{eye} view: frames only advanced from {first} to {last}"
+        );
+        // The colour survived: the view's median chroma is this eye's tint (within 4 code
+        // values: the GPU's float arithmetic and the sRGB round trip differ from integer
+        // BT.601 by a little).
+        let (u, v) = log.chroma[eye.index()].expect("a view with a readable picture");
+        let (tu, tv) = TINT[eye.index()];
+        assert!(
+            u.abs_diff(tu) <= 4 && v.abs_diff(tv) <= 4,
+            "{eye} view's chroma (U {u}, V {v}) is not its camera's tint (U {tu}, V {tv})"
         );
         let png = dump.join(format!("{}.png", eye.name()));
         assert!(

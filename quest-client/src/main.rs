@@ -71,6 +71,10 @@ struct Args {
     /// --desktop: save a PNG of the window 3 s after both eyes first show.
     #[arg(long, requires = "desktop")]
     screenshot: Option<PathBuf>,
+    /// Log the frame time and each render pass's CPU and GPU time (timestamp queries) every
+    /// 2 s: where the display side's time goes.
+    #[arg(long)]
+    render_diagnostics: bool,
     /// Address to listen on (UDP).
     #[arg(long, default_value = "0.0.0.0:7878")]
     listen: SocketAddr,
@@ -188,6 +192,7 @@ fn run_app(args: &Args, identity: Identity) -> Result<ClientReport> {
         duration: args.duration,
         view_size: args.view_size,
         screenshot: args.screenshot.clone(),
+        render_diagnostics: args.render_diagnostics,
         on_listening: None,
     })?;
     if let Some(views) = outcome.views {

@@ -8,6 +8,10 @@ use shared_proto::Eye;
 
 use super::{EyeSource, RawFrame};
 
+/// Each eye's flat chroma (U, V): left a cool blue, right a warm red. A display that swaps or
+/// drops a chroma plane shows the wrong tint (the eye-layer test reads it back).
+pub const TINT: [(u8, u8); 2] = [(150, 110), (100, 170)];
+
 pub struct TestPattern {
     eye: Eye,
     width: usize,
@@ -103,8 +107,8 @@ impl EyeSource for TestPattern {
                 for row in by..(by + bs).min(h) {
                     y[row * w + bx..row * w + (bx + bs).min(w)].fill(230);
                 }
-                u.fill(150);
-                v.fill(110);
+                u.fill(TINT[0].0);
+                v.fill(TINT[0].1);
             }
             Eye::Right => {
                 let src = &self.lines[0];
@@ -128,8 +132,8 @@ impl EyeSource for TestPattern {
                         y[row * w + x0..row * w + x1].fill(20);
                     }
                 }
-                u.fill(100);
-                v.fill(170);
+                u.fill(TINT[1].0);
+                v.fill(TINT[1].1);
             }
         }
         let off = (t * 1237) % NOISE_SLACK;

@@ -19,7 +19,9 @@ use shared_proto::Eye;
 
 use super::config::{Layer, Placement};
 use super::hud::{HudQuad, HUD_PIXELS};
+use super::picture::YuvPicture;
 use super::stream::StreamState;
+use super::yuv::chroma_size;
 use super::Mode;
 
 /// Render layers: one per eye, one for the HUD (seen by both).
@@ -40,11 +42,12 @@ pub struct EyeQuad(pub Eye);
 #[derive(Component, Clone, Copy)]
 pub struct EyeCamera(pub Eye);
 
-/// The eyes' textures (what the decoder's pictures are uploaded into) and their materials.
+/// The eyes' textures (what the decoder's pictures are uploaded into: per eye its Y, U and V
+/// planes) and their materials.
 #[derive(Resource, Clone)]
 pub struct EyeImages {
-    pub images: [Handle<Image>; 2],
-    pub materials: [Handle<StandardMaterial>; 2],
+    pub planes: [[Handle<Image>; 3]; 2],
+    pub materials: [Handle<YuvPicture>; 2],
     /// The offscreen views' render targets (offscreen mode only).
     pub views: Option<[Handle<Image>; 2]>,
 }
@@ -92,8 +95,9 @@ impl Plugin for EyesPlugin {
     }
 }
 
-/// An eye texture: sRGB (the decoder's RGB is gamma-encoded), written by the upload each frame.
-fn eye_texture(width: u32, height: u32) -> Image {
+/// An eye's plane texture: 8-bit, filled with `fill` (Y 16 and U, V 128: black), written by
+/// the upload each frame.
+fn plane_texture(width: u32, height: u32, fill: u8) -> Image {
     let mut image = Image::new_fill(
         Extent3d {
             width,
@@ -101,19 +105,29 @@ fn eye_texture(width: u32, height: u32) -> Image {
             depth_or_array_layers: 1,
         },
         TextureDimension::D2,
-        &[0, 0, 0, 255],
-        TextureFormat::Rgba8UnormSrgb,
+        &[fill],
+        TextureFormat::R8Unorm,
         RenderAssetUsages::RENDER_WORLD | RenderAssetUsages::MAIN_WORLD,
     );
     image.texture_descriptor.usage = TextureUsages::TEXTURE_BINDING | TextureUsages::COPY_DST;
     image
 }
 
+/// The Y, U and V plane textures of a `width` x `height` picture.
+fn eye_planes(width: u32, height: u32) -> [Image; 3] {
+    let (cw, ch) = chroma_size(width, height);
+    [
+        plane_texture(width, height, 16),
+        plane_texture(cw, ch, 128),
+        plane_texture(cw, ch, 128),
+    ]
+}
+
 fn spawn_eye_quads(
     mut commands: Commands,
     mut images: ResMut<Assets<Image>>,
     mut meshes: ResMut<Assets<Mesh>>,
-    mut materials: ResMut<Assets<StandardMaterial>>,
+    mut materials: ResMut<Assets<YuvPicture>>,
     scene: Res<Scene>,
 ) {
     let quad = meshes.add(Rectangle::new(1.0, 1.0));
@@ -121,12 +135,11 @@ fn spawn_eye_quads(
     let mut handles = Vec::new();
     let mut mats = Vec::new();
     for eye in Eye::BOTH {
-        let image = images.add(eye_texture(w, h));
-        let material = materials.add(StandardMaterial {
-            base_color_texture: Some(image.clone()),
-            unlit: true,
-            cull_mode: None,
-            ..default()
+        let planes = eye_planes(w, h).map(|p| images.add(p));
+        let material = materials.add(YuvPicture {
+            y: planes[0].clone(),
+            u: planes[1].clone(),
+            v: planes[2].clone(),
         });
         let mut e = commands.spawn((
             EyeQuad(eye),
@@ -138,13 +151,13 @@ fn spawn_eye_quads(
         if scene.mode_xr {
             e.insert(XrTracker);
         }
-        handles.push(image);
+        handles.push(planes);
         mats.push(material);
     }
-    let images: [Handle<Image>; 2] = handles.try_into().expect("two eyes");
-    let materials: [Handle<StandardMaterial>; 2] = mats.try_into().expect("two eyes");
+    let planes: [[Handle<Image>; 3]; 2] = handles.try_into().expect("two eyes");
+    let materials: [Handle<YuvPicture>; 2] = mats.try_into().expect("two eyes");
     commands.insert_resource(EyeImages {
-        images,
+        planes,
         materials,
         views: None,
     });
@@ -254,25 +267,27 @@ fn stream_aspect(state: &StreamState, eye: Eye) -> Option<f32> {
         .map(|(w, h)| w as f32 / h.max(1) as f32)
 }
 
-/// Resizes an eye's texture to the stream's picture size (and keeps the material pointing at
-/// the new texture).
+/// Resizes an eye's plane textures to the stream's picture size (and keeps the material
+/// pointing at the new textures).
 fn fit_eye_textures(
     state: Res<StreamState>,
     eye_images: Res<EyeImages>,
     mut images: ResMut<Assets<Image>>,
-    mut materials: ResMut<Assets<StandardMaterial>>,
+    mut materials: ResMut<Assets<YuvPicture>>,
 ) {
     for eye in Eye::BOTH {
         let Some((w, h)) = state.mailbox.size(eye) else {
             continue;
         };
-        let handle = &eye_images.images[eye.index()];
+        let handles = &eye_images.planes[eye.index()];
         let same = images
-            .get(handle)
+            .get(&handles[0])
             .is_some_and(|i| i.width() == w && i.height() == h);
         if !same {
-            tracing::info!(%eye, "stream picture {w}x{h}: eye texture resized");
-            let _ = images.insert(handle.id(), eye_texture(w, h));
+            tracing::info!(%eye, "stream picture {w}x{h}: eye textures resized");
+            for (handle, plane) in handles.iter().zip(eye_planes(w, h)) {
+                let _ = images.insert(handle.id(), plane);
+            }
             // Touch the material so its bind group picks up the new texture.
             let _ = materials.get_mut(&eye_images.materials[eye.index()]);
         }

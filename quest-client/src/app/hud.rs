@@ -13,6 +13,7 @@ use shared_proto::Eye;
 
 use super::eyes::HUD_LAYER;
 use super::font::{Canvas, CELL_H, CELL_W};
+use super::picture::RgbaPicture;
 use super::stream::StreamState;
 use crate::core::Shared;
 
@@ -101,7 +102,7 @@ impl Plugin for HudPlugin {
             move |c: Commands,
                   i: ResMut<Assets<Image>>,
                   m: ResMut<Assets<Mesh>>,
-                  s: ResMut<Assets<StandardMaterial>>| {
+                  s: ResMut<Assets<RgbaPicture>>| {
                 spawn_hud(c, i, m, s, visible, xr)
             },
         )
@@ -113,7 +114,7 @@ fn spawn_hud(
     mut commands: Commands,
     mut images: ResMut<Assets<Image>>,
     mut meshes: ResMut<Assets<Mesh>>,
-    mut materials: ResMut<Assets<StandardMaterial>>,
+    mut materials: ResMut<Assets<RgbaPicture>>,
     visible: bool,
     xr: bool,
 ) {
@@ -130,12 +131,8 @@ fn spawn_hud(
         TextureFormat::Rgba8UnormSrgb,
         RenderAssetUsages::RENDER_WORLD | RenderAssetUsages::MAIN_WORLD,
     ));
-    let material = materials.add(StandardMaterial {
-        base_color_texture: Some(image.clone()),
-        unlit: true,
-        alpha_mode: AlphaMode::Blend,
-        cull_mode: None,
-        ..default()
+    let material = materials.add(RgbaPicture {
+        texture: image.clone(),
     });
     let mut hud = commands.spawn((
         HudQuad,

@@ -1,5 +1,5 @@
 //! The hand-over between the decoder threads and the frame loop: one slot per eye holding the
-//! newest decoded picture (as RGBA). A newer picture replaces an unshown older one (its marker
+//! newest decoded picture (as three YUV planes, converted to RGB by the GPU). A newer picture replaces an unshown older one (its marker
 //! then reports it as superseded), so the display can never show an older frame after a newer
 //! one, and nothing queues.
 
@@ -8,15 +8,12 @@ use std::sync::Mutex;
 
 use shared_proto::Eye;
 
-use super::yuv;
+use super::yuv::{self, Planes};
 use crate::core::{PendingMarker, PictureSink};
 use crate::decode::DecodedView;
 
 pub struct Picture {
-    pub width: u32,
-    pub height: u32,
-    pub rgba: Vec<u8>,
-    pub frame_no: u64,
+    pub planes: Planes,
     pub marker: PendingMarker,
 }
 
@@ -24,7 +21,7 @@ pub struct Picture {
 pub struct Mailbox {
     slots: [Mutex<Option<Picture>>; 2],
     /// Buffers back from the upload, reused by the decoder threads (no allocation per frame).
-    spare: [Mutex<Vec<Vec<u8>>>; 2],
+    spare: [Mutex<Vec<Planes>>; 2],
     /// The newest picture's size per eye, `width << 32 | height` (0: none yet).
     sizes: [AtomicU64; 2],
     /// Pictures handed over, per eye.
@@ -46,8 +43,8 @@ impl Mailbox {
         }
     }
 
-    /// Gives an uploaded picture's buffer back for reuse.
-    pub fn recycle(&self, eye: Eye, buffer: Vec<u8>) {
+    /// Gives an uploaded picture's buffers back for reuse.
+    pub fn recycle(&self, eye: Eye, buffer: Planes) {
         let mut spare = lock(&self.spare[eye.index()]);
         if spare.len() < 2 {
             spare.push(buffer);
@@ -67,26 +64,20 @@ impl Mailbox {
 
 impl PictureSink for Mailbox {
     fn present(&self, eye: Eye, picture: &DecodedView<'_>, marker: PendingMarker) {
-        let mut rgba = lock(&self.spare[eye.index()]).pop().unwrap_or_default();
-        yuv::to_rgba(picture, &mut rgba);
-        let (width, height) = (picture.width as u32, picture.height as u32);
+        let mut planes = lock(&self.spare[eye.index()]).pop().unwrap_or_default();
+        yuv::to_planes(picture, &mut planes);
+        let (width, height) = (planes.width, planes.height);
         self.sizes[eye.index()].store(
             u64::from(width) << 32 | u64::from(height),
             Ordering::Relaxed,
         );
-        let new = Picture {
-            width,
-            height,
-            rgba,
-            frame_no: marker.frame_no(),
-            marker,
-        };
+        let new = Picture { planes, marker };
         // The replaced picture (if any) is dropped outside the lock: its marker goes out as
         // "not shown" and its buffer back to the spares.
         let old = lock(&self.slots[eye.index()]).replace(new);
         self.delivered[eye.index()].fetch_add(1, Ordering::Relaxed);
         if let Some(old) = old {
-            self.recycle(eye, old.rgba);
+            self.recycle(eye, old.planes);
         }
     }
 }

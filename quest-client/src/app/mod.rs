@@ -11,7 +11,8 @@
 //! Modes: XR (OpenXR through bevy_mod_openxr), `--desktop` (a window, both eyes side by side),
 //! `--offscreen` (no display: each eye view renders into an image that is read back).
 //! Each capability is a plugin: [`stream::StreamPlugin`], [`eyes::EyesPlugin`],
-//! [`upload::UploadPlugin`], [`hud::HudPlugin`], [`offscreen::OffscreenPlugin`].
+//! [`upload::UploadPlugin`], [`hud::HudPlugin`], [`offscreen::OffscreenPlugin`];
+//! [`picture::PicturePlugin`] is the quads' material (one texture sample, no lighting).
 
 pub mod config;
 mod eyes;
@@ -19,6 +20,7 @@ mod font;
 pub mod hud;
 pub mod mailbox;
 pub mod offscreen;
+mod picture;
 mod stream;
 mod upload;
 pub mod yuv;
@@ -30,7 +32,7 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use bevy::app::{PluginGroup, ScheduleRunnerPlugin};
 use bevy::prelude::*;
-use bevy::window::{ExitCondition, WindowPlugin, WindowResolution};
+use bevy::window::{ExitCondition, PresentMode, WindowPlugin, WindowResolution};
 use bevy_mod_xr::session::XrState;
 
 use crate::core::ClientReport;
@@ -64,6 +66,8 @@ pub struct AppOptions {
     pub view_size: (u32, u32),
     /// Desktop: save a screenshot of the window here once the stream shows.
     pub screenshot: Option<PathBuf>,
+    /// Log the frame time and each render pass's CPU and GPU time every 2 s.
+    pub render_diagnostics: bool,
     /// Told the bound address once listening (tests bind port 0).
     pub on_listening: Option<Box<dyn FnOnce(SocketAddr) + Send>>,
 }
@@ -95,6 +99,9 @@ pub fn run(mut opts: AppOptions) -> Result<AppOutcome> {
                 primary_window: Some(Window {
                     title: "binoc".into(),
                     resolution: WindowResolution::new(2 * w, h),
+                    // The newest frame is presented at the next refresh, none queued behind it
+                    // (no tearing; falls back to immediate, then FIFO, where unsupported).
+                    present_mode: PresentMode::Mailbox,
                     ..default()
                 }),
                 ..default()
@@ -134,6 +141,7 @@ pub fn run(mut opts: AppOptions) -> Result<AppOutcome> {
         }
     }
     app.insert_resource(ClearColor(Color::BLACK))
+        .add_plugins(picture::PicturePlugin)
         .add_plugins(stream::StreamPlugin {
             shared: stream.shared.clone(),
             mailbox: stream.mailbox.clone(),
@@ -156,6 +164,17 @@ pub fn run(mut opts: AppOptions) -> Result<AppOutcome> {
             path: path.clone(),
             after_s: 3.0,
         });
+    }
+    if opts.render_diagnostics {
+        use bevy::diagnostic::{FrameTimeDiagnosticsPlugin, LogDiagnosticsPlugin};
+        app.add_plugins((
+            FrameTimeDiagnosticsPlugin::default(),
+            bevy::render::diagnostic::RenderDiagnosticsPlugin,
+            LogDiagnosticsPlugin {
+                wait_duration: Duration::from_secs(2),
+                ..default()
+            },
+        ));
     }
     if let Mode::Offscreen { dump } = &opts.mode {
         app.add_plugins(offscreen::OffscreenPlugin {

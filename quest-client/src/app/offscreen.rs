@@ -15,7 +15,7 @@ use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
 use shared_proto::{pixel_code, Eye};
 
 use super::eyes::{EyeImages, Scene};
-use super::yuv::luma_of_rgba;
+use super::yuv::{luma_of_rgba, median_chroma_of_rgba};
 
 /// What each eye's rendered view showed, frame after frame.
 #[derive(Clone, Default)]
@@ -26,6 +26,9 @@ pub struct ViewsLog {
     /// Per eye view (index 0: the left eye's view), the pixel code read from each read-back:
     /// (the eye it names, its frame number), or `None` when unreadable (nothing shown yet).
     pub codes: [Vec<Option<(Eye, u32)>>; 2],
+    /// Per eye view, the median chroma (U, V) of the latest read-back (see
+    /// [`median_chroma_of_rgba`]).
+    pub chroma: [Option<(u8, u8)>; 2],
 }
 
 impl OffscreenViews {
@@ -78,9 +81,13 @@ fn on_readback(ev: On<ReadbackComplete>, of: Query<&ViewOf>, scene: Res<Scene>, 
     let stride = ev.data.len() / h;
     let luma = luma_of_rgba(&ev.data, w, h, stride);
     let code = pixel_code::read(&luma, w, w, h);
+    let chroma = median_chroma_of_rgba(&ev.data, w, h, stride);
     let n = {
         let mut log = views.log.0.lock().unwrap_or_else(|p| p.into_inner());
         log.codes[eye.index()].push(code);
+        if code.is_some() {
+            log.chroma[eye.index()] = Some(chroma);
+        }
         log.codes[eye.index()].len()
     };
     if let Some(dir) = &views.dump {
@@ -123,6 +130,8 @@ pub struct ScreenshotPlugin {
 struct PendingShot {
     path: PathBuf,
     after_s: f64,
+    /// When both eyes had first shown (app time, s).
+    streaming_since: Option<f64>,
     taken: bool,
 }
 
@@ -131,6 +140,7 @@ impl Plugin for ScreenshotPlugin {
         app.insert_resource(PendingShot {
             path: self.path.clone(),
             after_s: self.after_s,
+            streaming_since: None,
             taken: false,
         })
         .add_systems(Update, take_screenshot);
@@ -144,7 +154,12 @@ fn take_screenshot(
     time: Res<Time<Real>>,
 ) {
     let streaming = Eye::BOTH.iter().all(|&e| state.mailbox.delivered(e) > 0);
-    if shot.taken || !streaming || time.elapsed_secs_f64() < shot.after_s {
+    if shot.taken || !streaming {
+        return;
+    }
+    let now = time.elapsed_secs_f64();
+    let since = *shot.streaming_since.get_or_insert(now);
+    if now - since < shot.after_s {
         return;
     }
     shot.taken = true;

@@ -1,5 +1,6 @@
 //! The upload, in the render world: just before the frame renders, each eye's newest decoded
-//! picture is written into its texture (one `write_texture`, no main-world copy); once the
+//! picture is written into its Y, U and V textures (a `write_texture` each, no main-world
+//! copy; the fragment shader converts to RGB); once the
 //! frame is displayed, the pictures' markers are completed with the display time.
 //!
 //! Display time: XR — the frame's predicted display time from `xrWaitFrame` (OpenXR's `XrTime`
@@ -27,7 +28,7 @@ use crate::core::PendingMarker;
 
 #[derive(Resource, Clone, ExtractResource)]
 struct UploadTargets {
-    images: [Handle<Image>; 2],
+    planes: [[Handle<Image>; 3]; 2],
     mailbox: Arc<Mailbox>,
 }
 
@@ -64,7 +65,7 @@ impl Plugin for UploadPlugin {
 
 fn insert_targets(mut commands: Commands, eyes: Res<EyeImages>, state: Res<StreamState>) {
     commands.insert_resource(UploadTargets {
-        images: eyes.images.clone(),
+        planes: eyes.planes.clone(),
         mailbox: state.mailbox.clone(),
     });
 }
@@ -80,32 +81,42 @@ fn upload_newest(
         let Some(picture) = targets.mailbox.take(eye) else {
             continue;
         };
-        let Some(gpu) = gpu_images.get(&targets.images[eye.index()]) else {
+        let p = &picture.planes;
+        let (cw, ch) = p.chroma_size();
+        let planes = [(&p.y, p.width, p.height), (&p.u, cw, ch), (&p.v, cw, ch)];
+        let textures: Option<Vec<&GpuImage>> = targets.planes[eye.index()]
+            .iter()
+            .zip(&planes)
+            .map(|(handle, &(_, w, h))| {
+                gpu_images.get(handle).filter(|gpu| {
+                    let size = gpu.texture_descriptor.size;
+                    (size.width, size.height) == (w, h)
+                })
+            })
+            .collect();
+        let Some(textures) = textures else {
+            // Not prepared yet, or the main world resizes them on its next update.
             targets.mailbox.put_back(eye, picture);
             continue;
         };
-        let size = gpu.texture_descriptor.size;
-        if (size.width, size.height) != (picture.width, picture.height) {
-            // The main world resizes the texture on its next update.
-            targets.mailbox.put_back(eye, picture);
-            continue;
+        for (gpu, &(data, w, h)) in textures.iter().zip(&planes) {
+            queue.write_texture(
+                gpu.texture.as_image_copy(),
+                data,
+                TexelCopyBufferLayout {
+                    offset: 0,
+                    bytes_per_row: Some(w),
+                    rows_per_image: None,
+                },
+                Extent3d {
+                    width: w,
+                    height: h,
+                    depth_or_array_layers: 1,
+                },
+            );
         }
-        queue.write_texture(
-            gpu.texture.as_image_copy(),
-            &picture.rgba,
-            TexelCopyBufferLayout {
-                offset: 0,
-                bytes_per_row: Some(picture.width * 4),
-                rows_per_image: None,
-            },
-            Extent3d {
-                width: picture.width,
-                height: picture.height,
-                depth_or_array_layers: 1,
-            },
-        );
         in_flight.0.push((picture.marker, monotonic_ns()));
-        targets.mailbox.recycle(eye, picture.rgba);
+        targets.mailbox.recycle(eye, picture.planes);
     }
 }
 

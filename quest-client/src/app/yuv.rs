@@ -1,56 +1,67 @@
-//! Decoded YUV (BT.601, limited range, as the encoders write) → RGBA8 for the eye textures.
-//! Integer arithmetic, one pass, no allocation once the output buffer has grown.
+//! Decoded YUV → the eye textures' layout: three tightly packed 8-bit planes (I420), whatever
+//! the decoder wrote (I420 with row padding from openh264, NV12 from hardware decoders). The
+//! YUV → RGB conversion (BT.601, limited range, as the encoders write) runs in the eye quads'
+//! fragment shader (`picture.wgsl`): the CPU only copies 1.5 bytes per pixel, and the upload
+//! moves 1.5 instead of 4 bytes per pixel.
 //!
-//! On the Quest this step disappears: MediaCodec renders into a surface the compositor
-//! samples (see `decode/mediacodec.rs`); here it is the software path's upload cost.
+//! On the Quest the copy would disappear too: MediaCodec renders into a surface the compositor
+//! samples (see `decode/mediacodec.rs`; not wired yet).
 
 use crate::decode::{Chroma, DecodedView};
 
-/// Writes `view` as tightly packed RGBA8 (alpha 255) into `out`, resizing it.
-pub fn to_rgba(view: &DecodedView<'_>, out: &mut Vec<u8>) {
+/// A picture as three planes: Y (`width` x `height`), U and V (`chroma_size()` each).
+#[derive(Default, Debug, Clone, PartialEq)]
+pub struct Planes {
+    pub width: u32,
+    pub height: u32,
+    pub y: Vec<u8>,
+    pub u: Vec<u8>,
+    pub v: Vec<u8>,
+}
+
+impl Planes {
+    /// Size of each chroma plane (4:2:0: half, rounded up).
+    pub fn chroma_size(&self) -> (u32, u32) {
+        chroma_size(self.width, self.height)
+    }
+}
+
+pub fn chroma_size(width: u32, height: u32) -> (u32, u32) {
+    (width.div_ceil(2), height.div_ceil(2))
+}
+
+/// Copies `view` into `out` (its buffers are reused: no allocation once they have grown).
+pub fn to_planes(view: &DecodedView<'_>, out: &mut Planes) {
     let (w, h) = (view.width, view.height);
-    out.resize(w * h * 4, 0);
+    out.width = w as u32;
+    out.height = h as u32;
+    let (cw, ch) = chroma_size(w as u32, h as u32);
+    let (cw, ch) = (cw as usize, ch as usize);
+    out.y.clear();
     for row in 0..h {
-        let y_row = &view.y[row * view.y_stride..][..w];
-        let dst = &mut out[row * w * 4..][..w * 4];
-        match view.chroma {
-            Chroma::Planar { u, v, stride } => {
-                let u_row = &u[(row / 2) * stride..];
-                let v_row = &v[(row / 2) * stride..];
-                for (x, (px, &y)) in dst.chunks_exact_mut(4).zip(y_row).enumerate() {
-                    write_px(px, y, u_row[x / 2], v_row[x / 2]);
-                }
+        out.y.extend_from_slice(&view.y[row * view.y_stride..][..w]);
+    }
+    out.u.clear();
+    out.v.clear();
+    match view.chroma {
+        Chroma::Planar { u, v, stride } => {
+            for row in 0..ch {
+                out.u.extend_from_slice(&u[row * stride..][..cw]);
+                out.v.extend_from_slice(&v[row * stride..][..cw]);
             }
-            Chroma::SemiPlanar { uv, stride } => {
-                let uv_row = &uv[(row / 2) * stride..];
-                for (x, (px, &y)) in dst.chunks_exact_mut(4).zip(y_row).enumerate() {
-                    let c = (x / 2) * 2;
-                    write_px(px, y, uv_row[c], uv_row[c + 1]);
-                }
+        }
+        Chroma::SemiPlanar { uv, stride } => {
+            for row in 0..ch {
+                let pairs = &uv[row * stride..][..2 * cw];
+                out.u.extend(pairs.iter().step_by(2));
+                out.v.extend(pairs.iter().skip(1).step_by(2));
             }
         }
     }
 }
 
-#[inline(always)]
-fn write_px(px: &mut [u8], y: u8, u: u8, v: u8) {
-    // BT.601 limited range, 8.8 fixed point: R = 1.164(Y−16) + 1.596(V−128), …
-    let c = (i32::from(y) - 16) * 298;
-    let d = i32::from(u) - 128;
-    let e = i32::from(v) - 128;
-    px[0] = clamp((c + 409 * e + 128) >> 8);
-    px[1] = clamp((c - 100 * d - 208 * e + 128) >> 8);
-    px[2] = clamp((c + 516 * d + 128) >> 8);
-    px[3] = 255;
-}
-
-#[inline(always)]
-fn clamp(v: i32) -> u8 {
-    v.clamp(0, 255) as u8
-}
-
-/// Luma (limited range, as the encoder wrote it) of RGBA8 pixels: the inverse of [`to_rgba`]
-/// for grey, so a rendered eye view's pixel code reads like the decoded picture's.
+/// Luma (limited range, as the encoder wrote it) of RGBA8 pixels: the inverse of the shader's
+/// conversion for grey, so a rendered eye view's pixel code reads like the decoded picture's.
 /// `stride` is the row pitch in bytes (GPU read-backs pad rows).
 pub fn luma_of_rgba(rgba: &[u8], width: usize, height: usize, stride: usize) -> Vec<u8> {
     let mut y = Vec::with_capacity(width * height);
@@ -66,53 +77,82 @@ pub fn luma_of_rgba(rgba: &[u8], width: usize, height: usize, stride: usize) -> 
     y
 }
 
+/// The picture's typical chroma: the median U and V (BT.601, limited range) over every 4th
+/// pixel of every 4th row of RGBA8 pixels. A flat-tinted test picture reads back as its tint,
+/// so a swapped or lost chroma plane shows, where the (grey) pixel code cannot tell.
+pub fn median_chroma_of_rgba(rgba: &[u8], width: usize, height: usize, stride: usize) -> (u8, u8) {
+    let (mut hu, mut hv) = ([0u32; 256], [0u32; 256]);
+    for row in (0..height).step_by(4) {
+        for px in rgba[row * stride..][..width * 4].chunks_exact(16) {
+            let (r, g, b) = (i32::from(px[0]), i32::from(px[1]), i32::from(px[2]));
+            let u = 128 + ((-38 * r - 74 * g + 112 * b + 128) >> 8);
+            let v = 128 + ((112 * r - 94 * g - 18 * b + 128) >> 8);
+            hu[u.clamp(0, 255) as usize] += 1;
+            hv[v.clamp(0, 255) as usize] += 1;
+        }
+    }
+    (median(&hu), median(&hv))
+}
+
+fn median(histogram: &[u32; 256]) -> u8 {
+    let half = histogram.iter().sum::<u32>().div_ceil(2);
+    let mut seen = 0;
+    for (value, &n) in histogram.iter().enumerate() {
+        seen += n;
+        if seen >= half && n > 0 {
+            return value as u8;
+        }
+    }
+    128
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn view<'a>(w: usize, h: usize, y: &'a [u8], u: &'a [u8], v: &'a [u8]) -> DecodedView<'a> {
-        DecodedView {
+    #[test]
+    fn i420_with_padded_rows_is_packed_tightly() {
+        // 3x3 (odd: chroma 2x2), Y rows padded to 5, chroma rows to 4.
+        let y = [1, 2, 3, 0, 0, 4, 5, 6, 0, 0, 7, 8, 9, 0, 0];
+        let u = [10, 11, 0, 0, 12, 13, 0, 0];
+        let v = [20, 21, 0, 0, 22, 23, 0, 0];
+        let view = DecodedView {
+            width: 3,
+            height: 3,
+            y: &y,
+            y_stride: 5,
+            chroma: Chroma::Planar {
+                u: &u,
+                v: &v,
+                stride: 4,
+            },
+        };
+        let mut p = Planes::default();
+        to_planes(&view, &mut p);
+        assert_eq!((p.width, p.height, p.chroma_size()), (3, 3, (2, 2)));
+        assert_eq!(p.y, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        assert_eq!(p.u, [10, 11, 12, 13]);
+        assert_eq!(p.v, [20, 21, 22, 23]);
+    }
+
+    #[test]
+    fn nv12_and_i420_give_the_same_planes_and_buffers_are_reused() {
+        let (w, h) = (4, 2);
+        let y: Vec<u8> = (0..8).collect();
+        let u = [60u8, 200];
+        let v = [180u8, 30];
+        let uv: Vec<u8> = u.iter().zip(&v).flat_map(|(&a, &b)| [a, b]).collect();
+        let i420 = DecodedView {
             width: w,
             height: h,
-            y,
+            y: &y,
             y_stride: w,
             chroma: Chroma::Planar {
-                u,
-                v,
-                stride: w / 2,
+                u: &u,
+                v: &v,
+                stride: 2,
             },
-        }
-    }
-
-    #[test]
-    fn limited_range_black_white_and_grey() {
-        let (y, u, v) = ([16, 235, 126, 126], [128], [128]);
-        let mut out = Vec::new();
-        to_rgba(&view(2, 2, &y, &u, &v), &mut out);
-        assert_eq!(&out[0..4], &[0, 0, 0, 255]);
-        assert_eq!(&out[4..8], &[255, 255, 255, 255]);
-        assert_eq!(&out[8..12], &[128, 128, 128, 255]);
-    }
-
-    #[test]
-    fn colours_follow_bt601() {
-        // Pure red in BT.601 limited range: Y 81, U 90, V 240.
-        let (y, u, v) = ([81; 4], [90], [240]);
-        let mut out = Vec::new();
-        to_rgba(&view(2, 2, &y, &u, &v), &mut out);
-        let px = &out[0..4];
-        assert!(px[0] >= 250 && px[1] <= 5 && px[2] <= 5, "{px:?}");
-    }
-
-    #[test]
-    fn nv12_and_i420_agree() {
-        let (w, h) = (4, 4);
-        let y: Vec<u8> = (0..16).map(|i| 16 + i * 13).collect();
-        let u = [60u8, 200, 128, 90];
-        let v = [180u8, 30, 128, 240];
-        let uv: Vec<u8> = u.iter().zip(&v).flat_map(|(&a, &b)| [a, b]).collect();
-        let (mut a, mut b) = (Vec::new(), Vec::new());
-        to_rgba(&view(w, h, &y, &u, &v), &mut a);
+        };
         let nv12 = DecodedView {
             width: w,
             height: h,
@@ -120,24 +160,52 @@ mod tests {
             y_stride: w,
             chroma: Chroma::SemiPlanar { uv: &uv, stride: w },
         };
-        to_rgba(&nv12, &mut b);
+        let (mut a, mut b) = (Planes::default(), Planes::default());
+        to_planes(&i420, &mut a);
+        to_planes(&nv12, &mut b);
         assert_eq!(a, b);
+        // A second picture into the same buffers: same contents, no growth.
+        let cap = a.y.capacity();
+        to_planes(&nv12, &mut a);
+        assert_eq!(a, b);
+        assert_eq!(a.y.capacity(), cap);
     }
 
     #[test]
-    fn grey_round_trips_through_luma_with_padded_rows() {
-        let y: Vec<u8> = vec![16, 60, 126, 235];
-        let (u, v) = ([128], [128]);
-        let mut rgba = Vec::new();
-        to_rgba(&view(2, 2, &y, &u, &v), &mut rgba);
+    fn luma_of_grey_with_padded_rows() {
+        // Limited-range Y 16, 60, 126, 235 shown as full-range grey 0, 51, 128, 255.
+        let grey = [0u8, 51, 128, 255];
+        let rgba: Vec<u8> = grey.iter().flat_map(|&g| [g, g, g, 255]).collect();
         // Pad each 8-byte row to 12 bytes, as a read-back would.
         let padded: Vec<u8> = rgba
             .chunks(8)
             .flat_map(|r| r.iter().copied().chain([9; 4]))
             .collect();
         let back = luma_of_rgba(&padded, 2, 2, 12);
-        for (a, b) in y.iter().zip(&back) {
-            assert!(a.abs_diff(*b) <= 1, "{y:?} → {back:?}");
+        for (want, got) in [16u8, 60, 126, 235].iter().zip(&back) {
+            assert!(want.abs_diff(*got) <= 1, "{back:?}");
         }
+    }
+
+    #[test]
+    fn the_median_chroma_of_a_tinted_picture_is_its_tint() {
+        // 16x8 pixels of a blue-ish tint (BT.601 limited: Y 120, U 150, V 110 → R 92, G 127,
+        // B 165) with two sampled outliers (black, white), rows padded to 72 bytes.
+        let mut rgba = Vec::new();
+        for row in 0..8 {
+            for x in 0..16 {
+                let px = match (row, x) {
+                    (0, 0) => [0, 0, 0, 255],
+                    (4, 4) => [255, 255, 255, 255],
+                    _ => [92, 127, 165, 255],
+                };
+                rgba.extend_from_slice(&px);
+            }
+            rgba.extend_from_slice(&[7; 8]);
+        }
+        let (u, v) = median_chroma_of_rgba(&rgba, 16, 8, 72);
+        assert_eq!((u, v), (150, 110));
+        // Empty input: neutral.
+        assert_eq!(median_chroma_of_rgba(&[], 0, 0, 0), (128, 128));
     }
 }
