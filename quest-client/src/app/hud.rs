@@ -27,7 +27,10 @@ const RECENT: usize = 120;
 /// One eye's figures on the HUD.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct EyeFigures {
+    /// Pictures decoded per second.
     pub fps: f64,
+    /// Pictures shown per second (decoded ones a newer picture replaced first are not).
+    pub shown_fps: f64,
     pub mbps: f64,
     /// Frames lost or undecodable since the start.
     pub dropped: u64,
@@ -49,12 +52,12 @@ pub fn hud_lines(eyes: &[EyeFigures; 2], clock_uncertainty_ms: Option<f64>) -> V
     });
     let mut out = vec![
         format!("BINOC  H: HIDE   {clock}"),
-        "EYE   FPS  MBIT/S   DROPPED  SUPERSEDED".to_string(),
+        "EYE  DEC/S SHOWN/S MBIT/S DROPPED SUPERSEDED".to_string(),
     ];
     for (name, e) in ["L", "R"].iter().zip(eyes) {
         out.push(format!(
-            "{name:<3} {:>5.1} {:>7.2} {:>9} {:>11}",
-            e.fps, e.mbps, e.dropped, e.superseded
+            "{name:<3} {:>6.1} {:>7.1} {:>6.2} {:>7} {:>10}",
+            e.fps, e.shown_fps, e.mbps, e.dropped, e.superseded
         ));
     }
     out.push("MS P50  DEC  UPL DISP C>DEC  G2G P50/P99".to_string());
@@ -86,7 +89,7 @@ struct HudState {
     image: Handle<Image>,
     visible: bool,
     last: Instant,
-    prev: [(u64, u64); 2],
+    prev: [(u64, u64, u64); 2],
 }
 
 pub struct HudPlugin {
@@ -153,7 +156,7 @@ fn spawn_hud(
         image,
         visible,
         last: Instant::now(),
-        prev: [(0, 0); 2],
+        prev: [(0, 0, 0); 2],
     });
 }
 
@@ -178,17 +181,18 @@ fn recent_p50(s: &Series) -> f64 {
     s.summary_recent(RECENT).p50
 }
 
-/// The figures of one eye from the core's statistics; `prev` holds (decoded, bytes) at the
-/// previous redraw, `dt` the seconds since.
-fn figures(shared: &Shared, eye: Eye, prev: &mut (u64, u64), dt: f64) -> EyeFigures {
+/// The figures of one eye from the core's statistics; `prev` holds (decoded, shown, bytes) at
+/// the previous redraw, `dt` the seconds since.
+fn figures(shared: &Shared, eye: Eye, prev: &mut (u64, u64, u64), dt: f64) -> EyeFigures {
     let s = shared.eyes[eye.index()]
         .lock()
         .unwrap_or_else(|p| p.into_inner());
-    let (decoded, bytes) = (s.decoded, s.bytes);
+    let (decoded, shown, bytes) = (s.decoded, s.shown, s.bytes);
     let g2g = s.glass_to_glass.summary_recent(RECENT);
     let f = EyeFigures {
         fps: decoded.saturating_sub(prev.0) as f64 / dt,
-        mbps: bytes.saturating_sub(prev.1) as f64 * 8.0 / dt / 1e6,
+        shown_fps: shown.saturating_sub(prev.1) as f64 / dt,
+        mbps: bytes.saturating_sub(prev.2) as f64 * 8.0 / dt / 1e6,
         dropped: s.dropped(),
         superseded: s.superseded,
         decode_p50: recent_p50(&s.decode),
@@ -198,7 +202,7 @@ fn figures(shared: &Shared, eye: Eye, prev: &mut (u64, u64), dt: f64) -> EyeFigu
         g2g_p50: g2g.p50,
         g2g_p99: g2g.p99,
     };
-    *prev = (decoded, bytes);
+    *prev = (decoded, shown, bytes);
     f
 }
 
@@ -233,6 +237,7 @@ mod tests {
     fn the_lines_fit_the_panel_and_carry_every_figure() {
         let e = EyeFigures {
             fps: 59.94,
+            shown_fps: 44.44,
             mbps: 12.345,
             dropped: 123_456,
             superseded: 7,
@@ -254,6 +259,7 @@ mod tests {
         let all = lines.join("\n");
         for figure in [
             "59.9",
+            "44.4",
             "12.35",
             "123456",
             "2.1",
