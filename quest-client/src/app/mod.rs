@@ -79,6 +79,13 @@ pub struct AppOutcome {
     pub views: Option<OffscreenViews>,
 }
 
+/// Linux desktop with neither an X11 nor a Wayland display (Android always has its window).
+fn no_desktop_display() -> bool {
+    cfg!(all(target_os = "linux", not(target_os = "android")))
+        && std::env::var_os("DISPLAY").is_none()
+        && std::env::var_os("WAYLAND_DISPLAY").is_none()
+}
+
 /// Runs the app until the stream ends, the window closes or a limit is reached.
 pub fn run(mut opts: AppOptions) -> Result<AppOutcome> {
     opts.config.validate("config")?;
@@ -121,12 +128,34 @@ pub fn run(mut opts: AppOptions) -> Result<AppOutcome> {
             ));
         }
         Mode::Xr => {
-            app.add_plugins(bevy_mod_openxr::add_xr_plugins(
+            // XR_KHR_convert_timespec_time: the frame's predicted display time is an XrTime,
+            // whose epoch is the runtime's own (Monado's is not CLOCK_MONOTONIC's); the
+            // markers need it on CLOCK_MONOTONIC (upload.rs). No hand tracking.
+            let mut exts = bevy_mod_openxr::exts::OxrExtensions::default();
+            exts.khr_convert_timespec_time = true;
+            let plugins = bevy_mod_openxr::add_xr_plugins(
                 // Pipelined rendering would show each picture a frame later.
                 DefaultPlugins
                     .build()
                     .disable::<bevy::render::pipelined_rendering::PipelinedRenderingPlugin>(),
-            ));
+            )
+            .set(bevy_mod_openxr::init::OxrInitPlugin { exts, ..default() });
+            if no_desktop_display() {
+                // A desktop runtime without a display (Monado's null compositor, a server):
+                // winit cannot start, and nothing needs it — xrWaitFrame paces the loop.
+                app.add_plugins((
+                    plugins
+                        .set(WindowPlugin {
+                            primary_window: None,
+                            exit_condition: ExitCondition::DontExit,
+                            ..default()
+                        })
+                        .disable::<bevy::winit::WinitPlugin>(),
+                    ScheduleRunnerPlugin::run_loop(Duration::ZERO),
+                ));
+            } else {
+                app.add_plugins(plugins);
+            }
             // The plugins are built: did OpenXR come up?
             if !matches!(
                 app.world().get_resource::<XrState>(),
@@ -135,7 +164,9 @@ pub fn run(mut opts: AppOptions) -> Result<AppOutcome> {
                 stream.join()?;
                 bail!(
                     "OpenXR is not available (no runtime, or it has no headset): on a desktop install \
-                     an OpenXR runtime such as Monado (README: \"XR on a desktop\"), or use --desktop"
+                     an OpenXR runtime such as Monado (README: \"XR on a desktop\"), or use --desktop. \
+                     If the log says \"dlopen failed\", the OpenXR loader is missing under the name \
+                     libopenxr_loader.so (Debian/Ubuntu: install libopenxr-dev)"
                 );
             }
         }

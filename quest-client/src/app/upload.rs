@@ -3,8 +3,10 @@
 //! copy; the fragment shader converts to RGB); once the
 //! frame is displayed, the pictures' markers are completed with the display time.
 //!
-//! Display time: XR — the frame's predicted display time from `xrWaitFrame` (OpenXR's `XrTime`
-//! is `CLOCK_MONOTONIC` on Android and on Monado, the clock the markers use); desktop and
+//! Display time: XR — the frame's predicted display time from `xrWaitFrame`, moved from the
+//! runtime's `XrTime` epoch onto `CLOCK_MONOTONIC` (the markers' clock) with
+//! XR_KHR_convert_timespec_time (Monado's `XrTime` is not `CLOCK_MONOTONIC`: without the
+//! conversion every display time fell before its upload); desktop and
 //! offscreen — when the GPU has finished the frame that presented it (the compositor's
 //! scan-out adds up to one refresh on top; it is not visible from here).
 
@@ -17,7 +19,7 @@ use bevy::render::render_resource::{Extent3d, PollType, TexelCopyBufferLayout};
 use bevy::render::renderer::{RenderDevice, RenderQueue};
 use bevy::render::texture::GpuImage;
 use bevy::render::{Render, RenderApp, RenderSystems};
-use bevy_mod_openxr::resources::OxrFrameState;
+use bevy_mod_openxr::resources::{OxrFrameState, OxrInstance};
 use shared_proto::Eye;
 
 use super::eyes::EyeImages;
@@ -124,13 +126,27 @@ fn complete_displayed(
     mut in_flight: ResMut<InFlight>,
     xr: Res<XrDisplay>,
     frame: Option<Res<OxrFrameState>>,
+    instance: Option<Res<OxrInstance>>,
     device: Res<RenderDevice>,
 ) {
     if in_flight.0.is_empty() {
         return;
     }
     let display_ns = match (xr.0, frame) {
-        (true, Some(f)) => f.predicted_display_time.as_nanos() as u64,
+        (true, Some(f)) => {
+            let predicted = f.predicted_display_time.as_nanos();
+            match instance.as_deref().and_then(xr_time_offset_ns) {
+                Some(offset) => predicted.saturating_sub(offset).max(0) as u64,
+                // No conversion (runtime without the extension): the markers carry no display
+                // time rather than a time on the wrong clock.
+                None => {
+                    for (marker, uploaded_ns) in in_flight.0.drain(..) {
+                        marker.complete(Some(uploaded_ns), None);
+                    }
+                    return;
+                }
+            }
+        }
         _ => {
             // The frame was submitted (and presented) in the render step: wait for the GPU.
             if let Err(e) = device.poll(PollType::wait_indefinitely()) {
@@ -141,5 +157,23 @@ fn complete_displayed(
     };
     for (marker, uploaded_ns) in in_flight.0.drain(..) {
         marker.complete(Some(uploaded_ns), Some(display_ns.max(uploaded_ns)));
+    }
+}
+
+/// `XrTime − CLOCK_MONOTONIC` now, in ns, if the runtime converts timespecs
+/// (XR_KHR_convert_timespec_time); `None` otherwise.
+fn xr_time_offset_ns(instance: &OxrInstance) -> Option<i64> {
+    #[cfg(unix)]
+    {
+        instance.exts().khr_convert_timespec_time.as_ref()?;
+        let before = monotonic_ns();
+        let xr_now = instance.now().ok()?.as_nanos();
+        let after = monotonic_ns();
+        Some(xr_now - ((before / 2 + after / 2) as i64))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = instance;
+        None
     }
 }
