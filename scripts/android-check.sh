@@ -1,6 +1,7 @@
 #!/bin/sh
-# Type-checks and lints quest-client for the Quest (aarch64-linux-android), MediaCodec path
-# included, with -D warnings. No Android NDK here, so nothing links or runs: Debian's Rust
+# Type-checks and lints the Quest APK's native library for aarch64-linux-android with
+# -D warnings: android/ (binoc-quest, the NativeActivity entry point) and everything it runs —
+# quest-client's headset app (Bevy + bevy_mod_openxr, feature `app`) and its MediaCodec path. No Android NDK here, so nothing links or runs: Debian's Rust
 # builds the Android std from source (-Zbuild-std, rust-web-src), and the Linux cross gcc
 # stands in for the NDK's compilers so build scripts of C dependencies can run.
 # Usage: scripts/android-check.sh
@@ -24,5 +25,5 @@ export CC_aarch64_linux_android=aarch64-linux-gnu-gcc CXX_aarch64_linux_android=
 export AR_aarch64_linux_android=aarch64-linux-gnu-ar
 export CARGO_TARGET_DIR="$PWD/target/android"
 /usr/bin/cargo-clippy clippy --locked -Zbuild-std=std,panic_abort --target aarch64-linux-android \
-  -p quest-client --lib -- -D warnings
-echo "android check: quest-client (with decode/mediacodec.rs) type-checks and lints clean for aarch64-linux-android"
+  -p binoc-quest --lib -- -D warnings
+echo "android check: the APK's library (binoc-quest: quest-client's app, Bevy, OpenXR, MediaCodec) type-checks and lints clean for aarch64-linux-android"

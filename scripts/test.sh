@@ -38,7 +38,7 @@ fi
 grep -E "^Done|stat::(number_of_executed_units|peak_rss_mb)" target/fuzz-smoke.log
 echo "fuzz smoke: clean"
 
-echo "== Android (the Quest): type-check and lint quest-client with the MediaCodec path"
+echo "== Android (the Quest): type-check and lint the APK library (headset app, Bevy, OpenXR, MediaCodec)"
 scripts/android-check.sh
 
 echo "== aarch64 (the Pi): cross-build and run the tests under qemu"
