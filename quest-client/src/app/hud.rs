@@ -97,6 +97,10 @@ pub struct HudPlugin {
     pub xr: bool,
 }
 
+/// Show or hide the HUD: sent by the H key (desktop) and the controllers (XR, `xr_input.rs`).
+#[derive(Message, Clone, Copy, Debug)]
+pub struct ToggleHud;
+
 impl Plugin for HudPlugin {
     fn build(&self, app: &mut App) {
         let (visible, xr) = (self.visible, self.xr);
@@ -109,7 +113,8 @@ impl Plugin for HudPlugin {
                 spawn_hud(c, i, m, s, visible, xr)
             },
         )
-        .add_systems(Update, (toggle_hud, redraw_hud).chain());
+        .add_message::<ToggleHud>()
+        .add_systems(Update, (key_toggle, toggle_hud, redraw_hud).chain());
     }
 }
 
@@ -160,12 +165,19 @@ fn spawn_hud(
     });
 }
 
+fn key_toggle(keys: Option<Res<ButtonInput<KeyCode>>>, mut toggle: MessageWriter<ToggleHud>) {
+    if keys.is_some_and(|k| k.just_pressed(KeyCode::KeyH)) {
+        toggle.write(ToggleHud);
+    }
+}
+
 fn toggle_hud(
-    keys: Option<Res<ButtonInput<KeyCode>>>,
+    mut toggles: MessageReader<ToggleHud>,
     mut hud: ResMut<HudState>,
     mut quads: Query<&mut Visibility, With<HudQuad>>,
 ) {
-    if keys.is_some_and(|k| k.just_pressed(KeyCode::KeyH)) {
+    // Two presses in one frame cancel out, as they would one frame apart.
+    if toggles.read().count() % 2 == 1 {
         hud.visible = !hud.visible;
         for mut v in &mut quads {
             *v = if hud.visible {

@@ -23,6 +23,7 @@ pub mod offscreen;
 mod picture;
 mod stream;
 mod upload;
+mod xr_input;
 pub mod yuv;
 
 use std::net::SocketAddr;
@@ -156,6 +157,7 @@ pub fn run(mut opts: AppOptions) -> Result<AppOutcome> {
             } else {
                 app.add_plugins(plugins);
             }
+            app.add_plugins(xr_input::XrInputPlugin);
             // The plugins are built: did OpenXR come up?
             if !matches!(
                 app.world().get_resource::<XrState>(),
