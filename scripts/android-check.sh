@@ -4,9 +4,13 @@
 # quest-client's headset app (Bevy + bevy_mod_openxr, feature `app`) and its MediaCodec path. No Android NDK here, so nothing links or runs: Debian's Rust
 # builds the Android std from source (-Zbuild-std, rust-web-src), and the Linux cross gcc
 # stands in for the NDK's compilers so build scripts of C dependencies can run.
-# Usage: scripts/android-check.sh
+# Usage: scripts/android-check.sh [--install-only]
 set -eu
 cd "$(dirname "$0")/.."
+case "${1:-}" in
+  ""|--install-only) ;;
+  *) echo "android-check.sh: unknown argument '$1' (expected nothing or --install-only)" >&2; exit 2 ;;
+esac
 
 need=""
 for p in rustc-web cargo-web rust-web-src rust-web-clippy gcc-aarch64-linux-gnu g++-aarch64-linux-gnu \
@@ -19,6 +23,7 @@ if [ -n "$need" ]; then
   # shellcheck disable=SC2086
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $need
 fi
+[ "${1:-}" = --install-only ] && exit 0
 
 export RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc PATH="/usr/bin:$PATH"
 export CC_aarch64_linux_android=aarch64-linux-gnu-gcc CXX_aarch64_linux_android=aarch64-linux-gnu-g++

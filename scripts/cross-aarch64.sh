@@ -2,10 +2,18 @@
 # Cross-builds binoc for the Pi's architecture (aarch64-unknown-linux-gnu) and runs the
 # streamer's and the protocol's tests under qemu user emulation. Uses Debian's Rust
 # (rustc-web, with an arm64 std) next to rustup's toolchain, which stays the default.
-# Usage: scripts/cross-aarch64.sh [test|build]   (default: test)
+# Usage: scripts/cross-aarch64.sh [test|build-tests|build|install]   (default: test)
+#   test         build the tests and run them under qemu
+#   build-tests  build the tests only (scripts/test.sh does this next to the native build)
+#   build        release binaries of pi-streamer and quest-client
+#   install      only install the packages this needs
 set -eu
 cd "$(dirname "$0")/.."
 mode="${1:-test}"
+case "$mode" in
+  test|build-tests|build|install) ;;
+  *) echo "cross-aarch64.sh: unknown mode '$mode' (expected test, build-tests, build or install)" >&2; exit 2 ;;
+esac
 
 need=""
 dpkg --print-foreign-architectures | grep -qx arm64 || need_arch=1
@@ -20,6 +28,7 @@ if [ -n "$need" ]; then
   # shellcheck disable=SC2086
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $need
 fi
+[ "$mode" = install ] && exit 0
 
 export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
@@ -39,5 +48,9 @@ else
   # quest-client's own tests are not repeated here: it runs on the Quest (Android, checked by
   # scripts/android-check.sh) and on desktops (the x86_64 tests); on the Pi it is only the
   # loopback's in-process client, which pi-streamer's tests exercise.
-  cargo test --locked --target $target -p shared-proto -p pi-streamer -- --skip browser_
+  if [ "$mode" = build-tests ]; then
+    cargo test --locked --target $target -p shared-proto -p pi-streamer --no-run
+  else
+    cargo test --locked --target $target -p shared-proto -p pi-streamer -- --skip browser_
+  fi
 fi
