@@ -1,42 +1,50 @@
 #!/bin/sh
 # Cross-builds binoc for the Pi's architecture (aarch64-unknown-linux-gnu) and runs the
-# streamer's and the protocol's tests under qemu user emulation. Uses Debian's Rust
-# (rustc-web, with an arm64 std) next to rustup's toolchain, which stays the default.
-# Usage: scripts/cross-aarch64.sh [test|build-tests|build|install]   (default: test)
-#   test         build the tests and run them under qemu
-#   build-tests  build the tests only (scripts/test.sh does this next to the native build)
-#   build        release binaries of pi-streamer and quest-client
-#   install      only install the packages this needs
+# streamer's and the protocol's tests under qemu user emulation.
+# The compiler: rustup's toolchain with its prebuilt aarch64 std (`rustup target add`), the same
+# rustc as the rest of CI; where rustup cannot download it (offline), Debian's Rust (rustc-web,
+# with an arm64 std) next to rustup's. Linking uses the cross gcc and Debian's arm64 libraries.
+# Usage: scripts/cross-aarch64.sh [test|build]   (default: test)
+#   test   build the tests and run them under qemu
+#   build  release binaries of pi-streamer and quest-client
 set -eu
 cd "$(dirname "$0")/.."
 mode="${1:-test}"
 case "$mode" in
-  test|build-tests|build|install) ;;
-  *) echo "cross-aarch64.sh: unknown mode '$mode' (expected test, build-tests, build or install)" >&2; exit 2 ;;
+  test|build) ;;
+  *) echo "cross-aarch64.sh: unknown mode '$mode' (expected test or build)" >&2; exit 2 ;;
 esac
+target=aarch64-unknown-linux-gnu
 
-need=""
-dpkg --print-foreign-architectures | grep -qx arm64 || need_arch=1
-for p in rustc-web cargo-web libstd-rust-web-dev:arm64 libc6:arm64 libstdc++6:arm64 gcc-aarch64-linux-gnu \
-         g++-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static libx264-dev:arm64; do
-  dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"
-done
-if [ -n "$need" ]; then
+install() {
+  need=""
+  for p in "$@"; do
+    dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"
+  done
+  [ -n "$need" ] || return 0
   if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
-  [ "${need_arch:-0}" = 1 ] && $sudo dpkg --add-architecture arm64
+  dpkg --print-foreign-architectures | grep -qx arm64 || $sudo dpkg --add-architecture arm64
   $sudo apt-get update -qq
   # shellcheck disable=SC2086
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $need
-fi
-[ "$mode" = install ] && exit 0
+}
+install libc6:arm64 libstdc++6:arm64 gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross \
+  qemu-user-static libx264-dev:arm64
 
-export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
+if rustup target list --installed 2>/dev/null | grep -qx $target || rustup target add $target; then
+  echo "aarch64: rustup's $(rustc --version | cut -d' ' -f2)"
+else
+  echo "aarch64: rustup cannot add $target here; using Debian's Rust and its arm64 std" >&2
+  install rustc-web cargo-web libstd-rust-web-dev:arm64
+  # In the environment: the end-to-end tests' nested cargo uses the same compiler.
+  export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
+fi
+
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 # Plain qemu-aarch64-static: with -L /usr/aarch64-linux-gnu the first thread start hangs.
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER=qemu-aarch64-static
 export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc CXX_aarch64_unknown_linux_gnu=aarch64-linux-gnu-g++
 export AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar
-target=aarch64-unknown-linux-gnu
 # Absolute, and in the environment: the end-to-end tests build quest-client with a nested cargo.
 export CARGO_TARGET_DIR="$PWD/target/cross"
 if [ "$mode" = build ]; then
@@ -48,9 +56,5 @@ else
   # quest-client's own tests are not repeated here: it runs on the Quest (Android, checked by
   # scripts/android-check.sh) and on desktops (the x86_64 tests); on the Pi it is only the
   # loopback's in-process client, which pi-streamer's tests exercise.
-  if [ "$mode" = build-tests ]; then
-    cargo test --locked --target $target -p shared-proto -p pi-streamer --no-run
-  else
-    cargo test --locked --target $target -p shared-proto -p pi-streamer -- --skip browser_
-  fi
+  cargo test --locked --target $target -p shared-proto -p pi-streamer -- --skip browser_
 fi

@@ -39,6 +39,20 @@ pub trait PictureSink: Send + Sync {
     /// will be) displayed; a marker dropped uncompleted reports the picture as never shown
     /// (a newer one replaced it first).
     fn present(&self, eye: Eye, picture: &DecodedView<'_>, marker: PendingMarker);
+
+    /// Called on the eye's decoder thread when a stream of `width`x`height` starts: a surface
+    /// to decode into instead of handing pictures to [`PictureSink::present`] (zero copy: the
+    /// Quest's OpenXR Android-surface swapchains). `None` (the default): pictures come through
+    /// `present`.
+    fn surface(&self, _eye: Eye, _width: u16, _height: u16) -> Option<decode::Surface> {
+        None
+    }
+
+    /// With a surface: the picture of `marker` was rendered into it at `rendered_ns`. The sink
+    /// completes the marker once it knows the display time.
+    fn rendered(&self, _eye: Eye, rendered_ns: u64, marker: PendingMarker) {
+        marker.complete(Some(rendered_ns), None);
+    }
 }
 
 /// The headless sink: nothing is displayed; markers go back at once.
@@ -98,6 +112,49 @@ impl PendingMarker {
             }
         }
         let _ = self.out.try_send(Outgoing::Msg(Control::Marker(m)));
+    }
+}
+
+/// Markers made by [`PendingMarker::for_test`], as they were sent back.
+#[cfg(test)]
+pub(crate) struct SentMarkers(mpsc::Receiver<Outgoing>);
+
+#[cfg(test)]
+impl SentMarkers {
+    /// The markers sent so far, in order.
+    pub(crate) fn drain(&mut self) -> Vec<FrameMarker> {
+        std::iter::from_fn(|| self.0.try_recv().ok())
+            .filter_map(|o| match o {
+                Outgoing::Msg(Control::Marker(m)) => Some(m),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+impl PendingMarker {
+    /// A marker for frame `frame_no` of `eye`, recorded in `shared` once completed (tests of
+    /// display paths).
+    pub(crate) fn for_test(eye: Eye, frame_no: u64, shared: &Arc<Shared>) -> (Self, SentMarkers) {
+        let (out, rx) = mpsc::channel(16);
+        let marker = PendingMarker {
+            marker: Some(FrameMarker {
+                eye,
+                seq: frame_no as u32,
+                frame_no,
+                pixel_code: None,
+                first_byte_ns: 1,
+                last_byte_ns: 2,
+                decoded_ns: 3,
+                presented_ns: None,
+                display_ns: None,
+            }),
+            capture_ns: 0,
+            out,
+            shared: shared.clone(),
+        };
+        (marker, SentMarkers(rx))
     }
 }
 
@@ -615,13 +672,17 @@ fn decoder_thread(
     shared: Arc<Shared>,
     sink: Arc<dyn PictureSink>,
 ) {
-    let mut dec = match decode::open_for_stream(size) {
+    let surface = size.and_then(|(w, h)| sink.surface(eye, w, h));
+    let mut dec = match decode::open_for_stream(size, surface) {
         Ok(d) => d,
         Err(e) => {
             tracing::error!(%eye, "cannot create decoder: {e:#}");
             return;
         }
     };
+    // Into a surface the picture is never on the CPU: its pixel code cannot be read (the
+    // streamer counts those markers as unreadable; the code path is checked on the other path).
+    let to_surface = dec.renders_to_surface();
     let mut expected: Option<u32> = None;
     let mut need_idr = true;
     let mut last_request: Option<u64> = None;
@@ -659,28 +720,41 @@ fn decoder_thread(
         // (pixel code, decoded at) of the picture, if one came out. The marker goes to the
         // sink, which completes it when the picture is uploaded and displayed.
         let mut picture: Option<(Option<(Eye, u32)>, u64)> = None;
-        let result = dec.decode(&frame.bitstream, &mut |p| {
-            let decoded_ns = monotonic_ns();
-            let code = pixel_code::read(p.y, p.y_stride, p.width, p.height);
-            let marker = PendingMarker {
-                marker: Some(FrameMarker {
-                    eye,
-                    seq: frame.seq,
-                    frame_no: frame.timing.frame_no,
-                    pixel_code: code,
-                    first_byte_ns: frame.first_byte_ns,
-                    last_byte_ns: frame.last_byte_ns,
-                    decoded_ns,
-                    presented_ns: None,
-                    display_ns: None,
-                }),
-                capture_ns: frame.timing.capture_ns,
-                out: out.clone(),
-                shared: shared.clone(),
-            };
-            sink.present(eye, p, marker);
-            picture = Some((code, decoded_ns));
-        });
+        let new_marker = |code: Option<(Eye, u32)>, decoded_ns: u64| PendingMarker {
+            marker: Some(FrameMarker {
+                eye,
+                seq: frame.seq,
+                frame_no: frame.timing.frame_no,
+                pixel_code: code,
+                first_byte_ns: frame.first_byte_ns,
+                last_byte_ns: frame.last_byte_ns,
+                decoded_ns,
+                presented_ns: None,
+                display_ns: None,
+            }),
+            capture_ns: frame.timing.capture_ns,
+            out: out.clone(),
+            shared: shared.clone(),
+        };
+        let result = if to_surface {
+            // The picture is rendered into the surface when decoding returns: decoded and
+            // handed to the display at the same moment.
+            dec.decode_to_surface(&frame.bitstream)
+                .inspect(|&rendered| {
+                    if rendered {
+                        let now = monotonic_ns();
+                        sink.rendered(eye, now, new_marker(None, now));
+                        picture = Some((None, now));
+                    }
+                })
+        } else {
+            dec.decode(&frame.bitstream, &mut |p| {
+                let decoded_ns = monotonic_ns();
+                let code = pixel_code::read(p.y, p.y_stride, p.width, p.height);
+                sink.present(eye, p, new_marker(code, decoded_ns));
+                picture = Some((code, decoded_ns));
+            })
+        };
         let (code, decoded_ns) = match (result, picture) {
             (Ok(_), Some(p)) => p,
             (Ok(_), None) => {
@@ -710,6 +784,7 @@ fn decoder_thread(
                 s.keyframes += 1;
             }
             match code {
+                None if to_surface => {}
                 None => s.unreadable_code += 1,
                 Some((code_eye, n)) => {
                     if code_eye != eye {

@@ -22,6 +22,11 @@ pub struct Layer {
     pub distance_m: f32,
     /// Width of the picture, metres; the height follows the stream's aspect ratio.
     pub width_m: f32,
+    /// The Quest: decode each eye straight into its own OpenXR quad layer (no copy, the
+    /// compositor samples the picture once). `false`: copy each picture into the scene's eye
+    /// texture, which also lets the client read each picture's pixel code (the eye check).
+    /// Other platforms always copy.
+    pub zero_copy: bool,
 }
 
 impl Default for Layer {
@@ -31,6 +36,7 @@ impl Default for Layer {
             placement: Placement::Head,
             distance_m: 1.5,
             width_m: 2.0,
+            zero_copy: true,
         }
     }
 }
@@ -99,6 +105,7 @@ mod tests {
         let text = include_str!("../../../config/quest-client.yaml");
         let c = ClientConfig::parse(text, "quest-client.yaml").unwrap();
         assert_eq!(c.layer.placement, Placement::Head);
+        assert!(c.layer.zero_copy);
         assert!(c.hud.visible);
     }
 
@@ -111,6 +118,13 @@ mod tests {
         let c = ClientConfig::parse("layer:\n  placement: world\n", "x").unwrap();
         assert_eq!(c.layer.placement, Placement::World);
         assert_eq!(c.layer.distance_m, Layer::default().distance_m);
+        assert!(c.layer.zero_copy);
+        let c = ClientConfig::parse("layer:\n  zero_copy: false\n", "x").unwrap();
+        assert!(!c.layer.zero_copy);
+        let e = ClientConfig::parse("layer:\n  zero_copy: maybe\n", "c.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("maybe") && e.contains('2'), "{e}");
     }
 
     #[test]

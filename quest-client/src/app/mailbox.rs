@@ -1,16 +1,37 @@
 //! The hand-over between the decoder threads and the frame loop: one slot per eye holding the
-//! newest decoded picture (as three YUV planes, converted to RGB by the GPU). A newer picture replaces an unshown older one (its marker
-//! then reports it as superseded), so the display can never show an older frame after a newer
-//! one, and nothing queues.
+//! newest decoded picture (as three YUV planes, converted to RGB by the GPU). A newer picture
+//! replaces an unshown older one (its marker then reports it as superseded), so the display can
+//! never show an older frame after a newer one, and nothing queues.
+//!
+//! Zero copy (the Quest): once the XR shell has installed a [`SurfaceFactory`], each eye's
+//! decoder renders into a surface the factory makes (an OpenXR swapchain's, shown by the eye's
+//! quad layer) and only the picture's marker comes through here, newest wins likewise.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 
 use shared_proto::Eye;
 
 use super::yuv::{self, Planes};
 use crate::core::{PendingMarker, PictureSink};
-use crate::decode::DecodedView;
+use crate::decode::{DecodedView, Surface};
+
+/// Makes the surface an eye's decoder renders into. Called on that eye's decoder thread when a
+/// stream starts; an error falls back to handing pictures over (one copy into the eye texture).
+pub trait SurfaceFactory: Send + Sync {
+    fn create(&self, eye: Eye, width: u16, height: u16) -> anyhow::Result<Surface>;
+}
+
+/// Where an eye's pictures go (`Mailbox::route`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Handed over as planes and uploaded into the eye's textures (every platform).
+    Planes,
+    /// Rendered into a surface, none yet.
+    SurfaceEmpty,
+    /// Rendered into a surface that holds a picture.
+    Surface,
+}
 
 pub struct Picture {
     pub planes: Planes,
@@ -26,6 +47,11 @@ pub struct Mailbox {
     sizes: [AtomicU64; 2],
     /// Pictures handed over, per eye.
     delivered: [AtomicU64; 2],
+    /// Markers of pictures rendered into a surface, with when: the newest per eye.
+    rendered: [Mutex<Option<(PendingMarker, u64)>>; 2],
+    surfaces: Mutex<Option<Arc<dyn SurfaceFactory>>>,
+    /// `Route` per eye, as 0, 1, 2.
+    routes: [AtomicU8; 2],
 }
 
 impl Mailbox {
@@ -60,6 +86,35 @@ impl Mailbox {
     pub fn delivered(&self, eye: Eye) -> u64 {
         self.delivered[eye.index()].load(Ordering::Relaxed)
     }
+
+    /// From now on, streams that start decode into surfaces from `factory` (None: stop).
+    pub fn set_surface_factory(&self, factory: Option<Arc<dyn SurfaceFactory>>) {
+        *lock(&self.surfaces) = factory;
+    }
+
+    /// Where `eye`'s pictures currently go.
+    pub fn route(&self, eye: Eye) -> Route {
+        match self.routes[eye.index()].load(Ordering::Relaxed) {
+            0 => Route::Planes,
+            1 => Route::SurfaceEmpty,
+            _ => Route::Surface,
+        }
+    }
+
+    fn set_route(&self, eye: Eye, route: Route) {
+        let v = match route {
+            Route::Planes => 0,
+            Route::SurfaceEmpty => 1,
+            Route::Surface => 2,
+        };
+        self.routes[eye.index()].store(v, Ordering::Relaxed);
+    }
+
+    /// Takes the marker of the newest picture rendered into `eye`'s surface since the last
+    /// take, with when it was rendered.
+    pub fn take_rendered(&self, eye: Eye) -> Option<(PendingMarker, u64)> {
+        lock(&self.rendered[eye.index()]).take()
+    }
 }
 
 impl PictureSink for Mailbox {
@@ -79,9 +134,89 @@ impl PictureSink for Mailbox {
         if let Some(old) = old {
             self.recycle(eye, old.planes);
         }
+        self.set_route(eye, Route::Planes);
+    }
+
+    fn surface(&self, eye: Eye, width: u16, height: u16) -> Option<Surface> {
+        let factory = lock(&self.surfaces).clone()?;
+        match factory.create(eye, width, height) {
+            Ok(surface) => {
+                self.sizes[eye.index()].store(
+                    u64::from(width) << 32 | u64::from(height),
+                    Ordering::Relaxed,
+                );
+                self.set_route(eye, Route::SurfaceEmpty);
+                Some(surface)
+            }
+            Err(e) => {
+                tracing::warn!(%eye, "no surface to decode into, copying pictures instead: {e:#}");
+                None
+            }
+        }
+    }
+
+    fn rendered(&self, eye: Eye, rendered_ns: u64, marker: PendingMarker) {
+        // The one replaced (if any) was overwritten in the surface before a frame showed it.
+        let old = lock(&self.rendered[eye.index()]).replace((marker, rendered_ns));
+        self.set_route(eye, Route::Surface);
+        self.delivered[eye.index()].fetch_add(1, Ordering::Relaxed);
+        drop(old);
     }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::Shared;
+
+    struct Failing;
+
+    impl SurfaceFactory for Failing {
+        fn create(&self, _: Eye, _: u16, _: u16) -> anyhow::Result<Surface> {
+            anyhow::bail!("no surface here")
+        }
+    }
+
+    #[test]
+    fn without_a_working_factory_pictures_are_handed_over() {
+        let mailbox = Mailbox::default();
+        assert!(mailbox.surface(Eye::Left, 640, 360).is_none());
+        mailbox.set_surface_factory(Some(Arc::new(Failing)));
+        assert!(mailbox.surface(Eye::Left, 640, 360).is_none());
+        assert_eq!(mailbox.route(Eye::Left), Route::Planes);
+        assert_eq!(mailbox.size(Eye::Left), None);
+    }
+
+    #[test]
+    fn rendered_pictures_keep_only_the_newest_marker_per_eye() {
+        let shared = Shared::new(None, None);
+        let mailbox = Mailbox::default();
+        let (first, mut first_sent) = PendingMarker::for_test(Eye::Right, 1, &shared);
+        let (second, mut second_sent) = PendingMarker::for_test(Eye::Right, 2, &shared);
+        mailbox.rendered(Eye::Right, 100, first);
+        assert_eq!(mailbox.route(Eye::Right), Route::Surface);
+        assert_eq!(mailbox.route(Eye::Left), Route::Planes);
+        mailbox.rendered(Eye::Right, 200, second);
+        // Frame 1 was overwritten in the surface before any frame showed it: sent as not shown.
+        let sent = first_sent.drain();
+        assert_eq!(sent.len(), 1);
+        assert_eq!((sent[0].frame_no, sent[0].presented_ns), (1, None));
+        assert_eq!(shared.report().eyes.right.superseded, 1);
+
+        let (marker, rendered_ns) = mailbox.take_rendered(Eye::Right).unwrap();
+        assert_eq!((marker.frame_no(), rendered_ns), (2, 200));
+        assert!(mailbox.take_rendered(Eye::Right).is_none());
+        assert!(mailbox.take_rendered(Eye::Left).is_none());
+        marker.complete(Some(rendered_ns), Some(250));
+        let sent = second_sent.drain();
+        assert_eq!(
+            (sent[0].presented_ns, sent[0].display_ns),
+            (Some(200), Some(250))
+        );
+        assert_eq!(mailbox.delivered(Eye::Right), 2);
+    }
 }

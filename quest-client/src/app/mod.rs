@@ -13,6 +13,8 @@
 //! Each capability is a plugin: [`stream::StreamPlugin`], [`eyes::EyesPlugin`],
 //! [`upload::UploadPlugin`], [`hud::HudPlugin`], [`offscreen::OffscreenPlugin`];
 //! [`picture::PicturePlugin`] is the quads' material (one texture sample, no lighting).
+//! On the Quest, `quad_layers::QuadLayersPlugin` takes the pictures off this path: each eye
+//! decodes into its own OpenXR quad layer's surface (zero copy).
 
 pub mod config;
 mod eyes;
@@ -21,6 +23,7 @@ pub mod hud;
 pub mod mailbox;
 pub mod offscreen;
 mod picture;
+mod quad_layers;
 mod stream;
 mod upload;
 mod xr_input;
@@ -134,6 +137,11 @@ pub fn run(mut opts: AppOptions) -> Result<AppOutcome> {
             // markers need it on CLOCK_MONOTONIC (upload.rs). No hand tracking.
             let mut exts = bevy_mod_openxr::exts::OxrExtensions::default();
             exts.khr_convert_timespec_time = true;
+            // The Quest: each eye decodes into its own quad layer's surface (quad_layers.rs).
+            #[cfg(target_os = "android")]
+            {
+                exts.khr_android_surface_swapchain = opts.config.layer.zero_copy;
+            }
             let plugins = bevy_mod_openxr::add_xr_plugins(
                 // Pipelined rendering would show each picture a frame later.
                 DefaultPlugins
@@ -192,6 +200,13 @@ pub fn run(mut opts: AppOptions) -> Result<AppOutcome> {
             visible: opts.config.hud.visible,
             xr: opts.mode == Mode::Xr,
         });
+    #[cfg(target_os = "android")]
+    if opts.mode == Mode::Xr && opts.config.layer.zero_copy {
+        app.add_plugins(quad_layers::QuadLayersPlugin {
+            layer: opts.config.layer,
+            mailbox: stream.mailbox.clone(),
+        });
+    }
     if let (Mode::Desktop, Some(path)) = (&opts.mode, &opts.screenshot) {
         app.add_plugins(offscreen::ScreenshotPlugin {
             path: path.clone(),

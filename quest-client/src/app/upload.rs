@@ -1,7 +1,9 @@
 //! The upload, in the render world: just before the frame renders, each eye's newest decoded
 //! picture is written into its Y, U and V textures (a `write_texture` each, no main-world
 //! copy; the fragment shader converts to RGB); once the
-//! frame is displayed, the pictures' markers are completed with the display time.
+//! frame is displayed, the pictures' markers are completed with the display time. A picture
+//! the decoder rendered into its eye's quad-layer surface (zero copy, the Quest) needs no
+//! upload: its marker is completed the same way, "uploaded" being when it was rendered.
 //!
 //! Display time: XR — the frame's predicted display time from `xrWaitFrame`, moved from the
 //! runtime's `XrTime` epoch onto `CLOCK_MONOTONIC` (the markers' clock) with
@@ -80,6 +82,11 @@ fn upload_newest(
 ) {
     let Some(targets) = targets else { return };
     for eye in Eye::BOTH {
+        // Zero copy (the Quest): the decoder already rendered the picture into the eye's quad
+        // layer surface; only its marker waits for this frame's display time.
+        if let Some(rendered) = targets.mailbox.take_rendered(eye) {
+            in_flight.0.push(rendered);
+        }
         let Some(picture) = targets.mailbox.take(eye) else {
             continue;
         };

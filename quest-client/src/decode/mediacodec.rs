@@ -7,9 +7,10 @@
 //! * [`VideoDecoder`] (byte buffers): the picture is read in place from the codec's output
 //!   buffer (NV12, Qualcomm's aligned NV12, or I420; layout from [`super::yuv_layout`]) for the
 //!   pixel-code check and the markers. No copy beyond the decoder's own write.
-//! * [`MediaCodecDecoder::new_to_surface`]: the decoder renders into a `NativeWindow` (an
-//!   `AImageReader` whose `AHardwareBuffer`s the XR shell imports as the eye layer's texture),
-//!   so the picture never touches the CPU.
+//! * [`MediaCodecDecoder::new_to_surface`]: the decoder renders into a `NativeWindow` — on the
+//!   Quest the `Surface` of the eye's OpenXR swapchain (XR_KHR_android_surface_swapchain),
+//!   which that eye's quad layer shows — so the picture never touches the CPU and the app never
+//!   converts it (`app/quad_layers.rs`).
 //!
 //! Compiled only for `target_os = "android"`; CI type-checks and lints it for
 //! `aarch64-linux-android` (scripts/android-check.sh). It has not run on a headset yet.
@@ -50,7 +51,8 @@ impl std::ops::Deref for Codec {
 pub struct MediaCodecDecoder {
     codec: Codec,
     layout: Option<YuvLayout>,
-    to_surface: bool,
+    /// The surface pictures are rendered into (kept alive as long as the codec renders there).
+    surface: Option<NativeWindow>,
     /// Presentation time (µs) given to the next access unit: a counter, matched on output.
     next_pts: u64,
 }
@@ -98,12 +100,12 @@ fn output_layout(codec: &MediaCodec) -> Result<YuvLayout> {
 }
 
 impl MediaCodecDecoder {
-    fn open(width: u16, height: u16, surface: Option<&NativeWindow>) -> Result<Self> {
+    fn open(width: u16, height: u16, surface: Option<NativeWindow>) -> Result<Self> {
         let codec = MediaCodec::from_decoder_type(MIME).context("no H.264 decoder")?;
         codec
             .configure(
                 &format(width.into(), height.into()),
-                surface,
+                surface.as_ref(),
                 MediaCodecDirection::Decoder,
             )
             .context("configuring the H.264 decoder")?;
@@ -114,7 +116,7 @@ impl MediaCodecDecoder {
         Ok(MediaCodecDecoder {
             codec: Codec(codec),
             layout: None,
-            to_surface: surface.is_some(),
+            surface,
             next_pts: 0,
         })
     }
@@ -124,8 +126,8 @@ impl MediaCodecDecoder {
         Self::open(width, height, None)
     }
 
-    /// Decodes into `surface` (zero copy); use [`MediaCodecDecoder::decode_to_surface`].
-    pub fn new_to_surface(width: u16, height: u16, surface: &NativeWindow) -> Result<Self> {
+    /// Decodes into `surface` (zero copy); use [`VideoDecoder::decode_to_surface`].
+    pub fn new_to_surface(width: u16, height: u16, surface: NativeWindow) -> Result<Self> {
         Self::open(width, height, Some(surface))
     }
 
@@ -174,7 +176,7 @@ impl MediaCodecDecoder {
             {
                 DequeuedOutputBufferInfoResult::Buffer(out) => {
                     let this = out.info().presentation_time_us() as u64 == pts;
-                    if this && !self.to_surface {
+                    if this && self.surface.is_none() {
                         if self.layout.is_none() {
                             self.layout = Some(output_layout(&self.codec)?);
                         }
@@ -190,7 +192,7 @@ impl MediaCodecDecoder {
                     }
                 }
                 DequeuedOutputBufferInfoResult::OutputFormatChanged => {
-                    if !self.to_surface {
+                    if self.surface.is_none() {
                         self.layout = Some(output_layout(&self.codec)?);
                     }
                 }
@@ -203,17 +205,11 @@ impl MediaCodecDecoder {
             }
         }
     }
-
-    /// Decodes one access unit into the surface; true if its picture was rendered there.
-    pub fn decode_to_surface(&mut self, au: &[u8]) -> Result<bool> {
-        let pts = self.queue(au)?;
-        self.drain(pts, true, &mut |_, _| Ok(()))
-    }
 }
 
 impl VideoDecoder for MediaCodecDecoder {
     fn decode(&mut self, au: &[u8], on_picture: &mut dyn FnMut(&DecodedView<'_>)) -> Result<bool> {
-        if self.to_surface {
+        if self.surface.is_some() {
             bail!("this decoder renders to a surface: use decode_to_surface");
         }
         let pts = self.queue(au)?;
@@ -225,6 +221,18 @@ impl VideoDecoder for MediaCodecDecoder {
 
     fn name(&self) -> &'static str {
         "mediacodec"
+    }
+
+    fn renders_to_surface(&self) -> bool {
+        self.surface.is_some()
+    }
+
+    fn decode_to_surface(&mut self, au: &[u8]) -> Result<bool> {
+        if self.surface.is_none() {
+            bail!("this decoder hands pictures over: use decode");
+        }
+        let pts = self.queue(au)?;
+        self.drain(pts, true, &mut |_, _| Ok(()))
     }
 }
 

@@ -33,6 +33,15 @@ pub enum Chroma<'a> {
     },
 }
 
+/// What a decoder can render into instead of handing its pictures over, so a picture never
+/// touches the CPU: on the Quest an Android `NativeWindow` (the producer end of an OpenXR
+/// Android-surface swapchain, shown by the eye's quad layer). Other platforms have none: there
+/// the type has no values.
+#[cfg(target_os = "android")]
+pub type Surface = ndk::native_window::NativeWindow;
+#[cfg(not(target_os = "android"))]
+pub enum Surface {}
+
 pub trait VideoDecoder: Send {
     /// Decodes one access unit and shows the picture it produced (if any) to `on_picture`,
     /// which may read it in place (no copy). Returns whether a picture came out.
@@ -42,6 +51,19 @@ pub trait VideoDecoder: Send {
         on_picture: &mut dyn FnMut(&DecodedView<'_>),
     ) -> Result<bool>;
     fn name(&self) -> &'static str;
+    /// Whether this decoder renders into a [`Surface`] (use [`VideoDecoder::decode_to_surface`])
+    /// rather than handing pictures to `decode`'s callback.
+    fn renders_to_surface(&self) -> bool {
+        false
+    }
+    /// Decodes one access unit into the decoder's surface; true if its picture was rendered
+    /// there (and older ones still inside the decoder were dropped unrendered).
+    fn decode_to_surface(&mut self, _access_unit: &[u8]) -> Result<bool> {
+        anyhow::bail!(
+            "the {} decoder hands pictures over; it has no surface",
+            self.name()
+        )
+    }
 }
 
 #[cfg(not(target_os = "android"))]
@@ -54,13 +76,25 @@ pub fn open_software() -> Result<Box<dyn VideoDecoder>> {
     anyhow::bail!("no software H.264 decoder on Android (MediaCodec is the decoder there)")
 }
 
-/// The decoder for a stream of the announced size: MediaCodec on the Quest, openh264 elsewhere.
-pub fn open_for_stream(size: Option<(u16, u16)>) -> Result<Box<dyn VideoDecoder>> {
+/// The decoder for a stream of the announced size: MediaCodec on the Quest (rendering into
+/// `surface` if one is given), openh264 elsewhere.
+pub fn open_for_stream(
+    size: Option<(u16, u16)>,
+    surface: Option<Surface>,
+) -> Result<Box<dyn VideoDecoder>> {
     #[cfg(target_os = "android")]
     if let Some((w, h)) = size {
-        return Ok(Box::new(mediacodec::MediaCodecDecoder::new(w, h)?));
+        return Ok(Box::new(match surface {
+            Some(s) => mediacodec::MediaCodecDecoder::new_to_surface(w, h, s)?,
+            None => mediacodec::MediaCodecDecoder::new(w, h)?,
+        }));
     }
     #[cfg(not(target_os = "android"))]
-    let _ = size;
+    {
+        let _ = size;
+        if let Some(s) = surface {
+            match s {}
+        }
+    }
     open_software()
 }
