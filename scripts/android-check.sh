@@ -15,18 +15,7 @@ cd "$(dirname "$0")/.."
 [ $# -eq 0 ] || { echo "android-check.sh takes no arguments (got: $*)" >&2; exit 2; }
 target=aarch64-linux-android
 
-install() {
-  need=""
-  for p in "$@"; do
-    dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"
-  done
-  [ -n "$need" ] || return 0
-  if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
-  $sudo apt-get update -qq
-  # shellcheck disable=SC2086
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $need
-}
-install gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross
+scripts/apt-install.sh gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross
 
 export CC_aarch64_linux_android=aarch64-linux-gnu-gcc CXX_aarch64_linux_android=aarch64-linux-gnu-g++
 export AR_aarch64_linux_android=aarch64-linux-gnu-ar
@@ -36,7 +25,7 @@ if rustup target list --installed 2>/dev/null | grep -qx $target || rustup targe
   cargo clippy --locked --target $target -p binoc-quest --lib -- -D warnings
 else
   echo "android check: rustup cannot add $target here; building its std with Debian's Rust" >&2
-  install rustc-web cargo-web rust-web-src rust-web-clippy
+  scripts/apt-install.sh rustc-web cargo-web rust-web-src rust-web-clippy
   compiler="Debian's $(/usr/bin/rustc --version | cut -d' ' -f2), -Zbuild-std"
   RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc PATH="/usr/bin:$PATH" CARGO_TARGET_DIR="$PWD/target/android-build-std" \
     /usr/bin/cargo-clippy clippy --locked -Zbuild-std=std,panic_abort --target $target \

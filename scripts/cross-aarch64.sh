@@ -16,26 +16,14 @@ case "$mode" in
 esac
 target=aarch64-unknown-linux-gnu
 
-install() {
-  need=""
-  for p in "$@"; do
-    dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"
-  done
-  [ -n "$need" ] || return 0
-  if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
-  dpkg --print-foreign-architectures | grep -qx arm64 || $sudo dpkg --add-architecture arm64
-  $sudo apt-get update -qq
-  # shellcheck disable=SC2086
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $need
-}
-install libc6:arm64 libstdc++6:arm64 gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross \
+scripts/apt-install.sh libc6:arm64 libstdc++6:arm64 gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross \
   qemu-user-static libx264-dev:arm64
 
 if rustup target list --installed 2>/dev/null | grep -qx $target || rustup target add $target; then
   echo "aarch64: rustup's $(rustc --version | cut -d' ' -f2)"
 else
   echo "aarch64: rustup cannot add $target here; using Debian's Rust and its arm64 std" >&2
-  install rustc-web cargo-web libstd-rust-web-dev:arm64
+  scripts/apt-install.sh rustc-web cargo-web libstd-rust-web-dev:arm64
   # In the environment: the end-to-end tests' nested cargo uses the same compiler.
   export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
 fi
