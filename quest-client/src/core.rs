@@ -48,6 +48,14 @@ pub trait PictureSink: Send + Sync {
         None
     }
 
+    /// Changes whenever the surfaces [`PictureSink::surface`] would give change (the Quest: an
+    /// XR session began or ended). A decoder opened under another generation is reopened, so a
+    /// stream that started before the session renders into its surface from the next IDR, and
+    /// none keeps rendering into a surface whose session is gone.
+    fn surface_generation(&self) -> u64 {
+        0
+    }
+
     /// With a surface: the picture of `marker` was rendered into it at `rendered_ns`. The sink
     /// completes the marker once it knows the display time.
     fn rendered(&self, _eye: Eye, rendered_ns: u64, marker: PendingMarker) {
@@ -116,10 +124,10 @@ impl PendingMarker {
 }
 
 /// Markers made by [`PendingMarker::for_test`], as they were sent back.
-#[cfg(test)]
+#[cfg(all(test, feature = "app"))]
 pub(crate) struct SentMarkers(mpsc::Receiver<Outgoing>);
 
-#[cfg(test)]
+#[cfg(all(test, feature = "app"))]
 impl SentMarkers {
     /// The markers sent so far, in order.
     pub(crate) fn drain(&mut self) -> Vec<FrameMarker> {
@@ -132,7 +140,7 @@ impl SentMarkers {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "app"))]
 impl PendingMarker {
     /// A marker for frame `frame_no` of `eye`, recorded in `shared` once completed (tests of
     /// display paths).
@@ -672,17 +680,30 @@ fn decoder_thread(
     shared: Arc<Shared>,
     sink: Arc<dyn PictureSink>,
 ) {
-    let surface = size.and_then(|(w, h)| sink.surface(eye, w, h));
-    let mut dec = match decode::open_for_stream(size, surface) {
-        Ok(d) => d,
-        Err(e) => {
-            tracing::error!(%eye, "cannot create decoder: {e:#}");
-            return;
+    // The decoder, opened for the sink's current surface generation.
+    let open = || -> Option<(Box<dyn decode::VideoDecoder>, u64)> {
+        let generation = sink.surface_generation();
+        let decoder = match size.and_then(|(w, h)| sink.surface(eye, w, h)) {
+            Some(surface) => decode::open_for_stream(size, Some(surface)).or_else(|e| {
+                tracing::warn!(%eye, "cannot decode into the surface, copying instead: {e:#}");
+                decode::open_for_stream(size, None)
+            }),
+            None => decode::open_for_stream(size, None),
+        };
+        match decoder {
+            Ok(d) => Some((d, generation)),
+            Err(e) => {
+                tracing::error!(%eye, "cannot create decoder: {e:#}");
+                None
+            }
         }
+    };
+    let Some((mut dec, mut generation)) = open() else {
+        return;
     };
     // Into a surface the picture is never on the CPU: its pixel code cannot be read (the
     // streamer counts those markers as unreadable; the code path is checked on the other path).
-    let to_surface = dec.renders_to_surface();
+    let mut to_surface = dec.renders_to_surface();
     let mut expected: Option<u32> = None;
     let mut need_idr = true;
     let mut last_request: Option<u64> = None;
@@ -697,6 +718,20 @@ fn decoder_thread(
         }
     };
     for frame in rx {
+        if sink.surface_generation() != generation {
+            // The display's surfaces changed: start a decoder on the new one (the old one goes
+            // first, releasing its surface). It needs an IDR, like any decoder that starts.
+            drop(dec);
+            tracing::info!(%eye, "the display's surfaces changed: reopening the decoder");
+            let Some(reopened) = open() else {
+                return;
+            };
+            (dec, generation) = reopened;
+            to_surface = dec.renders_to_surface();
+            need_idr = true;
+            decoded_any = false;
+            last_code = None;
+        }
         if let Some(e) = expected {
             let gap = frame.seq.wrapping_sub(e);
             if gap != 0 && gap < 1 << 31 {
@@ -810,5 +845,138 @@ fn decoder_thread(
             }
         }
         shared.check_target();
+    }
+}
+
+#[cfg(all(test, not(target_os = "android")))]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use openh264::encoder::{Encoder, FrameType};
+    use openh264::formats::YUVBuffer;
+    use shared_proto::wire::FrameTiming;
+
+    use super::*;
+
+    /// A sink whose surfaces change when the test says so; it has none to give (desktops), so
+    /// it counts how often a decoder asked for one.
+    #[derive(Default)]
+    struct ChangingSurfaces {
+        generation: AtomicU64,
+        asked: AtomicUsize,
+        presented: AtomicUsize,
+    }
+
+    impl PictureSink for ChangingSurfaces {
+        fn present(&self, _: Eye, _: &DecodedView<'_>, marker: PendingMarker) {
+            self.presented.fetch_add(1, Ordering::Relaxed);
+            marker.complete(None, None);
+        }
+        fn surface(&self, _: Eye, _: u16, _: u16) -> Option<decode::Surface> {
+            self.asked.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+        fn surface_generation(&self) -> u64 {
+            self.generation.load(Ordering::Relaxed)
+        }
+    }
+
+    fn encoded(n: usize) -> Vec<(Vec<u8>, bool)> {
+        let mut enc = Encoder::new().unwrap();
+        (0..n)
+            .map(|i| {
+                // Something that changes, so P-frames carry data.
+                let yuv = YUVBuffer::from_vec(vec![(i * 20) as u8; 64 * 64 * 3 / 2], 64, 64);
+                let bs = enc.encode(&yuv).unwrap();
+                let key = matches!(bs.frame_type(), FrameType::IDR | FrameType::I);
+                (bs.to_vec(), key)
+            })
+            .collect()
+    }
+
+    fn completed(seq: u32, (bitstream, keyframe): &(Vec<u8>, bool)) -> CompletedFrame {
+        CompletedFrame {
+            eye: Eye::Left,
+            seq,
+            keyframe: *keyframe,
+            timing: FrameTiming {
+                frame_no: u64::from(seq),
+                capture_ns: 0,
+                encode_start_ns: 0,
+                encode_end_ns: 0,
+                send_ns: 0,
+                encoded_len: bitstream.len() as u32,
+                reserved: 0,
+            },
+            bitstream: bitstream.clone(),
+            first_byte_ns: 0,
+            last_byte_ns: 0,
+            fragments: 1,
+        }
+    }
+
+    fn keyframe_requests(rx: &mut mpsc::Receiver<Outgoing>) -> Vec<KeyframeReason> {
+        std::iter::from_fn(|| rx.try_recv().ok())
+            .filter_map(|o| match o {
+                Outgoing::Msg(Control::KeyframeRequest { reason, .. }) => Some(reason),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_decoder_reopens_when_the_surfaces_change_and_resumes_at_the_next_idr() {
+        let frames = encoded(3);
+        assert!(frames[0].1 && !frames[1].1 && !frames[2].1, "IDR, P, P");
+        let sink = Arc::new(ChangingSurfaces::default());
+        let shared = Shared::new(None, None);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let (out, mut out_rx) = mpsc::channel(64);
+        let thread = {
+            let (sink, shared) = (sink.clone(), shared.clone());
+            std::thread::spawn(move || {
+                decoder_thread(Eye::Left, Some((64, 64)), rx, out, shared, sink)
+            })
+        };
+        let feed = |seq: u32, frame: &(Vec<u8>, bool)| {
+            tx.send(completed(seq, frame)).unwrap();
+            // One at a time: the generation must change between two given frames. (The
+            // deadline only keeps a broken decoder from hanging the test.)
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            loop {
+                let handled = {
+                    let s = shared.eye(Eye::Left);
+                    s.decoded + s.skipped_until_idr + s.decode_errors
+                };
+                if handled > u64::from(seq) {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "frame {seq} never handled"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        };
+        feed(0, &frames[0]);
+        feed(1, &frames[1]);
+        assert_eq!(sink.asked.load(Ordering::Relaxed), 1);
+        // An XR session began: the decoder asks for the new surface before the next frame and
+        // cannot use that P-frame (a new decoder has no reference): it asks for an IDR.
+        sink.generation.store(1, Ordering::Relaxed);
+        feed(2, &frames[2]);
+        assert_eq!(sink.asked.load(Ordering::Relaxed), 2);
+        feed(3, &frames[0]);
+        drop(tx);
+        thread.join().unwrap();
+
+        let s = shared.eye(Eye::Left);
+        assert_eq!(
+            (s.decoded, s.skipped_until_idr, s.lost, s.decode_errors),
+            (3, 1, 0, 0)
+        );
+        drop(s);
+        assert_eq!(sink.presented.load(Ordering::Relaxed), 3);
+        assert_eq!(keyframe_requests(&mut out_rx), vec![KeyframeReason::Start]);
     }
 }

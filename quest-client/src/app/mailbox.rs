@@ -52,6 +52,8 @@ pub struct Mailbox {
     surfaces: Mutex<Option<Arc<dyn SurfaceFactory>>>,
     /// `Route` per eye, as 0, 1, 2.
     routes: [AtomicU8; 2],
+    /// Bumped by every `set_surface_factory` (`PictureSink::surface_generation`).
+    surface_generation: AtomicU64,
 }
 
 impl Mailbox {
@@ -88,8 +90,10 @@ impl Mailbox {
     }
 
     /// From now on, streams that start decode into surfaces from `factory` (None: stop).
+    /// Running decoders reopen on their next frame.
     pub fn set_surface_factory(&self, factory: Option<Arc<dyn SurfaceFactory>>) {
         *lock(&self.surfaces) = factory;
+        self.surface_generation.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Where `eye`'s pictures currently go.
@@ -153,6 +157,10 @@ impl PictureSink for Mailbox {
                 None
             }
         }
+    }
+
+    fn surface_generation(&self) -> u64 {
+        self.surface_generation.load(Ordering::Relaxed)
     }
 
     fn rendered(&self, eye: Eye, rendered_ns: u64, marker: PendingMarker) {
