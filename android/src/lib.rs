@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use bevy::android::android_activity::AndroidApp;
+use binoc_net::Identity;
 use quest_client::app::{self, AppOptions, ClientConfig, Mode};
-use quest_client::net::Identity;
 
 /// Where the headset listens for the streamer (`pi-streamer --peer HEADSET:7878`).
 const LISTEN: &str = "0.0.0.0:7878";

@@ -12,12 +12,12 @@
 use std::fmt::Write as _;
 use std::time::Instant;
 
+use binoc_net::os_clock::process_cpu_ns;
+use headset_core::decode;
 use pi_streamer::config::{EncoderKind, EncoderSettings, EyeConfig, Size};
 use pi_streamer::encode;
 use pi_streamer::source::test_pattern::TestPattern;
 use pi_streamer::source::{EyeSource, EyeTransform, RawFrame};
-use quest_client::clock::process_cpu_ns;
-use quest_client::decode;
 use shared_proto::latency::Series;
 use shared_proto::Eye;
 

@@ -12,11 +12,11 @@
 use std::fmt::Write as _;
 use std::time::Instant;
 
+use headset_core::decode;
 use pi_streamer::config::{EncoderKind, Size, StreamerConfig};
 use pi_streamer::encode;
 use pi_streamer::source::test_pattern::TestPattern;
 use pi_streamer::source::{EyeSource, EyeTransform};
-use quest_client::decode;
 use shared_proto::latency::Series;
 use shared_proto::Eye;
 

@@ -3,20 +3,24 @@
 //! The pipeline, stage by stage (each folder one stage, each backend one file):
 //!
 //! ```text
-//! source/ (test, y4m) ──► encode/ (openh264) ──► transport/ (quic) ──► headset
-//!      capture thread      one thread per eye      sender thread + tokio control task
+//! source/ (test, y4m, v4l2, libcamera) ──► encode/ (x264, openh264, v4l2m2m) ──► output/ (quic, webrtc)
+//!      capture thread                       one thread per eye                  each with its own queue
 //! ```
 //!
-//! [`pipeline`] wires the stages with bounded, newest-wins hand-offs so latency never builds
-//! up in a queue; [`report`] turns the headset's markers into the latency table.
+//! [`pipeline`] runs capture and the encoders with bounded, newest-wins hand-offs so latency
+//! never builds up in a queue; [`session`] hands every encoded frame to each output (the
+//! headset over QUIC, browsers over WebRTC) and takes their feedback; [`report`] turns an
+//! output's markers into its latency table. The protocol's rules (pacing, budgets, handshake,
+//! reference chain, marker ledger) are `shared_proto::rules`; the QUIC plumbing is `binoc-net`.
+//! Only [`loopback`] (the self-test) runs the headset's receive core (`headset-core`).
 
 pub mod config;
 pub mod encode;
 pub mod loopback;
+pub mod output;
 pub mod pipeline;
 pub mod report;
+pub mod session;
 pub mod source;
-pub mod stream;
-pub mod transport;
 #[cfg(target_os = "linux")]
 pub mod v4l2;

@@ -1,16 +1,16 @@
-//! `pi-streamer loopback`: the streamer and a headless quest-client in one process, talking
-//! real QUIC over 127.0.0.1 with a pinned certificate.
+//! `pi-streamer loopback`: the streamer and the headset's receive core (headless) in one
+//! process, talking real QUIC over 127.0.0.1 with a pinned certificate.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use anyhow::{bail, Result};
-use quest_client::core::{Client, ClientReport, Headless, Shared};
-use quest_client::net::Identity;
+use binoc_net::Identity;
+use headset_core::{Client, ClientReport, Headless, Shared};
 
 use crate::config::StreamerConfig;
 use crate::report::Report;
-use crate::stream::stream_to;
+use crate::session::stream_to;
 
 pub struct LoopbackResult {
     pub report: Report,

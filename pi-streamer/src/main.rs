@@ -1,5 +1,5 @@
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,7 +8,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use pi_streamer::config::{
     self, ConfigFile, EncoderKind, Size, SourceSpec, StreamerConfig, TransportKind,
 };
+use pi_streamer::output::quic::{self, QuicOutput};
+use pi_streamer::output::webrtc::WebrtcOutput;
+use pi_streamer::output::{Output, OutputReport};
 use pi_streamer::report::Report;
+use pi_streamer::session;
 use shared_proto::Eye;
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -23,6 +27,8 @@ enum ReportFormat {
 /// `pi-streamer --peer HOST:PORT` dials a listening quest-client (QUIC).
 /// `pi-streamer --transport webrtc --listen 0.0.0.0:8443` serves the WebXR viewer page at
 /// https://ADDR/ and WHEP at https://ADDR/whep (both eyes as two tracks).
+/// `pi-streamer --transport quic,webrtc --peer HOST:PORT --listen ADDR` does both from the
+/// same encoders.
 /// `pi-streamer loopback` runs streamer and a headless client in one process and prints the
 /// latency table.
 #[derive(Debug, Parser)]
@@ -55,10 +61,18 @@ struct RunArgs {
     /// HOST:PORT of a listening quest-client (overrides transport.peer).
     #[arg(long)]
     peer: Option<String>,
-    /// quic (the native headset app, dialled with --peer) or webrtc (serve browsers and WebXR
-    /// over WHEP; overrides transport.kind).
-    #[arg(long, value_parser = ["quic", "webrtc"])]
-    transport: Option<String>,
+    /// The outputs to run, comma-separated: quic (the native headset app, dialled with --peer),
+    /// webrtc (serve browsers and WebXR over WHEP), or both: quic,webrtc (overrides
+    /// transport.kind).
+    #[arg(
+        long = config::limits::TRANSPORT_KIND_FLAG,
+        value_delimiter = ',',
+        value_parser = clap::builder::TypedValueParser::map(
+            clap::builder::PossibleValuesParser::new(TransportKind::NAMES),
+            |s| s.parse::<TransportKind>().expect("a listed transport"),
+        ),
+    )]
+    transport: Option<Vec<TransportKind>>,
     /// WebRTC: the HTTPS ADDR:PORT to serve the viewer page and WHEP on
     /// (transport.webrtc.listen; port 0 picks a free one).
     #[arg(long)]
@@ -73,8 +87,8 @@ struct RunArgs {
     /// Stop after this many frames per eye (loopback default: 600).
     #[arg(long)]
     frames: Option<u64>,
-    /// Frames per second for both eyes.
-    #[arg(long)]
+    /// Frames per second for both eyes (eyes.*.fps).
+    #[arg(long = config::limits::FPS.long())]
     fps: Option<f64>,
     /// Encoded size for both eyes, WIDTHxHEIGHT.
     #[arg(long)]
@@ -83,20 +97,20 @@ struct RunArgs {
     /// side-by-side file split in two).
     #[arg(long)]
     source: Option<String>,
-    /// Target bitrate per eye, Mbit/s.
-    #[arg(long)]
+    /// Target bitrate per eye, Mbit/s (eyes.*.bitrate_mbps).
+    #[arg(long = config::limits::BITRATE_MBPS.long())]
     bitrate_mbps: Option<f64>,
-    /// Drop frames not on the wire this long after capture.
-    #[arg(long)]
+    /// Drop frames not on the wire this long after capture (deadlines.max_latency_ms).
+    #[arg(long = config::limits::MAX_LATENCY_MS.long())]
     max_latency_ms: Option<f64>,
     /// Cut frames into slices of at most this many bytes (encoder.slice_bytes).
-    #[arg(long)]
+    #[arg(long = config::limits::SLICE_BYTES.long())]
     slice_bytes: Option<u32>,
-    /// Lowest quantiser the encoder may use, 0..51 (encoder.qp_min).
-    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=51))]
+    /// Lowest quantiser the encoder may use (encoder.qp_min).
+    #[arg(long = config::limits::QP_MIN.long())]
     qp_min: Option<u8>,
-    /// Highest quantiser the encoder may use, 0..51 (encoder.qp_max).
-    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=51))]
+    /// Highest quantiser the encoder may use (encoder.qp_max).
+    #[arg(long = config::limits::QP_MAX.long())]
     qp_max: Option<u8>,
     /// Encoder: auto, openh264, x264 or v4l2m2m (encoder.kind).
     #[arg(long, value_parser = ["auto", "openh264", "x264", "v4l2m2m"])]
@@ -148,9 +162,6 @@ fn load_config(args: &RunArgs) -> Result<StreamerConfig> {
     for (i, eye) in Eye::BOTH.into_iter().enumerate() {
         let e = cfg.eyes.get_mut(eye);
         if let Some(f) = args.fps {
-            if !(1.0..=240.0).contains(&f) {
-                bail!("--fps {f} outside 1..240");
-            }
             e.fps = f;
         }
         if let Some(s) = args.size {
@@ -160,25 +171,17 @@ fn load_config(args: &RunArgs) -> Result<StreamerConfig> {
             e.source = s[i].clone();
         }
         if let Some(b) = args.bitrate_mbps {
-            if !(b > 0.0 && b <= 200.0) {
-                bail!("--bitrate-mbps {b} must be > 0 and ≤ 200");
-            }
             e.bitrate_mbps = b;
         }
     }
     if let Some(m) = args.max_latency_ms {
-        if !(m > 0.0 && m.is_finite()) {
-            bail!("--max-latency-ms must be > 0");
-        }
         cfg.deadlines.max_latency_ms = m;
     }
     if let Some(p) = &args.peer {
         cfg.transport.peer = Some(p.clone());
     }
-    match args.transport.as_deref() {
-        Some("webrtc") => cfg.transport.kind = TransportKind::Webrtc,
-        Some(_) => cfg.transport.kind = TransportKind::Quic,
-        None => {}
+    if let Some(kinds) = &args.transport {
+        cfg.transport.kinds = kinds.clone();
     }
     if let Some(l) = args.listen {
         cfg.transport.webrtc.listen = l.to_string();
@@ -203,6 +206,8 @@ fn load_config(args: &RunArgs) -> Result<StreamerConfig> {
     if let Some(f) = &args.peer_fingerprint {
         cfg.transport.peer_fingerprint = Some(f.clone());
     }
+    // The overrides pass the checks the file's keys did, with the same limits
+    // (config::limits): `--fps 500` is refused as `fps: 500` is.
     cfg.validate("command line")?;
     Ok(cfg)
 }
@@ -211,38 +216,6 @@ fn print_report(report: &Report, format: ReportFormat) -> Result<()> {
     match format {
         ReportFormat::Json => println!("{}", serde_json::to_string_pretty(report)?),
         ReportFormat::Text => print!("{}", report.to_text()),
-    }
-    Ok(())
-}
-
-/// `pi-streamer --transport webrtc`: serve browsers until interrupted (or `--frames`), then
-/// print every viewer's report.
-fn serve_webrtc(cfg: &StreamerConfig, args: &RunArgs) -> Result<()> {
-    let rt = runtime()?;
-    let report = rt.block_on(async {
-        let stop = stop_on_ctrl_c();
-        pi_streamer::transport::webrtc::serve(cfg, args.frames, stop, |addr| {
-            tracing::info!("serving https://{addr}/ (WHEP endpoint https://{addr}/whep)");
-        })
-        .await
-    })?;
-    match args.report {
-        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        ReportFormat::Text => {
-            println!(
-                "{} viewer(s) in {:.1} s; captured L {} R {}; CPU {:.2} ms/frame (encode {:.2} ms/frame)",
-                report.viewers.len(),
-                report.duration_s,
-                report.captured[0],
-                report.captured[1],
-                report.cpu_ms_per_frame,
-                report.encode_cpu_ms_per_frame
-            );
-            for v in &report.viewers {
-                println!("\n== viewer {} ({})", v.viewer, v.ended);
-                print!("{}", v.report.to_text());
-            }
-        }
     }
     Ok(())
 }
@@ -337,47 +310,102 @@ fn real_main(cli: Cli) -> Result<()> {
     }
 }
 
-/// `pi-streamer --peer HOST:PORT`: stream until interrupted (or `--frames`), reconnecting
-/// when the headset goes away.
+/// `pi-streamer [--peer HOST:PORT] [--transport quic,webrtc --listen ADDR]`: stream to every
+/// configured output until interrupted (or `--frames`). The headset is dialled until it
+/// answers, and again whenever it goes away, while the other outputs go on.
 fn run(args: RunArgs) -> Result<()> {
     let cfg = load_config(&args)?;
-    if cfg.transport.kind == TransportKind::Webrtc {
-        return serve_webrtc(&cfg, &args);
-    }
-    let Some(peer) = cfg.transport.peer.clone() else {
-        bail!("no peer: give --peer HOST:PORT (or transport.peer in the config), or run `pi-streamer loopback`");
+    let peer = match (cfg.transport.has(TransportKind::Quic), &cfg.transport.peer) {
+        (true, Some(p)) => Some(p.clone()),
+        (true, None) => bail!(
+            "no peer: give --peer HOST:PORT (or transport.peer in the config), or run `pi-streamer loopback`"
+        ),
+        (false, _) => None,
     };
+    let format = args.report;
+    let printed = Arc::new(AtomicUsize::new(0));
     let rt = runtime()?;
-    rt.block_on(async move {
+    let report = rt.block_on(async {
         let stop = stop_on_ctrl_c();
-        loop {
-            let addr = match pi_streamer::transport::quic::resolve(&peer).await {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!("{e:#}; retrying in 1 s");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
+        let shared = session::Shared::new(&cfg);
+        let mut outputs: Vec<Box<dyn Output>> = Vec::new();
+        for kind in &cfg.transport.kinds {
+            match kind {
+                TransportKind::Quic => {
+                    let peer = peer.as_deref().expect("checked above");
+                    let Some(quic) = dial(&cfg, peer, &shared, &stop, format, &printed).await
+                    else {
+                        return Ok(None); // interrupted before a headset answered
+                    };
+                    outputs.push(Box::new(quic));
                 }
-            };
-            match pi_streamer::stream::stream_to(&cfg, addr, args.frames, stop.clone()).await {
-                Ok(outcome) => {
-                    print_report(&outcome.report, args.report)?;
-                    match outcome.connection_lost {
-                        Some(why) if !stop.load(Ordering::Relaxed) => {
-                            tracing::warn!("connection lost ({why}): reconnecting");
-                        }
-                        _ => return Ok(()),
-                    }
+                TransportKind::Webrtc => {
+                    outputs.push(Box::new(
+                        WebrtcOutput::start(&cfg, shared.feedback.clone()).await?,
+                    ));
                 }
-                Err(e) if stop.load(Ordering::Relaxed) => return Err(e),
-                Err(e) => {
-                    tracing::warn!("{e:#}; retrying in 1 s");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
-            if stop.load(Ordering::Relaxed) {
-                return Ok(());
             }
         }
-    })
+        session::run(&cfg, &shared, outputs, args.frames, stop)
+            .await
+            .map(Some)
+    })?;
+    let Some(report) = report else {
+        return Ok(());
+    };
+    if let [only] = report.outputs.as_slice() {
+        match only {
+            // As each connection ended: the reports not printed yet.
+            OutputReport::Quic(q) => {
+                for r in q.connections.iter().skip(printed.load(Ordering::Relaxed)) {
+                    print_report(r, format)?;
+                }
+            }
+            OutputReport::Webrtc(w) => match format {
+                ReportFormat::Json => println!("{}", serde_json::to_string_pretty(w)?),
+                ReportFormat::Text => print!("{}", w.to_text()),
+            },
+        }
+        return Ok(());
+    }
+    match format {
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        ReportFormat::Text => print!("{}", report.to_text()),
+    }
+    Ok(())
+}
+
+/// Dials the headset every second until it answers (`None` if interrupted first). The output
+/// reconnects on its own later; each connection lost meanwhile is reported as it ends.
+async fn dial(
+    cfg: &StreamerConfig,
+    peer: &str,
+    shared: &session::Shared,
+    stop: &AtomicBool,
+    format: ReportFormat,
+    printed: &Arc<AtomicUsize>,
+) -> Option<QuicOutput> {
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        let attempt = async {
+            let addr = quic::resolve(peer).await?;
+            let printed = printed.clone();
+            let on_report: quic::OnConnectionReport = Box::new(move |r| {
+                if let Err(e) = print_report(r, format) {
+                    tracing::warn!("printing the report: {e:#}");
+                }
+                printed.fetch_add(1, Ordering::Relaxed);
+            });
+            QuicOutput::connect(cfg, addr, shared.feedback.clone(), true, Some(on_report)).await
+        };
+        match attempt.await {
+            Ok(q) => return Some(q),
+            Err(e) => {
+                tracing::warn!("{e:#}; retrying in 1 s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
 }

@@ -1,32 +1,35 @@
-//! Wires the stages together: a capture thread, one encoder thread per eye, and the transport.
+//! The media pipeline up to the encoded frames: a capture thread and one encoder thread per
+//! eye. What consumes the frames (the outputs) is [`crate::output`]; [`crate::session`] wires
+//! the two.
 //!
 //! Hand-offs are newest-wins: a capture slot holds at most one raw frame per eye (a busy
-//! encoder loses the older frame, which breaks no reference), and the encoded queue is short
-//! and deadline-checked by the sender (an encoded frame that is dropped forces the next frame
-//! of that eye to be an IDR). So latency cannot build up in a queue anywhere.
+//! encoder loses the older frame, which breaks no reference), and the encoded frames go to a
+//! short channel the session's fan-out empties at once into each output's own bounded queue
+//! (an encoded frame dropped anywhere forces the next frame of that eye to be an IDR). So
+//! latency cannot build up in a queue anywhere.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 use anyhow::Result;
-use quest_client::clock::{monotonic_ns, thread_cpu_ns};
-use shared_proto::clock::ClockEstimate;
-use shared_proto::latency::{frame_latency, Series, Stage};
-use shared_proto::wire::{ClientStats, FrameMarker, FrameTiming};
-use shared_proto::{pixel_code, Eye, Nanos};
+use binoc_net::os_clock::{monotonic_ns, thread_cpu_ns};
+use shared_proto::latency::Series;
+use shared_proto::rules::keyframe;
+use shared_proto::wire::FrameTiming;
+use shared_proto::{Eye, Nanos};
 
 use crate::config::StreamerConfig;
 use crate::encode;
 use crate::source::{RawFrame, StereoSource};
 
-/// An encoded frame on its way to the transport.
+/// An encoded frame on its way to the outputs.
+#[derive(Debug)]
 pub struct EncodedFrame {
     pub eye: Eye,
     pub seq: u32,
     pub keyframe: bool,
-    /// `send_ns` is filled in by the sender.
+    /// `send_ns` is filled in by each output's sender (a copy per output).
     pub timing: FrameTiming,
     pub data: Vec<u8>,
 }
@@ -70,7 +73,8 @@ impl Slot {
     }
 }
 
-/// IDR requests per eye, merged within the minimum IDR interval.
+/// IDR requests per eye (from any output), merged within the minimum IDR interval
+/// ([`keyframe::honour_request`]).
 pub struct IdrControl {
     requested: [AtomicBool; 2],
     min_interval_ns: u64,
@@ -92,161 +96,36 @@ impl IdrControl {
         if !r.load(Ordering::Acquire) {
             return false;
         }
-        if last_idr.is_some_and(|t| now.saturating_sub(t) < self.min_interval_ns) {
+        if !keyframe::honour_request(now, last_idr, self.min_interval_ns) {
             return false; // stays requested until the interval has passed
         }
         r.swap(false, Ordering::AcqRel)
     }
 }
 
-/// What the streamer knows about one eye.
-#[derive(Default)]
-pub struct EyeCounters {
+/// What the encoder side counted for one eye (each output counts its own sending and
+/// markers: [`crate::output::OutputCounters`]).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EncoderCounters {
     pub captured: u64,
     /// Raw frames replaced in the capture slot because the encoder was still busy.
     pub dropped_source: u64,
     pub encoded: u64,
     pub keyframes: u64,
     pub idr_requests: u64,
-    pub sent: u64,
-    /// Encoded frames dropped because they could not be on the wire before their deadline.
-    pub dropped_deadline: u64,
-    pub bytes_sent: u64,
-    pub first_send_ns: Option<Nanos>,
-    pub last_send_ns: Option<Nanos>,
+    /// Encoded frames the session's fan-out had no room for (it stalled).
+    pub dropped_handoff: u64,
+    /// The encoder thread's CPU time (set when it ends).
     pub encode_cpu_ns: u64,
-    pub markers: u64,
-    /// Markers for frames the streamer has no record of (too old, or bogus).
-    pub unmatched_markers: u64,
-    pub wrong_eye: u64,
-    pub code_mismatch: u64,
-    pub unreadable_code: u64,
-    pub total: Series,
-    pub stages: [Series; 5],
-    pub marker_return: Series,
-    pub glass_to_glass: Series,
-    /// Displayed frames only: the five stages, then upload and display; per frame they add up
-    /// to its glass-to-glass time.
-    pub displayed_stages: [Series; 7],
-    /// Per frame: capture→decoded minus encode and decode (what the pipeline itself adds).
-    pub overhead: Series,
-    pub client: Option<ClientStats>,
-    /// Sent frames awaiting their marker (bounded).
-    book: VecDeque<(u32, FrameTiming)>,
-    /// (sequence, frame number) of the frames booked recently, in order, markers or not.
-    recent: VecDeque<(u32, u64)>,
 }
 
-const BOOK_LEN: usize = 1024;
-const RECENT_LEN: usize = 64;
-
-impl EyeCounters {
-    /// Books a frame the sender is about to put on the wire. Booked before the first datagram
-    /// leaves, so a fast marker can never overtake its own booking.
-    pub fn book_sending(&mut self, seq: u32, timing: FrameTiming) {
-        if self.book.len() == BOOK_LEN {
-            self.book.pop_front();
-        }
-        self.book.push_back((seq, timing));
-        if self.recent.len() == RECENT_LEN {
-            self.recent.pop_front();
-        }
-        self.recent.push_back((seq, timing.frame_no));
-    }
-
-    /// The sender gave up on a booked frame (deadline): no marker will come for it.
-    pub fn unbook(&mut self, seq: u32) {
-        self.book.retain(|(s, _)| *s != seq);
-    }
-
-    pub fn record_sent(&mut self, timing: &FrameTiming, bytes: usize, done_ns: Nanos) {
-        self.sent += 1;
-        self.bytes_sent += bytes as u64;
-        self.first_send_ns.get_or_insert(timing.send_ns);
-        self.last_send_ns = Some(done_ns);
-    }
-
-    pub fn on_marker(&mut self, m: &FrameMarker, clock: &ClockEstimate, received_ns: Nanos) {
-        let Some(i) = self.book.iter().position(|(s, _)| *s == m.seq) else {
-            self.unmatched_markers += 1;
-            return;
-        };
-        let (_, timing) = self.book.remove(i).expect("index from position");
-        if timing.frame_no != m.frame_no {
-            self.unmatched_markers += 1;
-            return;
-        }
-        self.markers += 1;
-        match m.pixel_code {
-            None => self.unreadable_code += 1,
-            Some((eye, n)) => {
-                if eye != m.eye {
-                    self.wrong_eye += 1;
-                }
-                if n != (timing.frame_no as u32) & pixel_code::FRAME_MASK {
-                    self.code_mismatch += 1;
-                }
-            }
-        }
-        let l = frame_latency(&timing, m, clock, Some(received_ns));
-        self.total.push(l.total_ns);
-        self.overhead.push(
-            l.total_ns - l.stages_ns[Stage::Encode as usize] - l.stages_ns[Stage::Decode as usize],
-        );
-        for (series, v) in self.stages.iter_mut().zip(l.stages_ns) {
-            series.push(v);
-        }
-        if let Some(r) = l.marker_return_ns {
-            self.marker_return.push(r);
-        }
-        if let (Some(g), Some(d)) = (l.glass_to_glass_ns, l.display_stages_ns) {
-            self.glass_to_glass.push(g);
-            for (series, v) in self
-                .displayed_stages
-                .iter_mut()
-                .zip(l.stages_ns.iter().chain(&d))
-            {
-                series.push(*v);
-            }
-        }
-    }
-
-    /// The frame number of a booked frame.
-    pub fn booked_frame_no(&self, seq: u32) -> Option<u64> {
-        self.book
-            .iter()
-            .rev()
-            .find(|(s, _)| *s == seq)
-            .map(|(_, t)| t.frame_no)
-    }
-
-    /// Frame numbers of the frames booked just before and just after `seq` (the neighbours in
-    /// the order sent; with frames dropped before sending they are more than one apart).
-    pub fn booked_neighbours(&self, seq: u32) -> [Option<u64>; 2] {
-        let Some(i) = self.recent.iter().rposition(|(s, _)| *s == seq) else {
-            return [None, None];
-        };
-        [
-            i.checked_sub(1)
-                .and_then(|j| self.recent.get(j))
-                .map(|r| r.1),
-            self.recent.get(i + 1).map(|r| r.1),
-        ]
-    }
-
-    /// Sent frames whose marker has not arrived yet.
-    pub fn awaiting_markers(&self) -> usize {
-        self.book.len()
-    }
-}
-
-/// Shared state of one streaming session.
+/// Shared state of the pipeline: its counters, and what the outputs feed back (keyframe
+/// requests, the bitrate they can take: [`crate::output::Feedback`]).
 pub struct PipelineState {
-    pub eyes: [Mutex<EyeCounters>; 2],
+    pub eyes: [Mutex<EncoderCounters>; 2],
     pub idr: IdrControl,
-    /// Per eye: the bitrate (bit/s) a congestion controller asks for; 0 = the configured one.
+    /// Per eye: the bitrate (bit/s) the outputs' estimates ask for; 0 = the configured one.
     pub target_bps: [AtomicU32; 2],
-    pub clock: Mutex<Option<ClockEstimate>>,
     /// Live rigs: the pair skew (right − left capture time) and unpaired frames.
     pub stereo: Mutex<Option<StereoCounters>>,
     pub stop: AtomicBool,
@@ -264,20 +143,20 @@ impl PipelineState {
             eyes: Default::default(),
             idr: IdrControl::new((cfg.deadlines.min_idr_interval_ms * 1e6) as u64),
             target_bps: Default::default(),
-            clock: Mutex::new(None),
             stereo: Mutex::new(None),
             stop: AtomicBool::new(false),
         })
     }
 
-    pub fn eye(&self, eye: Eye) -> std::sync::MutexGuard<'_, EyeCounters> {
+    pub fn eye(&self, eye: Eye) -> std::sync::MutexGuard<'_, EncoderCounters> {
         self.eyes[eye.index()]
             .lock()
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn clock(&self) -> Option<ClockEstimate> {
-        *self.clock.lock().unwrap_or_else(|p| p.into_inner())
+    /// Both eyes' counters as they are now.
+    pub fn snapshot(&self) -> [EncoderCounters; 2] {
+        Eye::BOTH.map(|e| *self.eye(e))
     }
 }
 
@@ -376,8 +255,8 @@ impl Pipeline {
                             match out.try_send(f) {
                                 Ok(()) => {}
                                 Err(crossbeam_channel::TrySendError::Full(_)) => {
-                                    // The transport is behind: this frame would only add latency.
-                                    state.eye(eye).dropped_deadline += 1;
+                                    // The fan-out stalled: this frame would only add latency.
+                                    state.eye(eye).dropped_handoff += 1;
                                     state.idr.request(eye);
                                 }
                                 Err(crossbeam_channel::TrySendError::Disconnected(_)) => break,
@@ -482,63 +361,5 @@ mod tests {
             "still requested once the interval passed"
         );
         assert!(!c.take(Eye::Left, 1060, Some(950)), "consumed");
-    }
-
-    #[test]
-    fn neighbours_are_the_frames_sent_before_and_after_even_after_their_markers() {
-        let mut c = EyeCounters::default();
-        let t = |frame_no| FrameTiming {
-            frame_no,
-            capture_ns: 0,
-            encode_start_ns: 0,
-            encode_end_ns: 0,
-            send_ns: 0,
-            encoded_len: 0,
-            reserved: 0,
-        };
-        // Frame 11 was dropped before sending: 10's and 12's neighbours skip it.
-        for (seq, f) in [(100, 9), (200, 10), (300, 12), (400, 13)] {
-            c.book_sending(seq, t(f));
-        }
-        c.unbook(200);
-        assert_eq!(c.booked_neighbours(300), [Some(10), Some(13)]);
-        assert_eq!(c.booked_neighbours(100), [None, Some(10)]);
-        assert_eq!(c.booked_neighbours(400), [Some(12), None]);
-        assert_eq!(c.booked_neighbours(999), [None, None]);
-    }
-
-    #[test]
-    fn markers_match_sent_frames_and_stages_add_up() {
-        let mut c = EyeCounters::default();
-        let t = FrameTiming {
-            frame_no: 7,
-            capture_ns: 100,
-            encode_start_ns: 200,
-            encode_end_ns: 500,
-            send_ns: 600,
-            encoded_len: 0,
-            reserved: 0,
-        };
-        c.book_sending(3, t);
-        c.record_sent(&t, 1000, 650);
-        let m = FrameMarker {
-            eye: Eye::Left,
-            seq: 3,
-            frame_no: 7,
-            pixel_code: Some((Eye::Right, 7)),
-            first_byte_ns: 700,
-            last_byte_ns: 800,
-            decoded_ns: 1000,
-            presented_ns: None,
-            display_ns: None,
-        };
-        c.on_marker(&m, &ClockEstimate::identity(), 1100);
-        assert_eq!((c.markers, c.wrong_eye, c.code_mismatch), (1, 1, 0));
-        let stage_sum: f64 = c.stages.iter().map(|s| s.summary().mean).sum();
-        assert!((stage_sum - c.total.summary().mean).abs() < 1e-9);
-        assert_eq!(c.total.summary().mean, 900e-6);
-        // A second marker for the same frame, or for an unknown one, is not counted twice.
-        c.on_marker(&m, &ClockEstimate::identity(), 1100);
-        assert_eq!((c.markers, c.unmatched_markers), (1, 1));
     }
 }

@@ -6,7 +6,8 @@ use shared_proto::latency::{DisplayStage, Series, Stage, Summary};
 use shared_proto::wire::ClientStats;
 use shared_proto::Eye;
 
-use crate::pipeline::{EyeCounters, PipelineState};
+use crate::output::{OutputCounters, OutputState};
+use crate::pipeline::PipelineState;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct EyeReport {
@@ -18,6 +19,8 @@ pub struct EyeReport {
     pub dropped: u64,
     /// Raw frames replaced while the encoder was busy.
     pub dropped_source: u64,
+    /// Encoded frames dropped from this output's queue: it was behind.
+    pub dropped_queue: u64,
     /// Encoded frames dropped because they would have been late.
     pub dropped_deadline: u64,
     /// Sent but never decoded (network loss, decoder behind, waiting for an IDR).
@@ -89,7 +92,7 @@ pub struct StereoReport {
     pub unpaired_right: u64,
 }
 
-fn stages(c: &EyeCounters) -> BTreeMap<&'static str, Summary> {
+fn stages(c: &OutputCounters) -> BTreeMap<&'static str, Summary> {
     Stage::ALL
         .iter()
         .zip(&c.stages)
@@ -113,7 +116,15 @@ fn rate(bytes: u64, first: Option<u64>, last: Option<u64>) -> f64 {
 }
 
 impl Report {
-    pub fn build(state: &PipelineState, duration_s: f64, cpu_ns: u64) -> Report {
+    /// The report of one output: its own counters and markers, with the pipeline's counters
+    /// over the output's lifetime. `cpu_ns`: the process's CPU time over it (0: not its own to
+    /// report, as for one browser viewer among several).
+    pub fn build(
+        pipeline: &PipelineState,
+        state: &OutputState,
+        duration_s: f64,
+        cpu_ns: u64,
+    ) -> Report {
         let mut all_total = Series::default();
         let mut all_stages: [Series; 5] = Default::default();
         let mut marker_return = Series::default();
@@ -124,6 +135,9 @@ impl Report {
             (0, None::<u64>, None::<u64>, 0, 0, 0);
         let eyes = Eye::BOTH.map(|eye| {
             let c = state.eye(eye);
+            let since = state.since[eye.index()];
+            let p = pipeline.eye(eye);
+            let captured = p.captured - since.captured;
             all_total.extend_from(&c.total);
             for (a, s) in all_stages.iter_mut().zip(&c.stages) {
                 a.extend_from(s);
@@ -140,22 +154,23 @@ impl Report {
                 (a, b) => a.or(b),
             };
             last = last.max(c.last_send_ns);
-            enc_cpu += c.encode_cpu_ns;
-            encoded += c.encoded;
-            frames += c.captured;
+            enc_cpu += p.encode_cpu_ns;
+            encoded += p.encoded - since.encoded;
+            frames += captured;
             let decoded = c.markers;
             EyeReport {
-                captured: c.captured,
+                captured,
                 sent: c.sent,
                 decoded,
-                dropped: c.captured.saturating_sub(decoded),
-                dropped_source: c.dropped_source,
+                dropped: captured.saturating_sub(decoded),
+                dropped_source: p.dropped_source - since.dropped_source,
+                dropped_queue: c.dropped_queue,
                 dropped_deadline: c.dropped_deadline,
                 lost: c.sent.saturating_sub(decoded),
                 wrong_eye: c.wrong_eye,
                 code_mismatch: c.code_mismatch,
                 unreadable_code: c.unreadable_code,
-                keyframes: c.keyframes,
+                keyframes: p.keyframes - since.keyframes,
                 unmatched_markers: c.unmatched_markers,
                 client: c.client,
                 bitrate_mbps: rate(c.bytes_sent, c.first_send_ns, c.last_send_ns),
@@ -193,13 +208,13 @@ impl Report {
             } else {
                 0.0
             },
-            encode_cpu_ms_per_frame: if encoded > 0 {
+            encode_cpu_ms_per_frame: if encoded > 0 && cpu_ns > 0 {
                 enc_cpu as f64 / 1e6 / encoded as f64
             } else {
                 0.0
             },
             clock,
-            stereo: state
+            stereo: pipeline
                 .stereo
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -264,11 +279,13 @@ impl Report {
             String::new()
         };
         o += &format!(
-            "\nbitrate {:.2} Mbit/s (both eyes){cpu}, dropped: left {}+{} right {}+{} (source+deadline)\n",
+            "\nbitrate {:.2} Mbit/s (both eyes){cpu}, dropped: left {}+{}+{} right {}+{}+{} (source+queue+deadline)\n",
             self.bitrate_mbps,
             self.eyes.left.dropped_source,
+            self.eyes.left.dropped_queue,
             self.eyes.left.dropped_deadline,
             self.eyes.right.dropped_source,
+            self.eyes.right.dropped_queue,
             self.eyes.right.dropped_deadline,
         );
         if let Some(c) = &self.clock {

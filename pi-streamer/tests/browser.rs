@@ -51,7 +51,7 @@ fn run_with_browser(view_args: &[&str]) -> (Value, Value, String) {
         ])
         .env(
             "RUST_LOG",
-            "info,str0m=warn,pi_streamer::transport::webrtc::viewer=debug",
+            "info,str0m=warn,pi_streamer::output::webrtc::viewer=debug",
         )
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

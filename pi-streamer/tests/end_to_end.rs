@@ -10,10 +10,8 @@ use std::time::{Duration, Instant};
 use pi_streamer::config::{Size, SourceSpec, StreamerConfig};
 use shared_proto::Eye;
 
-mod common;
-
 fn small_config() -> StreamerConfig {
-    common::small_config(2.0)
+    StreamerConfig::small(2.0)
 }
 
 fn rt() -> tokio::runtime::Runtime {
@@ -73,16 +71,16 @@ fn loopback_delivers_both_eyes_to_the_right_eye() {
     assert_every_frame_accounted(&result.report, 90);
     // The client's own view agrees on the eye mapping.
     assert_eq!(
-        result.client.eyes.left.wrong_eye + result.client.eyes.right.wrong_eye,
+        result.client.eyes.left.counts.wrong_eye + result.client.eyes.right.counts.wrong_eye,
         0
     );
     assert_eq!(
-        result.client.eyes.left.repeated + result.client.eyes.right.repeated,
+        result.client.eyes.left.counts.repeated + result.client.eyes.right.counts.repeated,
         0
     );
     assert_eq!(result.client.malformed_datagrams, 0);
     assert_eq!(
-        result.client.eyes.left.decoded,
+        result.client.eyes.left.counts.decoded,
         result.report.eyes.left.decoded
     );
 }

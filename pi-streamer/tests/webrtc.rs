@@ -12,19 +12,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pi_streamer::config::{StreamerConfig, TransportKind};
-use pi_streamer::transport::webrtc::{serve, ServeReport};
+use pi_streamer::output::webrtc::{ServeReport, ViewerReport};
+use pi_streamer::session::serve;
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::channel::ChannelId;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 
-mod common;
-
 fn config() -> StreamerConfig {
-    let mut cfg = common::small_config(1.0);
+    let mut cfg = StreamerConfig::small(1.0);
     cfg.transport.webrtc.min_bitrate_mbps = 0.2;
-    cfg.transport.kind = TransportKind::Webrtc;
+    cfg.transport.kinds = vec![TransportKind::Webrtc];
     cfg.transport.webrtc.listen = "127.0.0.1:0".into();
     cfg
 }
@@ -64,7 +63,7 @@ impl Server {
 fn https(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String, String) {
     // The server's certificate is self-signed, made at start: trusted on first use, as a
     // browser told to would.
-    let config = quest_client::net::pinned_tls_client(None).unwrap();
+    let config = binoc_net::pinned_tls_client(None).unwrap();
     let conn =
         rustls::ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap()).unwrap();
     let tcp = TcpStream::connect(addr).unwrap();
@@ -319,7 +318,7 @@ fn drive(
     }
 }
 
-fn viewer(r: &ServeReport, index: usize) -> &pi_streamer::transport::webrtc::ViewerReport {
+fn viewer(r: &ServeReport, index: usize) -> &ViewerReport {
     let mut v: Vec<_> = r.viewers.iter().collect();
     v.sort_by_key(|v| v.viewer.split('-').next().unwrap().parse::<u64>().unwrap());
     v[index]

@@ -1,14 +1,9 @@
 //! # quest-client
 //!
-//! The headset side of binoc. This crate's library is the receive/decode core, free of Bevy so
-//! it builds and tests fast: [`net`] (QUIC + TLS), [`core`] (sessions, reassembly, decoder
-//! threads, markers), [`decode`] (decoders behind one trait). The headset app shells (XR,
-//! desktop window) sit on top of it and present pictures through [`core::PictureSink`]; the Bevy/OpenXR shell is `app` (cargo
-//! feature `app`).
+//! The headset app: the Bevy/OpenXR shell ([`app`], cargo feature `app`) on top of the receive
+//! core in the `headset-core` crate, which presents decoded pictures through
+//! `headset_core::PictureSink`. Without the `app` feature this library is empty and the
+//! binary is the headless client (`--headless`).
 
 #[cfg(feature = "app")]
 pub mod app;
-pub mod clock;
-pub mod core;
-pub mod decode;
-pub mod net;

@@ -4,9 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
+use binoc_net::Identity;
 use clap::{Parser, ValueEnum};
-use quest_client::core::{Client, ClientReport, Headless, Shared};
-use quest_client::net::Identity;
+use headset_core::{Client, ClientReport, Headless, Shared};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum PlacementArg {

@@ -39,7 +39,11 @@ pub fn rtp_timestamp(capture_ns: Nanos) -> u32 {
 /// A message from a browser viewer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BrowserMessage {
-    Pong(ClockSample),
+    /// The answer to ping `id`.
+    Pong {
+        id: u32,
+        sample: ClockSample,
+    },
     Marker(BrowserMarker),
 }
 
@@ -88,13 +92,7 @@ pub enum BrowserError {
 #[serde(tag = "t", deny_unknown_fields)]
 enum Raw {
     #[serde(rename = "pong")]
-    Pong {
-        #[allow(dead_code)]
-        id: u32,
-        t0: u64,
-        t1: f64,
-        t2: f64,
-    },
+    Pong { id: u32, t0: u64, t1: f64, t2: f64 },
     #[serde(rename = "m")]
     Marker {
         eye: u8,
@@ -127,17 +125,20 @@ pub fn parse(text: &[u8], received_ns: Nanos) -> Result<BrowserMessage, BrowserE
     }
     let raw: Raw = serde_json::from_slice(text).map_err(|e| BrowserError::Syntax(e.to_string()))?;
     Ok(match raw {
-        Raw::Pong { t0, t1, t2, .. } => {
+        Raw::Pong { id, t0, t1, t2 } => {
             let (t1, t2) = (browser_ns("t1", t1)?, browser_ns("t2", t2)?);
             if t2 < t1 {
                 return Err(BrowserError::Field("t2", "earlier than t1".into()));
             }
-            BrowserMessage::Pong(ClockSample {
-                t0,
-                t1,
-                t2,
-                t3: received_ns,
-            })
+            BrowserMessage::Pong {
+                id,
+                sample: ClockSample {
+                    t0,
+                    t1,
+                    t2,
+                    t3: received_ns,
+                },
+            }
         }
         Raw::Marker {
             eye: e,
@@ -173,12 +174,15 @@ mod tests {
         let p = parse(br#"{"t":"pong","id":3,"t0":123,"t1":10.5,"t2":10.75}"#, 999).unwrap();
         assert_eq!(
             p,
-            BrowserMessage::Pong(ClockSample {
-                t0: 123,
-                t1: 10_500_000,
-                t2: 10_750_000,
-                t3: 999
-            })
+            BrowserMessage::Pong {
+                id: 3,
+                sample: ClockSample {
+                    t0: 123,
+                    t1: 10_500_000,
+                    t2: 10_750_000,
+                    t3: 999
+                }
+            }
         );
         let m = parse(
             br#"{"t":"m","eye":1,"rtp":4294967295,"code":[1,77],"recv":5,"pres":6.5,"disp":20}"#,

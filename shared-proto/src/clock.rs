@@ -69,6 +69,16 @@ impl Default for ClockSyncConfig {
     }
 }
 
+/// A [`ClockEstimate`] as it travels to the headset (`ToHeadset::ClockEstimate`).
+/// `offset_ns` = client clock − streamer clock at `at_streamer_ns`; `skew_ppb` its drift.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AnnouncedClock {
+    pub offset_ns: i64,
+    pub skew_ppb: i64,
+    pub at_streamer_ns: Nanos,
+    pub rtt_ns: u64,
+}
+
 /// A fitted mapping between the clocks.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ClockEstimate {
@@ -114,18 +124,24 @@ impl ClockEstimate {
     }
 
     /// An estimate from an announced offset/skew (what the client receives in
-    /// `Control::ClockEstimate`).
-    pub fn from_announced(
-        offset_ns: i64,
-        skew_ppb: i64,
-        at_streamer_ns: Nanos,
-        rtt_ns: u64,
-    ) -> Self {
+    /// `ToHeadset::ClockEstimate`).
+    /// The estimate as the streamer announces it to the headset (integers on the wire).
+    pub fn announce(&self) -> AnnouncedClock {
+        AnnouncedClock {
+            offset_ns: self.offset_ns.round() as i64,
+            skew_ppb: (self.skew * 1e9).round() as i64,
+            at_streamer_ns: self.reference_ns,
+            rtt_ns: self.min_rtt_ns,
+        }
+    }
+
+    /// An estimate the streamer announced (the headset computes latency on its own with it).
+    pub fn from_announced(a: AnnouncedClock) -> Self {
         ClockEstimate {
-            offset_ns: offset_ns as f64,
-            skew: skew_ppb as f64 * 1e-9,
-            reference_ns: at_streamer_ns,
-            min_rtt_ns: rtt_ns,
+            offset_ns: a.offset_ns as f64,
+            skew: a.skew_ppb as f64 * 1e-9,
+            reference_ns: a.at_streamer_ns,
+            min_rtt_ns: a.rtt_ns,
             samples_used: 0,
             samples_seen: 0,
         }
@@ -382,7 +398,21 @@ mod tests {
 
     #[test]
     fn announced_estimate_roundtrips() {
-        let e = ClockEstimate::from_announced(-2_000, 1_000, 10_000, 50);
+        let e = ClockEstimate::from_announced(AnnouncedClock {
+            offset_ns: -2_000,
+            skew_ppb: 1_000,
+            at_streamer_ns: 10_000,
+            rtt_ns: 50,
+        });
+        assert_eq!(
+            e.announce(),
+            AnnouncedClock {
+                offset_ns: -2_000,
+                skew_ppb: 1_000,
+                at_streamer_ns: 10_000,
+                rtt_ns: 50
+            }
+        );
         let s = 1_000_000_000u64;
         let c = e.streamer_to_client(s);
         assert_eq!(e.client_to_streamer(c), s);

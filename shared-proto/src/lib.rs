@@ -4,7 +4,8 @@
 //! runtime and no clock reads. Every function takes the time it needs as an argument, so the
 //! whole protocol is deterministic and unit-testable (the same split as `quinn-proto` / `quinn`).
 //!
-//! * [`wire`]: the versioned datagram format for video fragments and the control messages.
+//! * [`wire`]: the versioned datagram format for video fragments and the control messages,
+//!   split by direction ([`wire::ToHeadset`], [`wire::ToStreamer`]).
 //! * [`fragment`]: splitting an encoded frame into datagrams and reassembling it, with loss
 //!   detection and bounded memory.
 //! * [`browser`]: the JSON messages of browser viewers (WebRTC DataChannel), mapped onto the same
@@ -12,6 +13,9 @@
 //! * [`clock`]: the NTP-style estimator that maps headset time onto the streamer's clock.
 //! * [`latency`]: per-frame stage arithmetic and percentile summaries.
 //! * [`pixel_code`]: the eye/frame-number code drawn into (and read back from) the pixels.
+//! * [`rules`]: the protocol's rules as state machines with time passed in: handshake, ping
+//!   schedule, pacer, send budget, bitrate wishes, reference chain, keyframe policy, marker
+//!   ledger.
 //!
 //! A frame's round trip, as the streamer and the headset see it (no sockets involved):
 //!
@@ -43,6 +47,7 @@ pub mod clock;
 pub mod fragment;
 pub mod latency;
 pub mod pixel_code;
+pub mod rules;
 pub mod wire;
 
 /// Which eye a stream belongs to.

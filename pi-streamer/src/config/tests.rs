@@ -1,3 +1,5 @@
+use shared_proto::Eye;
+
 use super::*;
 
 fn err(yaml: &str) -> String {
@@ -267,7 +269,7 @@ fn webrtc_section_is_checked_key_by_key() {
         "t.yaml",
     )
     .unwrap();
-    assert_eq!(c.transport.kind, TransportKind::Webrtc);
+    assert_eq!(c.transport.kinds, [TransportKind::Webrtc]);
     assert_eq!(c.transport.webrtc.listen, "127.0.0.1:9000");
     assert_eq!(c.transport.webrtc.token.as_deref(), Some("abc"));
     assert_eq!(c.transport.webrtc.max_viewers, 2);
@@ -294,4 +296,160 @@ fn webrtc_section_is_checked_key_by_key() {
     assert_eq!(p[0].0, 2);
     let e = err("transport:\n  webrtc:\n    tls_key: k.pem\n");
     assert!(e.contains("tls_cert and tls_key go together"), "{e}");
+}
+
+#[test]
+fn transport_kind_is_one_name_or_a_list() {
+    let c = StreamerConfig::from_yaml("transport:\n  kind: [webrtc, quic]\n", "t").unwrap();
+    assert_eq!(
+        c.transport.kinds,
+        [TransportKind::Webrtc, TransportKind::Quic]
+    );
+    assert!(c.transport.has(TransportKind::Quic) && c.transport.has(TransportKind::Webrtc));
+    let c = StreamerConfig::from_yaml("transport:\n  kind:\n    - webrtc\n", "t").unwrap();
+    assert_eq!(c.transport.kinds, [TransportKind::Webrtc]);
+    assert!(!c.transport.has(TransportKind::Quic));
+    let c = StreamerConfig::from_yaml("transport:\n  kind: null\n", "t").unwrap();
+    assert_eq!(c.transport.kinds, [TransportKind::Quic]);
+    // The list renders and reloads in its order.
+    let c = StreamerConfig::from_yaml("transport:\n  kind: [webrtc, quic]\n", "t").unwrap();
+    let text = c.to_yaml();
+    let again =
+        StreamerConfig::from_yaml(&text, "rendered").unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(again.transport.kinds, c.transport.kinds, "{text}");
+    assert_eq!(again.to_yaml(), text);
+}
+
+#[test]
+fn transport_kind_list_refuses_unknown_names_and_duplicates_with_key_and_line() {
+    let e = err("transport:\n  kind: [quic, carrier-pigeon]\n");
+    assert!(
+        e.starts_with("t.yaml:2")
+            && e.contains("`transport.kind`")
+            && e.contains("carrier-pigeon")
+            && e.contains("quic, webrtc"),
+        "{e}"
+    );
+    let yaml =
+        "transport:\n  kind:\n    - webrtc\n    - quic\n    - webrtc\n    - tcp\n    - quic\n";
+    assert_eq!(
+        problems(yaml),
+        [
+            (5, "transport.kind".to_string()),
+            (6, "transport.kind".to_string()),
+            (7, "transport.kind".to_string()),
+        ]
+    );
+    let e = err(yaml);
+    assert!(
+        e.contains("t.yaml:5: `transport.kind`: `webrtc` is listed twice"),
+        "{e}"
+    );
+    assert!(
+        e.contains("t.yaml:7: `transport.kind`: `quic` is listed twice"),
+        "{e}"
+    );
+    let e = err("transport:\n  kind: []\n");
+    assert!(
+        e.starts_with("t.yaml:2") && e.contains("no transport"),
+        "{e}"
+    );
+    // Every entry unknown: one problem each, no extra "no transport".
+    assert_eq!(
+        problems("transport:\n  kind: [tcp]\n"),
+        [(2, "transport.kind".to_string())]
+    );
+    let e = err("transport:\n  kind: [[quic]]\n");
+    assert!(e.contains("expected a word, found a list"), "{e}");
+}
+
+/// `yaml` and the override `set` are refused with the same message `why`; the override's
+/// problem names `--flag`.
+fn same_limit_for_file_and_flag(yaml: &str, flag: &str, set: fn(&mut StreamerConfig), why: String) {
+    let from_file = err(yaml);
+    assert!(from_file.ends_with(&format!("`: {why}")), "{from_file}");
+    let mut cfg = StreamerConfig::embedded();
+    set(&mut cfg);
+    let from_cli = cfg.validate("command line").unwrap_err().to_string();
+    assert_eq!(from_cli, format!("command line: `--{flag}`: {why}"));
+}
+
+#[test]
+fn overrides_are_refused_by_the_limits_the_file_keys_use() {
+    // The same value, from a file and from the command line: the same message, from the one
+    // declaration of the range; the command line names its flag (once for both eyes).
+    let why = limits::FPS.check(500.0).unwrap_err();
+    assert_eq!(why, "500 must be ≥ 1 and ≤ 240");
+    let from_file = err("eyes:\n  left:\n    fps: 500\n  right:\n    fps: 500\n");
+    assert_eq!(
+        from_file,
+        format!("t.yaml:3: `eyes.left.fps`: {why}\nt.yaml:5: `eyes.right.fps`: {why}")
+    );
+    let mut cfg = StreamerConfig::embedded();
+    for eye in Eye::BOTH {
+        cfg.eyes.get_mut(eye).fps = 500.0;
+    }
+    let from_cli = cfg.validate("command line").unwrap_err().to_string();
+    assert_eq!(from_cli, format!("command line: `--fps`: {why}"));
+
+    same_limit_for_file_and_flag(
+        "deadlines:\n  max_latency_ms: 20000\n",
+        "max-latency-ms",
+        |c| c.deadlines.max_latency_ms = 20_000.0,
+        limits::MAX_LATENCY_MS.check(20_000.0).unwrap_err(),
+    );
+    same_limit_for_file_and_flag(
+        "encoder:\n  slice_bytes: 100\n",
+        "slice-bytes",
+        |c| c.encoder.slice_bytes = Some(100),
+        limits::SLICE_BYTES.check(100).unwrap_err(),
+    );
+    same_limit_for_file_and_flag(
+        "encoder:\n  qp_max: 70\n",
+        "qp-max",
+        |c| c.encoder.qp_max = 70,
+        limits::QP_MAX.check(70).unwrap_err(),
+    );
+    same_limit_for_file_and_flag(
+        "eyes:\n  left:\n    bitrate_mbps: 0\n",
+        "bitrate-mbps",
+        |c| c.eyes.left.bitrate_mbps = 0.0,
+        limits::BITRATE_MBPS.check(0.0).unwrap_err(),
+    );
+    // An out-of-range quantiser is one problem, not also an order problem.
+    let mut cfg = StreamerConfig::embedded();
+    cfg.encoder.qp_min = 70;
+    let e = cfg.validate("command line").unwrap_err().to_string();
+    assert_eq!(e, "command line: `--qp-min`: 70 outside 0..51");
+    // NaN and infinities never pass.
+    let mut cfg = StreamerConfig::embedded();
+    cfg.deadlines.max_latency_ms = f64::INFINITY;
+    cfg.eyes.right.bitrate_mbps = f64::NAN;
+    let e = cfg.validate("command line").unwrap_err();
+    assert_eq!(e.problems.len(), 2, "{e}");
+    // A valid override passes, and the transport list is checked too.
+    let mut cfg = StreamerConfig::embedded();
+    cfg.eyes.left.fps = 90.0;
+    cfg.eyes.right.fps = 90.0;
+    cfg.transport.kinds = vec![TransportKind::Quic, TransportKind::Webrtc];
+    cfg.validate("command line").unwrap();
+    cfg.transport.kinds = vec![TransportKind::Webrtc, TransportKind::Webrtc];
+    let e = cfg.validate("command line").unwrap_err().to_string();
+    assert_eq!(e, "command line: `--transport`: `webrtc` is listed twice");
+    cfg.transport.kinds.clear();
+    let e = cfg.validate("command line").unwrap_err().to_string();
+    assert!(e.contains("`--transport`: no transport"), "{e}");
+}
+
+#[test]
+fn transport_names_are_one_list() {
+    for k in TransportKind::ALL {
+        assert_eq!(k.name().parse::<TransportKind>().unwrap(), k);
+        assert_eq!(k.to_string(), k.name());
+    }
+    assert_eq!(TransportKind::NAMES, ["quic", "webrtc"]);
+    assert!("tcp"
+        .parse::<TransportKind>()
+        .unwrap_err()
+        .contains("quic, webrtc"));
 }

@@ -1,12 +1,15 @@
 //! A YAML document as a tree of values that know their line, and a checker that walks it
-//! collecting *every* problem (unknown keys, wrong types, out-of-range values), so
-//! `check-config` can report them all at once instead of stopping at the first.
+//! collecting *every* problem (unknown keys, wrong types, out-of-range values, the ranges being
+//! [`super::limits`]), so `check-config` can report them all at once instead of stopping at
+//! the first.
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
+
+use super::limits::{IntLimit, RealLimit};
 
 /// One YAML value and the line it starts on (1-based; 0 when unknown).
 #[derive(Debug, Clone)]
@@ -195,6 +198,15 @@ impl Checker {
         }
     }
 
+    /// A number within `limit`.
+    pub fn real_in(&mut self, n: &Node, key: &str, limit: RealLimit) -> Option<f64> {
+        let v = self.number(n, key)?;
+        limit
+            .check(v)
+            .map_err(|why| self.problem(n.line, key, why))
+            .ok()
+    }
+
     /// A number within `lo..=hi` (`lo_open`: strictly above `lo`).
     pub fn number_in(
         &mut self,
@@ -204,23 +216,31 @@ impl Checker {
         lo_open: bool,
         hi: f64,
     ) -> Option<f64> {
-        let v = self.number(n, key)?;
-        let ok = if lo_open { v > lo } else { v >= lo } && v <= hi;
-        if !ok {
-            let lo_s = if lo_open { ">" } else { "≥" };
-            self.problem(n.line, key, format!("{v} must be {lo_s} {lo} and ≤ {hi}"));
-            return None;
-        }
-        Some(v)
+        let limit = if lo_open {
+            RealLimit::above("", lo, hi)
+        } else {
+            RealLimit::closed("", lo, hi)
+        };
+        self.real_in(n, key, limit)
     }
 
+    /// A whole number within `limit`.
+    pub fn int_in(&mut self, n: &Node, key: &str, limit: IntLimit) -> Option<i64> {
+        let v = self.whole(n, key)?;
+        limit
+            .check(v)
+            .map_err(|why| self.problem(n.line, key, why))
+            .ok()
+    }
+
+    /// A whole number within `lo..=hi`.
     pub fn integer(&mut self, n: &Node, key: &str, lo: i64, hi: i64) -> Option<i64> {
+        self.int_in(n, key, IntLimit::new("", lo, hi))
+    }
+
+    pub fn whole(&mut self, n: &Node, key: &str) -> Option<i64> {
         match n.value {
-            Value::Int(i) if (lo..=hi).contains(&i) => Some(i),
-            Value::Int(i) => {
-                self.problem(n.line, key, format!("{i} outside {lo}..{hi}"));
-                None
-            }
+            Value::Int(i) => Some(i),
             ref other => {
                 self.problem(
                     n.line,

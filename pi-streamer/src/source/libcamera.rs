@@ -245,7 +245,7 @@ fn run(
         };
         let eye = Eye::BOTH[i];
         let (stream, size, stride) = &streams[i];
-        let now = quest_client::clock::monotonic_ns();
+        let now = binoc_net::os_clock::monotonic_ns();
         let ts = req
             .metadata()
             .get::<controls::SensorTimestamp>()

@@ -237,7 +237,7 @@ impl FramePacer {
     }
 
     pub fn wait(&mut self, frame_no: u64) -> Nanos {
-        let now = quest_client::clock::monotonic_ns();
+        let now = binoc_net::os_clock::monotonic_ns();
         let start = *self.start.get_or_insert(now);
         let due = start + (frame_no as f64 * self.interval_ns) as u64;
         if due > now {

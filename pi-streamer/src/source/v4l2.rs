@@ -205,7 +205,7 @@ impl V4l2Camera {
                 }
             }
         };
-        let now = quest_client::clock::monotonic_ns();
+        let now = binoc_net::os_clock::monotonic_ns();
         let ts = b
             .timestamp_ns()
             .filter(|&t| t > 0 && t <= now)

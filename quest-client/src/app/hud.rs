@@ -15,7 +15,7 @@ use super::eyes::HUD_LAYER;
 use super::font::{Canvas, CELL_H, CELL_W};
 use super::picture::RgbaPicture;
 use super::stream::StreamState;
-use crate::core::Shared;
+use headset_core::Shared;
 
 const SCALE: usize = 2;
 const COLUMNS: usize = 46;
@@ -199,14 +199,14 @@ fn figures(shared: &Shared, eye: Eye, prev: &mut (u64, u64, u64), dt: f64) -> Ey
     let s = shared.eyes[eye.index()]
         .lock()
         .unwrap_or_else(|p| p.into_inner());
-    let (decoded, shown, bytes) = (s.decoded, s.shown, s.bytes);
+    let (decoded, shown, bytes) = (s.counts.decoded, s.counts.shown, s.counts.bytes);
     let g2g = s.glass_to_glass.summary_recent(RECENT);
     let f = EyeFigures {
         fps: decoded.saturating_sub(prev.0) as f64 / dt,
         shown_fps: shown.saturating_sub(prev.1) as f64 / dt,
         mbps: bytes.saturating_sub(prev.2) as f64 * 8.0 / dt / 1e6,
         dropped: s.dropped(),
-        superseded: s.superseded,
+        superseded: s.counts.superseded,
         decode_p50: recent_p50(&s.decode),
         upload_p50: recent_p50(&s.upload),
         display_p50: recent_p50(&s.display),

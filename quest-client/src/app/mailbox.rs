@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use shared_proto::Eye;
 
 use super::yuv::{self, Planes};
-use crate::core::{PendingMarker, PictureSink};
-use crate::decode::{DecodedView, Surface};
+use headset_core::decode::{DecodedView, Surface};
+use headset_core::{PendingMarker, PictureSink};
 
 /// Makes the surface an eye's decoder renders into. Called on that eye's decoder thread when a
 /// stream starts; an error falls back to handing pictures over (one copy into the eye texture).
@@ -24,13 +24,14 @@ pub trait SurfaceFactory: Send + Sync {
 
 /// Where an eye's pictures go (`Mailbox::route`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub enum Route {
     /// Handed over as planes and uploaded into the eye's textures (every platform).
-    Planes,
+    Planes = 0,
     /// Rendered into a surface, none yet.
-    SurfaceEmpty,
+    SurfaceEmpty = 1,
     /// Rendered into a surface that holds a picture.
-    Surface,
+    Surface = 2,
 }
 
 pub struct Picture {
@@ -50,7 +51,7 @@ pub struct Mailbox {
     /// Markers of pictures rendered into a surface, with when: the newest per eye.
     rendered: [Mutex<Option<(PendingMarker, u64)>>; 2],
     surfaces: Mutex<Option<Arc<dyn SurfaceFactory>>>,
-    /// `Route` per eye, as 0, 1, 2.
+    /// `Route` per eye, as its `u8`.
     routes: [AtomicU8; 2],
     /// Bumped by every `set_surface_factory` (`PictureSink::surface_generation`).
     surface_generation: AtomicU64,
@@ -106,12 +107,14 @@ impl Mailbox {
     }
 
     fn set_route(&self, eye: Eye, route: Route) {
-        let v = match route {
-            Route::Planes => 0,
-            Route::SurfaceEmpty => 1,
-            Route::Surface => 2,
-        };
-        self.routes[eye.index()].store(v, Ordering::Relaxed);
+        self.routes[eye.index()].store(route as u8, Ordering::Relaxed);
+    }
+
+    fn set_size(&self, eye: Eye, width: u32, height: u32) {
+        self.sizes[eye.index()].store(
+            u64::from(width) << 32 | u64::from(height),
+            Ordering::Relaxed,
+        );
     }
 
     /// Takes the marker of the newest picture rendered into `eye`'s surface since the last
@@ -125,11 +128,7 @@ impl PictureSink for Mailbox {
     fn present(&self, eye: Eye, picture: &DecodedView<'_>, marker: PendingMarker) {
         let mut planes = lock(&self.spare[eye.index()]).pop().unwrap_or_default();
         yuv::to_planes(picture, &mut planes);
-        let (width, height) = (planes.width, planes.height);
-        self.sizes[eye.index()].store(
-            u64::from(width) << 32 | u64::from(height),
-            Ordering::Relaxed,
-        );
+        self.set_size(eye, planes.width, planes.height);
         let new = Picture { planes, marker };
         // The replaced picture (if any) is dropped outside the lock: its marker goes out as
         // "not shown" and its buffer back to the spares.
@@ -145,10 +144,7 @@ impl PictureSink for Mailbox {
         let factory = lock(&self.surfaces).clone()?;
         match factory.create(eye, width, height) {
             Ok(surface) => {
-                self.sizes[eye.index()].store(
-                    u64::from(width) << 32 | u64::from(height),
-                    Ordering::Relaxed,
-                );
+                self.set_size(eye, width.into(), height.into());
                 self.set_route(eye, Route::SurfaceEmpty);
                 Some(surface)
             }
@@ -172,14 +168,15 @@ impl PictureSink for Mailbox {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// Locks `m`, taking over a lock whose holder panicked (the data here stays consistent).
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::Shared;
+    use headset_core::Shared;
 
     struct Failing;
 
@@ -213,7 +210,7 @@ mod tests {
         let sent = first_sent.drain();
         assert_eq!(sent.len(), 1);
         assert_eq!((sent[0].frame_no, sent[0].presented_ns), (1, None));
-        assert_eq!(shared.report().eyes.right.superseded, 1);
+        assert_eq!(shared.report().eyes.right.counts.superseded, 1);
 
         let (marker, rendered_ns) = mailbox.take_rendered(Eye::Right).unwrap();
         assert_eq!((marker.frame_no(), rendered_ns), (2, 200));

@@ -39,8 +39,8 @@ use bevy::prelude::*;
 use bevy::window::{ExitCondition, PresentMode, WindowPlugin, WindowResolution};
 use bevy_mod_xr::session::XrState;
 
-use crate::core::ClientReport;
-use crate::net::Identity;
+use binoc_net::Identity;
+use headset_core::ClientReport;
 
 pub use config::{ClientConfig, Placement};
 pub use offscreen::OffscreenViews;

@@ -82,7 +82,7 @@ pub use android::QuadLayersPlugin;
 #[cfg(target_os = "android")]
 mod android {
     use std::ptr;
-    use std::sync::{Arc, Mutex, MutexGuard};
+    use std::sync::{Arc, Mutex};
 
     use anyhow::{bail, Context, Result};
     use bevy::prelude::*;
@@ -97,9 +97,9 @@ mod android {
 
     use super::super::config::{Layer, Placement};
     use super::super::eyes::{EyeQuad, Scene};
-    use super::super::mailbox::{Mailbox, Route, SurfaceFactory};
+    use super::super::mailbox::{lock, Mailbox, Route, SurfaceFactory};
     use super::quad_placement;
-    use crate::decode::Surface;
+    use headset_core::decode::Surface;
 
     /// Installs the quad layers and, once the session runs, the surface factory. The XR mode
     /// enables XR_KHR_android_surface_swapchain on Android; a runtime without it keeps every
@@ -130,10 +130,6 @@ mod android {
         view_space: Mutex<Option<openxr::Space>>,
         /// World-locked quads: the anchor the Bevy scene fixed (`Scene::anchor`).
         anchor: Mutex<Option<Transform>>,
-    }
-
-    fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-        m.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     impl QuadState {

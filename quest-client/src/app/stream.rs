@@ -10,7 +10,7 @@ use bevy::prelude::*;
 
 use super::mailbox::Mailbox;
 use super::AppOptions;
-use crate::core::{Client, ClientReport, Shared};
+use headset_core::{Client, ClientReport, Shared};
 
 pub struct Stream {
     pub shared: Arc<Shared>,

@@ -27,8 +27,8 @@ use shared_proto::Eye;
 use super::eyes::EyeImages;
 use super::mailbox::Mailbox;
 use super::stream::StreamState;
-use crate::clock::monotonic_ns;
-use crate::core::PendingMarker;
+use binoc_net::os_clock::monotonic_ns;
+use headset_core::PendingMarker;
 
 #[derive(Resource, Clone, ExtractResource)]
 struct UploadTargets {

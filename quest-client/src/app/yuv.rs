@@ -7,7 +7,7 @@
 //! On the Quest the copy would disappear too: MediaCodec renders into a surface the compositor
 //! samples (see `decode/mediacodec.rs`; not wired yet).
 
-use crate::decode::{Chroma, DecodedView};
+use headset_core::decode::{Chroma, DecodedView};
 
 /// A picture as three planes: Y (`width` x `height`), U and V (`chroma_size()` each).
 #[derive(Default, Debug, Clone, PartialEq)]

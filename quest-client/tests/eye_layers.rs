@@ -4,25 +4,23 @@
 //! left view shows the left stream's code, the right view the right's, frame numbers advance,
 //! and each view has its camera's tint (the GPU's YUV → RGB conversion kept U and V apart).
 //! The markers the app completes after display give the streamer glass-to-glass figures whose
-//! stage breakdown adds up. Needs the app: `cargo test --features client-app` (scripts/test.sh).
+//! stage breakdown adds up. Needs the app: `cargo test -p quest-client --features app` (scripts/test.sh).
 
 use std::sync::atomic::AtomicBool;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
+use binoc_net::Identity;
 use pi_streamer::source::test_pattern::TINT;
 use quest_client::app::{self, AppOptions, ClientConfig, Mode};
-use quest_client::net::Identity;
 use shared_proto::{pixel_code, Eye};
-
-mod common;
 
 const FRAMES: u64 = 300;
 
 #[test]
 fn each_eye_view_shows_its_own_stream_with_advancing_frames() {
     let identity = Identity::generate().unwrap();
-    let mut cfg = common::small_config(2.0);
+    let mut cfg = pi_streamer::config::StreamerConfig::small(2.0);
     cfg.transport.peer_fingerprint = Some(identity.fingerprint());
     let dump = std::env::temp_dir().join(format!("binoc-eye-layers-{}", std::process::id()));
     std::fs::create_dir_all(&dump).unwrap();
@@ -57,7 +55,7 @@ fn each_eye_view_shows_its_own_stream_with_advancing_frames() {
         .build()
         .unwrap();
     let outcome = rt
-        .block_on(pi_streamer::stream::stream_to(
+        .block_on(pi_streamer::session::stream_to(
             &cfg,
             addr,
             Some(FRAMES),

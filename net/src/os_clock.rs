@@ -1,4 +1,4 @@
-//! The one place the client (and the streamer, which shares it) reads the time.
+//! The one place binoc reads the OS clocks (the streamer and the headset alike).
 
 fn read(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {

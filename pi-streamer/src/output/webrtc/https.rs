@@ -19,8 +19,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use super::hub::{Hub, HubSessions};
 use super::whep::{self, MAX_BODY_BYTES};
-use super::{Hub, HubSessions};
 use crate::config::WebrtcConfig;
 
 pub struct Server {
@@ -54,7 +54,7 @@ fn tls_config(cfg: &WebrtcConfig, listen_ip: IpAddr) -> Result<rustls::ServerCon
             let der = ck.cert.der().clone();
             tracing::info!(
                 "self-signed HTTPS certificate, SHA-256 {}",
-                quest_client::net::fingerprint(&der)
+                binoc_net::fingerprint(&der)
             );
             let key = PrivateKeyDer::try_from(ck.signing_key.serialize_der())
                 .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -5,10 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use quest_client::core::{Client, Headless, Shared};
-use quest_client::net::{self, ControlReader, ControlWriter, Identity};
+use binoc_net::{self as net, Identity};
+use headset_core::{Client, Headless, Shared};
 use shared_proto::fragment::{fragment_frame, OutgoingFrame};
-use shared_proto::wire::{Control, FragmentHeader, FrameTiming, StreamInfo, VERSION};
+use shared_proto::wire::{FragmentHeader, FrameTiming, StreamInfo, ToHeadset, ToStreamer, VERSION};
+
+type ControlWriter = net::ControlWriter<ToHeadset>;
+type ControlReader = net::ControlReader<ToStreamer>;
 use shared_proto::Eye;
 
 struct Lcg(u64);
@@ -31,7 +34,7 @@ async fn hello(conn: &quinn::Connection) -> (ControlWriter, ControlReader) {
         height: 240,
         fps_milli: 30_000,
     }];
-    w.send(&Control::Hello {
+    w.send(&ToHeadset::Hello {
         min_version: VERSION,
         max_version: VERSION,
         streams,
@@ -40,20 +43,20 @@ async fn hello(conn: &quinn::Connection) -> (ControlWriter, ControlReader) {
     .unwrap();
     assert_eq!(
         r.next().await.unwrap(),
-        Some(Control::HelloAck { version: VERSION })
+        Some(ToStreamer::HelloAck { version: VERSION })
     );
     (w, r)
 }
 
 async fn ping(w: &mut ControlWriter, r: &mut ControlReader, id: u32) {
-    w.send(&Control::Ping { id, t0: 1 }).await.unwrap();
+    w.send(&ToHeadset::Ping { id, t0: 1 }).await.unwrap();
     loop {
         match tokio::time::timeout(Duration::from_secs(10), r.next())
             .await
             .unwrap()
             .unwrap()
         {
-            Some(Control::Pong { id: got, .. }) if got == id => return,
+            Some(ToStreamer::Pong { id: got, .. }) if got == id => return,
             Some(_) => continue,
             None => panic!("control stream closed"),
         }
@@ -198,7 +201,7 @@ async fn malformed_input_is_rejected_counted_and_survived() {
     assert!(malformed <= sent_garbage);
     let report = shared.report();
     assert_eq!(
-        report.eyes.left.decoded + report.eyes.right.decoded,
+        report.eyes.left.counts.decoded + report.eyes.right.counts.decoded,
         0,
         "garbage never decodes"
     );
@@ -222,7 +225,7 @@ async fn malformed_input_is_rejected_counted_and_survived() {
     let conn3 = ep.connect(addr, net::SERVER_NAME).unwrap().await.unwrap();
     let (send, recv) = conn3.open_bi().await.unwrap();
     let (mut w3, mut r3) = (ControlWriter::new(send), ControlReader::new(recv));
-    w3.send(&Control::Hello {
+    w3.send(&ToHeadset::Hello {
         min_version: 9,
         max_version: 12,
         streams: vec![],
@@ -230,7 +233,7 @@ async fn malformed_input_is_rejected_counted_and_survived() {
     .await
     .unwrap();
     match r3.next().await.unwrap() {
-        Some(Control::Reject { reason }) => assert!(reason.contains("version"), "{reason}"),
+        Some(ToStreamer::Reject { reason }) => assert!(reason.contains("version"), "{reason}"),
         other => panic!("expected a rejection, got {other:?}"),
     }
     conn3.close(0u32.into(), b"done");

@@ -1,0 +1,317 @@
+//! One eye's decoder thread: keeps the reference chain ([`ReferenceChain`]: a gap or a decode
+//! error waits for an IDR and asks for one), decodes, reads each picture's pixel code, and
+//! hands the picture with its marker to the display ([`PictureSink`]).
+
+use std::sync::Arc;
+
+use binoc_net::os_clock::monotonic_ns;
+use shared_proto::fragment::CompletedFrame;
+use shared_proto::rules::refchain::ReferenceChain;
+use shared_proto::wire::{FrameMarker, KeyframeReason, ToStreamer};
+use shared_proto::{pixel_code, Eye};
+use tokio::sync::mpsc;
+
+use crate::decode;
+use crate::session::Outgoing;
+use crate::sink::{PendingMarker, PictureSink};
+use crate::stats::Shared;
+
+/// Keyframe requests are repeated at most this often while the decoder waits for one.
+const KEYFRAME_RETRY_NS: u64 = 100_000_000;
+
+/// Runs until the session drops the sending end of `rx`.
+pub(crate) fn run(
+    eye: Eye,
+    size: Option<(u16, u16)>,
+    rx: crossbeam_channel::Receiver<CompletedFrame>,
+    out: mpsc::Sender<Outgoing>,
+    shared: Arc<Shared>,
+    sink: Arc<dyn PictureSink>,
+) {
+    // The decoder, opened for the sink's current surface generation.
+    let open = || -> Option<(Box<dyn decode::VideoDecoder>, u64)> {
+        let generation = sink.surface_generation();
+        let decoder = match size.and_then(|(w, h)| sink.surface(eye, w, h)) {
+            Some(surface) => decode::open_for_stream(size, Some(surface)).or_else(|e| {
+                tracing::warn!(%eye, "cannot decode into the surface, copying instead: {e:#}");
+                decode::open_for_stream(size, None)
+            }),
+            None => decode::open_for_stream(size, None),
+        };
+        match decoder {
+            Ok(d) => Some((d, generation)),
+            Err(e) => {
+                tracing::error!(%eye, "cannot create decoder: {e:#}");
+                None
+            }
+        }
+    };
+    let Some((mut dec, mut generation)) = open() else {
+        return;
+    };
+    // Into a surface the picture is never on the CPU: its pixel code cannot be read (the
+    // streamer counts those markers as unreadable; the code path is checked on the other path).
+    let mut to_surface = dec.renders_to_surface();
+    let mut chain = ReferenceChain::new(KEYFRAME_RETRY_NS);
+    let mut last_code: Option<u32> = None;
+    let request = |reason: Option<KeyframeReason>| {
+        if let Some(reason) = reason {
+            shared.eye(eye).counts.keyframe_requests += 1;
+            let _ = out.try_send(Outgoing::Msg(ToStreamer::KeyframeRequest { eye, reason }));
+        }
+    };
+    for frame in rx {
+        if sink.surface_generation() != generation {
+            // The display's surfaces changed: start a decoder on the new one (the old one goes
+            // first, releasing its surface). It needs an IDR, like any decoder that starts.
+            drop(dec);
+            tracing::info!(%eye, "the display's surfaces changed: reopening the decoder");
+            let Some(reopened) = open() else {
+                return;
+            };
+            (dec, generation) = reopened;
+            to_surface = dec.renders_to_surface();
+            chain.restart();
+            last_code = None;
+        }
+        let verdict = chain.on_frame(frame.seq, frame.keyframe, monotonic_ns());
+        if verdict.lost > 0 {
+            shared.eye(eye).counts.lost += u64::from(verdict.lost);
+            tracing::debug!(%eye, lost = verdict.lost, to = frame.seq, "sequence gap: reference lost");
+        }
+        if !verdict.usable {
+            shared.eye(eye).counts.skipped_until_idr += 1;
+            request(verdict.request);
+            shared.check_target();
+            continue;
+        }
+        // (pixel code, decoded at) of the picture, if one came out. The marker goes to the
+        // sink, which completes it when the picture is uploaded and displayed.
+        let mut picture: Option<(Option<(Eye, u32)>, u64)> = None;
+        let new_marker = |code: Option<(Eye, u32)>, decoded_ns: u64| PendingMarker {
+            marker: Some(FrameMarker {
+                eye,
+                seq: frame.seq,
+                frame_no: frame.timing.frame_no,
+                pixel_code: code,
+                first_byte_ns: frame.first_byte_ns,
+                last_byte_ns: frame.last_byte_ns,
+                decoded_ns,
+                presented_ns: None,
+                display_ns: None,
+            }),
+            capture_ns: frame.timing.capture_ns,
+            out: out.clone(),
+            shared: shared.clone(),
+        };
+        let result = if to_surface {
+            // The picture is rendered into the surface when decoding returns: decoded and
+            // handed to the display at the same moment.
+            dec.decode_to_surface(&frame.bitstream)
+                .inspect(|&rendered| {
+                    if rendered {
+                        let now = monotonic_ns();
+                        sink.rendered(eye, now, new_marker(None, now));
+                        picture = Some((None, now));
+                    }
+                })
+        } else {
+            dec.decode(&frame.bitstream, &mut |p| {
+                let decoded_ns = monotonic_ns();
+                let code = pixel_code::read(p.y, p.y_stride, p.width, p.height);
+                sink.present(eye, p, new_marker(code, decoded_ns));
+                picture = Some((code, decoded_ns));
+            })
+        };
+        let (code, decoded_ns) = match (result, picture) {
+            (Ok(_), Some(p)) => p,
+            (result, _) => {
+                // An error, or no picture for a complete access unit: the stream is broken
+                // for us until the next IDR.
+                if let Err(e) = result {
+                    tracing::debug!(%eye, seq = frame.seq, "decode error: {e}");
+                }
+                shared.eye(eye).counts.decode_errors += 1;
+                request(chain.on_unusable(KeyframeReason::DecodeError, monotonic_ns()));
+                shared.check_target();
+                continue;
+            }
+        };
+        chain.on_decoded();
+        {
+            let clock = shared.clock();
+            let mut s = shared.eye(eye);
+            s.counts.decoded += 1;
+            if frame.keyframe {
+                s.counts.keyframes += 1;
+            }
+            match code {
+                None if to_surface => {}
+                None => s.counts.unreadable_code += 1,
+                Some((code_eye, n)) => {
+                    if code_eye != eye {
+                        s.counts.wrong_eye += 1;
+                    }
+                    if n != (frame.timing.frame_no as u32) & pixel_code::FRAME_MASK {
+                        s.counts.code_mismatch += 1;
+                    }
+                    // Not newer than the previous picture (24-bit wrapping comparison).
+                    let step = n.wrapping_sub(last_code.unwrap_or(n.wrapping_sub(1)))
+                        & pixel_code::FRAME_MASK;
+                    if step == 0 || step > pixel_code::FRAME_MASK / 2 {
+                        s.counts.repeated += 1;
+                    }
+                    last_code = Some(n);
+                }
+            }
+            s.decode.push(decoded_ns as i64 - frame.last_byte_ns as i64);
+            if let Some(c) = clock {
+                let decoded_streamer = c.client_to_streamer(decoded_ns);
+                s.latency
+                    .push(decoded_streamer as i64 - frame.timing.capture_ns as i64);
+            }
+        }
+        shared.check_target();
+    }
+}
+
+#[cfg(all(test, not(target_os = "android")))]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use openh264::encoder::{Encoder, FrameType};
+    use openh264::formats::YUVBuffer;
+    use shared_proto::wire::FrameTiming;
+
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Duration;
+
+    use crate::decode::DecodedView;
+
+    use super::*;
+
+    /// A sink whose surfaces change when the test says so; it has none to give (desktops), so
+    /// it counts how often a decoder asked for one.
+    #[derive(Default)]
+    struct ChangingSurfaces {
+        generation: AtomicU64,
+        asked: AtomicUsize,
+        presented: AtomicUsize,
+    }
+
+    impl PictureSink for ChangingSurfaces {
+        fn present(&self, _: Eye, _: &DecodedView<'_>, marker: PendingMarker) {
+            self.presented.fetch_add(1, Ordering::Relaxed);
+            marker.complete(None, None);
+        }
+        fn surface(&self, _: Eye, _: u16, _: u16) -> Option<decode::Surface> {
+            self.asked.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+        fn surface_generation(&self) -> u64 {
+            self.generation.load(Ordering::Relaxed)
+        }
+    }
+
+    fn encoded(n: usize) -> Vec<(Vec<u8>, bool)> {
+        let mut enc = Encoder::new().unwrap();
+        (0..n)
+            .map(|i| {
+                // Something that changes, so P-frames carry data.
+                let yuv = YUVBuffer::from_vec(vec![(i * 20) as u8; 64 * 64 * 3 / 2], 64, 64);
+                let bs = enc.encode(&yuv).unwrap();
+                let key = matches!(bs.frame_type(), FrameType::IDR | FrameType::I);
+                (bs.to_vec(), key)
+            })
+            .collect()
+    }
+
+    fn completed(seq: u32, (bitstream, keyframe): &(Vec<u8>, bool)) -> CompletedFrame {
+        CompletedFrame {
+            eye: Eye::Left,
+            seq,
+            keyframe: *keyframe,
+            timing: FrameTiming {
+                frame_no: u64::from(seq),
+                capture_ns: 0,
+                encode_start_ns: 0,
+                encode_end_ns: 0,
+                send_ns: 0,
+                encoded_len: bitstream.len() as u32,
+                reserved: 0,
+            },
+            bitstream: bitstream.clone(),
+            first_byte_ns: 0,
+            last_byte_ns: 0,
+            fragments: 1,
+        }
+    }
+
+    fn keyframe_requests(rx: &mut mpsc::Receiver<Outgoing>) -> Vec<KeyframeReason> {
+        std::iter::from_fn(|| rx.try_recv().ok())
+            .filter_map(|o| match o {
+                Outgoing::Msg(ToStreamer::KeyframeRequest { reason, .. }) => Some(reason),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_decoder_reopens_when_the_surfaces_change_and_resumes_at_the_next_idr() {
+        let frames = encoded(3);
+        assert!(frames[0].1 && !frames[1].1 && !frames[2].1, "IDR, P, P");
+        let sink = Arc::new(ChangingSurfaces::default());
+        let shared = Shared::new(None, None);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let (out, mut out_rx) = mpsc::channel(64);
+        let thread = {
+            let (sink, shared) = (sink.clone(), shared.clone());
+            std::thread::spawn(move || run(Eye::Left, Some((64, 64)), rx, out, shared, sink))
+        };
+        let feed = |seq: u32, frame: &(Vec<u8>, bool)| {
+            tx.send(completed(seq, frame)).unwrap();
+            // One at a time: the generation must change between two given frames. (The
+            // deadline only keeps a broken decoder from hanging the test.)
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            loop {
+                let handled = {
+                    let s = shared.eye(Eye::Left);
+                    s.counts.decoded + s.counts.skipped_until_idr + s.counts.decode_errors
+                };
+                if handled > u64::from(seq) {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "frame {seq} never handled"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        };
+        feed(0, &frames[0]);
+        feed(1, &frames[1]);
+        assert_eq!(sink.asked.load(Ordering::Relaxed), 1);
+        // An XR session began: the decoder asks for the new surface before the next frame and
+        // cannot use that P-frame (a new decoder has no reference): it asks for an IDR.
+        sink.generation.store(1, Ordering::Relaxed);
+        feed(2, &frames[2]);
+        assert_eq!(sink.asked.load(Ordering::Relaxed), 2);
+        feed(3, &frames[0]);
+        drop(tx);
+        thread.join().unwrap();
+
+        let s = shared.eye(Eye::Left);
+        assert_eq!(
+            (
+                s.counts.decoded,
+                s.counts.skipped_until_idr,
+                s.counts.lost,
+                s.counts.decode_errors
+            ),
+            (3, 1, 0, 0)
+        );
+        drop(s);
+        assert_eq!(sink.presented.load(Ordering::Relaxed), 3);
+        assert_eq!(keyframe_requests(&mut out_rx), vec![KeyframeReason::Start]);
+    }
+}

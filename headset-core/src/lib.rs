@@ -1,0 +1,30 @@
+//! # headset-core
+//!
+//! The headset's receive/decode core, free of Bevy (ALVR's `client_core`): listen for a
+//! streamer, reassemble both eyes, decode them, read each picture's pixel code, and send
+//! per-frame timestamp markers back. The headset app (`quest-client`, Bevy/OpenXR) presents
+//! the pictures through [`PictureSink`]; the streamer's `loopback` self-test runs this core
+//! headless in its own process.
+//!
+//! * [`listener`]: the QUIC server accepting streamers, one session at a time.
+//! * [`session`]: one streamer's session (handshake, control stream, datagram loop).
+//! * [`decoder`]: one eye's decoder thread (reference chain, pixel code, markers).
+//! * [`sink`]: [`PictureSink`], [`PendingMarker`].
+//! * [`stats`]: counters and latency series per eye, the client report.
+//! * [`decode`]: decoders behind one trait (openh264; MediaCodec on the Quest).
+//!
+//! Threads: the tokio runtime runs the QUIC endpoint, the control stream and the datagram loop
+//! (which owns the reassembler); each eye has its own decoder thread fed through a bounded
+//! channel. A decoder that falls behind loses frames at that channel (and then asks for an
+//! IDR) instead of building a queue.
+
+pub mod decode;
+mod decoder;
+pub mod listener;
+mod session;
+pub mod sink;
+pub mod stats;
+
+pub use listener::Client;
+pub use sink::{Headless, PendingMarker, PictureSink, SentMarkers};
+pub use stats::{ClientReport, EyeCounts, EyeReport, EyeStats, Shared};

@@ -1,0 +1,197 @@
+//! One streamer's session: the handshake, the control stream (pings answered, the clock
+//! estimate taken, markers and statistics sent back), the datagram loop that owns the
+//! [`Reassembler`], and one decoder thread per eye fed through a bounded queue.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use binoc_net::os_clock::monotonic_ns;
+use binoc_net::{ControlReader, ControlWriter};
+use shared_proto::clock::ClockEstimate;
+use shared_proto::fragment::{CompletedFrame, Reassembler, ReassemblyLimits};
+use shared_proto::rules::handshake;
+use shared_proto::wire::{ToHeadset, ToStreamer};
+use shared_proto::Eye;
+use tokio::sync::mpsc;
+
+use crate::decoder;
+use crate::sink::PictureSink;
+use crate::stats::Shared;
+
+/// Frames waiting for a decoder, per eye. The queue is empty while the decoder keeps up; it
+/// absorbs a scheduling hiccup of a few frames, because dropping one P-frame costs every frame
+/// until the next IDR (measured: with 2, one hiccup in three 600-frame runs cost 4-5 frames
+/// per eye).
+const DECODE_QUEUE: usize = 4;
+
+/// Messages for the control-stream writer task.
+pub enum Outgoing {
+    Msg(ToStreamer),
+    /// A pong, stamped `t2` by the writer right before it is written.
+    Pong {
+        id: u32,
+        t0: u64,
+        t1: u64,
+    },
+}
+
+/// Runs one streamer's session on `conn` until it ends; the reason it ended.
+pub(crate) async fn run(
+    conn: quinn::Connection,
+    shared: Arc<Shared>,
+    sink: Arc<dyn PictureSink>,
+) -> Result<String> {
+    let (send, recv) = tokio::time::timeout(Duration::from_secs(5), conn.accept_bi())
+        .await
+        .context("no control stream within 5 s")??;
+    let mut writer = ControlWriter::<ToStreamer>::new(send);
+    let mut reader = ControlReader::<ToHeadset>::new(recv);
+    let first = reader
+        .next()
+        .await?
+        .context("the streamer closed the control stream before Hello")?;
+    let sizes = match handshake::answer(first) {
+        handshake::Answer::Accept {
+            version,
+            sizes,
+            reply,
+        } => {
+            tracing::info!(version, ?sizes, "hello");
+            writer.send(&reply).await?;
+            sizes
+        }
+        handshake::Answer::Refuse { reason, reply } => {
+            writer.send(&reply).await?;
+            writer.finish().await;
+            bail!(reason);
+        }
+    };
+
+    let (out_tx, mut out_rx) = mpsc::channel::<Outgoing>(4096);
+    let writer_task = tokio::spawn(async move {
+        while let Some(m) = out_rx.recv().await {
+            let msg = match m {
+                Outgoing::Msg(c) => c,
+                Outgoing::Pong { id, t0, t1 } => ToStreamer::Pong {
+                    id,
+                    t0,
+                    t1,
+                    t2: monotonic_ns(),
+                },
+            };
+            if let Err(e) = writer.send(&msg).await {
+                tracing::debug!("control writer: {e:#}");
+                break;
+            }
+        }
+        writer.finish().await;
+    });
+
+    // One decoder thread per eye.
+    let mut decoders = Vec::new();
+    let mut frame_tx = Vec::new();
+    for eye in Eye::BOTH {
+        let (tx, rx) = crossbeam_channel::bounded::<CompletedFrame>(DECODE_QUEUE);
+        let (shared, out, sink) = (shared.clone(), out_tx.clone(), sink.clone());
+        let size = sizes[eye.index()];
+        decoders.push(
+            std::thread::Builder::new()
+                .name(format!("decode-{eye}"))
+                .spawn(move || decoder::run(eye, size, rx, out, shared, sink))?,
+        );
+        frame_tx.push(tx);
+    }
+
+    let control_out = out_tx.clone();
+    let control_shared = shared.clone();
+    let mut control_task = tokio::spawn(async move {
+        loop {
+            let msg = match reader.next().await {
+                Ok(Some(m)) => m,
+                Ok(None) => return "control stream closed".to_string(),
+                Err(e) => return format!("control stream error: {e:#}"),
+            };
+            let t1 = monotonic_ns();
+            match msg {
+                ToHeadset::Ping { id, t0 } => {
+                    let _ = control_out.try_send(Outgoing::Pong { id, t0, t1 });
+                }
+                ToHeadset::ClockEstimate(announced) => {
+                    control_shared.set_clock(ClockEstimate::from_announced(announced));
+                }
+                ToHeadset::Bye { reason } => return format!("streamer said bye: {reason}"),
+                ToHeadset::Hello { .. } => return "a second Hello: protocol error".to_string(),
+            }
+        }
+    });
+
+    let mut reassembler = Reassembler::new(ReassemblyLimits::default());
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    let mut stats_tick = tokio::time::interval(Duration::from_millis(500));
+    let finished = shared.finished();
+    tokio::pin!(finished);
+    let reason = loop {
+        tokio::select! {
+            d = conn.read_datagram() => {
+                let d = match d {
+                    Ok(d) => d,
+                    Err(e) => break format!("connection: {e}"),
+                };
+                let now = monotonic_ns();
+                match reassembler.insert_datagram(&d, now) {
+                    Ok(ins) => {
+                        for &seq in &ins.lost {
+                            tracing::debug!(seq, "frame lost in reassembly");
+                        }
+                        if let Some(frame) = ins.completed {
+                            let eye = frame.eye;
+                            {
+                                let mut s = shared.eye(eye);
+                                s.counts.received += 1;
+                                s.counts.bytes += frame.bitstream.len() as u64;
+                            }
+                            // A full queue means the decoder is behind: drop here; the decoder
+                            // sees the sequence gap and asks for an IDR.
+                            if frame_tx[eye.index()].try_send(frame).is_err() {
+                                tracing::debug!(%eye, "decoder behind: frame dropped at its queue");
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        shared.malformed_datagrams.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!("malformed datagram: {e}");
+                    }
+                }
+            }
+            _ = tick.tick() => {
+                for (eye, seq) in reassembler.expire(monotonic_ns()) {
+                    tracing::debug!(%eye, seq, "frame expired incomplete");
+                }
+            }
+            _ = stats_tick.tick() => {
+                let malformed = shared.malformed_datagrams.load(Ordering::Relaxed);
+                for eye in Eye::BOTH {
+                    let stats = shared.eye(eye).counts.wire(malformed);
+                    let _ = out_tx.try_send(Outgoing::Msg(ToStreamer::Stats { eye, stats }));
+                }
+            }
+            r = &mut control_task => break r.unwrap_or_else(|e| format!("control task: {e}")),
+            _ = &mut finished => break "frame target reached".to_string(),
+        }
+    };
+    control_task.abort();
+    drop(frame_tx);
+    // The decoders drain what they hold and exit; their last markers go out before the writer
+    // finishes the stream.
+    let _ = tokio::task::spawn_blocking(move || {
+        for d in decoders {
+            let _ = d.join();
+        }
+    })
+    .await;
+    drop(out_tx);
+    let _ = tokio::time::timeout(Duration::from_secs(1), writer_task).await;
+    Ok(reason)
+}

@@ -1,0 +1,242 @@
+//! What the headset counts and measures, per eye, and the report it prints. Each counter is
+//! declared once ([`EyeCounts`]): the live statistics and the report share it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use shared_proto::clock::ClockEstimate;
+use shared_proto::latency::{Series, Summary};
+use shared_proto::wire::ClientStats;
+use shared_proto::Eye;
+use tokio::sync::watch;
+
+/// Per-eye counters, as the client sees them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct EyeCounts {
+    /// Complete frames out of reassembly.
+    pub received: u64,
+    pub decoded: u64,
+    /// Frames that never arrived whole (reassembly loss, sequence gaps, full decode queue).
+    pub lost: u64,
+    /// Frames received while waiting for an IDR after a loss (undecodable).
+    pub skipped_until_idr: u64,
+    pub decode_errors: u64,
+    /// Decoded pictures whose pixel code names the other eye.
+    pub wrong_eye: u64,
+    /// Pixel code readable but not the frame number the metadata announced.
+    pub code_mismatch: u64,
+    /// Pixel code frame number not newer than the previous picture's (stale or repeated).
+    pub repeated: u64,
+    pub unreadable_code: u64,
+    pub keyframes: u64,
+    pub keyframe_requests: u64,
+    /// Decoded pictures a newer one replaced before the display took them (never shown).
+    pub superseded: u64,
+    /// Pictures displayed (their marker carries a display time).
+    pub shown: u64,
+    /// Bitstream bytes of the frames received.
+    pub bytes: u64,
+}
+
+impl EyeCounts {
+    /// Frames that reached no picture: lost, skipped while waiting for an IDR, or undecodable.
+    pub fn dropped(&self) -> u64 {
+        self.lost + self.skipped_until_idr + self.decode_errors
+    }
+
+    /// The counters the streamer is told about (`ToStreamer::Stats`).
+    pub fn wire(&self, malformed_datagrams: u64) -> ClientStats {
+        ClientStats {
+            received: self.received,
+            decoded: self.decoded,
+            lost: self.lost,
+            decode_errors: self.decode_errors,
+            wrong_eye: self.wrong_eye,
+            malformed_datagrams,
+        }
+    }
+}
+
+/// Per-eye counters and latency series.
+#[derive(Debug, Default)]
+pub struct EyeStats {
+    pub counts: EyeCounts,
+    /// capture → decoded on the streamer clock (via the announced clock estimate).
+    pub latency: Series,
+    /// last byte received → decoded.
+    pub decode: Series,
+    /// decoded → handed to the display (conversion, wait for the frame loop, upload).
+    pub upload: Series,
+    /// handed to the display → displayed (render, present; XR: the predicted display time).
+    pub display: Series,
+    /// capture → displayed, on the streamer clock.
+    pub glass_to_glass: Series,
+}
+
+impl EyeStats {
+    pub fn dropped(&self) -> u64 {
+        self.counts.dropped()
+    }
+
+    fn report(&self) -> EyeReport {
+        EyeReport {
+            counts: self.counts,
+            dropped: self.dropped(),
+            latency_ms: self.latency.summary(),
+            decode_ms: self.decode.summary(),
+            upload_ms: self.upload.summary(),
+            display_ms: self.display.summary(),
+            glass_to_glass_ms: self.glass_to_glass.summary(),
+        }
+    }
+}
+
+/// State shared between the runtime, the decoder threads and whoever reports.
+pub struct Shared {
+    pub eyes: [Mutex<EyeStats>; 2],
+    pub clock: Mutex<Option<ClockEstimate>>,
+    pub malformed_datagrams: AtomicU64,
+    pub sessions: AtomicU64,
+    /// Stop after this many streamer sessions have ended.
+    pub session_limit: Option<u64>,
+    pub(crate) sessions_ended: AtomicU64,
+    /// Stop after this many frames per eye are accounted for (decoded or dropped).
+    pub frame_target: Option<u64>,
+    done: watch::Sender<bool>,
+}
+
+impl Shared {
+    /// `frame_target`: stop after that many frames per eye; `session_limit`: stop after that
+    /// many streamer sessions have ended.
+    pub fn new(frame_target: Option<u64>, session_limit: Option<u64>) -> Arc<Self> {
+        Arc::new(Shared {
+            eyes: Default::default(),
+            clock: Mutex::new(None),
+            malformed_datagrams: AtomicU64::new(0),
+            sessions: AtomicU64::new(0),
+            session_limit,
+            sessions_ended: AtomicU64::new(0),
+            frame_target,
+            done: watch::Sender::new(false),
+        })
+    }
+
+    pub fn eye(&self, eye: Eye) -> MutexGuard<'_, EyeStats> {
+        self.eyes[eye.index()]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The streamer's clock estimate, as last announced.
+    pub fn clock(&self) -> Option<ClockEstimate> {
+        *self.clock.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn set_clock(&self, c: ClockEstimate) {
+        *self.clock.lock().unwrap_or_else(|p| p.into_inner()) = Some(c);
+    }
+
+    pub(crate) fn check_target(&self) {
+        let Some(n) = self.frame_target else { return };
+        let reached = Eye::BOTH.iter().all(|&e| {
+            let s = self.eye(e);
+            s.counts.decoded + s.dropped() >= n
+        });
+        if reached {
+            self.finish();
+        }
+    }
+
+    /// Ends the run: the listener stops accepting and the session winds down.
+    pub fn finish(&self) {
+        self.done.send_replace(true);
+    }
+
+    pub fn is_finished(&self) -> bool {
+        *self.done.borrow()
+    }
+
+    /// Resolves once [`Shared::finish`] was called (or the frame target reached).
+    pub fn finished(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.done.subscribe();
+        async move {
+            let _ = rx.wait_for(|d| *d).await;
+        }
+    }
+
+    pub fn report(&self) -> ClientReport {
+        let [left, right] = Eye::BOTH.map(|e| self.eye(e).report());
+        let clock = self.clock();
+        ClientReport {
+            eyes: EyesReport { left, right },
+            malformed_datagrams: self.malformed_datagrams.load(Ordering::Relaxed),
+            sessions: self.sessions.load(Ordering::Relaxed),
+            clock_offset_ns: clock.map(|c| c.offset_ns as i64),
+            clock_uncertainty_ns: clock.map(|c| c.uncertainty_ns()),
+        }
+    }
+}
+
+/// One eye in the report: the counters, and the latency series summarised.
+#[derive(Debug, serde::Serialize)]
+pub struct EyeReport {
+    #[serde(flatten)]
+    pub counts: EyeCounts,
+    /// [`EyeCounts::dropped`].
+    pub dropped: u64,
+    /// capture → decoded, milliseconds, on the streamer clock.
+    pub latency_ms: Summary,
+    /// last byte received → decoded, milliseconds.
+    pub decode_ms: Summary,
+    /// decoded → handed to the display, milliseconds.
+    pub upload_ms: Summary,
+    /// handed to the display → displayed, milliseconds.
+    pub display_ms: Summary,
+    /// capture → displayed on the streamer clock, milliseconds (empty when headless).
+    pub glass_to_glass_ms: Summary,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct EyesReport {
+    pub left: EyeReport,
+    pub right: EyeReport,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct ClientReport {
+    pub eyes: EyesReport,
+    pub malformed_datagrams: u64,
+    pub sessions: u64,
+    pub clock_offset_ns: Option<i64>,
+    pub clock_uncertainty_ns: Option<u64>,
+}
+
+impl ClientReport {
+    pub fn to_text(&self) -> String {
+        let mut out = String::from("eye    received  decoded  dropped  wrong_eye  capture→decoded ms p50/p95/p99/max   decode ms p50\n");
+        for (name, e) in [("left", &self.eyes.left), ("right", &self.eyes.right)] {
+            let l = &e.latency_ms;
+            out += &format!(
+                "{name:<6} {:>8} {:>8} {:>8} {:>10}  {:>7.2} {:>7.2} {:>7.2} {:>7.2}          {:>6.2}\n",
+                e.counts.received, e.counts.decoded, e.dropped, e.counts.wrong_eye, l.p50, l.p95, l.p99, l.max, e.decode_ms.p50
+            );
+        }
+        for (name, e) in [("left", &self.eyes.left), ("right", &self.eyes.right)] {
+            if e.counts.shown > 0 {
+                out += &format!(
+                    "{name:<6} shown {} superseded {}: upload p50 {:.2} ms, display p50 {:.2} ms, glass-to-glass p50 {:.2} p99 {:.2} ms\n",
+                    e.counts.shown, e.counts.superseded, e.upload_ms.p50, e.display_ms.p50, e.glass_to_glass_ms.p50, e.glass_to_glass_ms.p99
+                );
+            }
+        }
+        out += &format!(
+            "malformed datagrams: {}, sessions: {}, clock offset: {} (± {} ns)\n",
+            self.malformed_datagrams,
+            self.sessions,
+            self.clock_offset_ns
+                .map_or("unknown".into(), |o| format!("{o} ns")),
+            self.clock_uncertainty_ns.unwrap_or(0)
+        );
+        out
+    }
+}

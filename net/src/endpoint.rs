@@ -1,0 +1,87 @@
+//! QUIC endpoints: the headset listens (QUIC server), the streamer dials (QUIC client). Both
+//! use the same transport settings, tuned for video in datagrams.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use crate::identity::{check_fingerprint, Identity};
+use crate::pinning::{pinned_tls_client, provider};
+
+/// ALPN of binoc protocol version 1 over QUIC.
+pub const ALPN: &[u8] = b"binoc/1";
+/// The name the headset's certificate is issued for.
+pub const SERVER_NAME: &str = "binoc-headset";
+
+/// Transport settings tuned for video in datagrams: generous datagram buffers on receive, a
+/// small one on send (a backed-up sender must drop, not queue), fast loss detection.
+pub fn transport_config() -> quinn::TransportConfig {
+    let mut t = quinn::TransportConfig::default();
+    t.max_idle_timeout(Some(Duration::from_secs(3).try_into().expect("3 s fits")));
+    t.keep_alive_interval(Some(Duration::from_millis(500)));
+    t.datagram_receive_buffer_size(Some(8 * 1024 * 1024));
+    t.datagram_send_buffer_size(512 * 1024);
+    let mut cc = quinn::congestion::CubicConfig::default();
+    cc.initial_window(1024 * 1024);
+    t.congestion_controller_factory(Arc::new(cc));
+    t.initial_rtt(Duration::from_millis(5));
+    t
+}
+
+/// A UDP socket with a large receive buffer: a video frame arrives as a burst of datagrams,
+/// and the kernel's default (208 KiB) overflows while the receiver is busy decoding.
+pub fn udp_socket(addr: SocketAddr) -> Result<std::net::UdpSocket> {
+    let domain = if addr.is_ipv4() {
+        socket2::Domain::IPV4
+    } else {
+        socket2::Domain::IPV6
+    };
+    let s = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    // The kernel caps this at net.core.rmem_max; ask for more than we need and take what comes.
+    let _ = s.set_recv_buffer_size(8 * 1024 * 1024);
+    let _ = s.set_send_buffer_size(4 * 1024 * 1024);
+    s.bind(&addr.into())
+        .with_context(|| format!("binding UDP {addr}"))?;
+    Ok(s.into())
+}
+
+/// The headset's listening endpoint.
+pub fn server_endpoint(addr: SocketAddr, identity: &Identity) -> Result<quinn::Endpoint> {
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_single_cert(vec![identity.cert.clone()], identity.key.clone_key())?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    tls.max_early_data_size = 0;
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)?;
+    let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    cfg.transport_config(Arc::new(transport_config()));
+    let socket = udp_socket(addr)?;
+    let runtime = quinn::default_runtime().context("no async runtime")?;
+    Ok(quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        Some(cfg),
+        socket,
+        runtime,
+    )?)
+}
+
+/// The streamer's dialing endpoint, pinning the headset's fingerprint when given.
+pub fn client_endpoint(pin: Option<String>) -> Result<quinn::Endpoint> {
+    if let Some(p) = &pin {
+        check_fingerprint(p).context("peer fingerprint")?;
+    }
+    let mut tls = pinned_tls_client(pin)?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)?;
+    let mut cfg = quinn::ClientConfig::new(Arc::new(crypto));
+    cfg.transport_config(Arc::new(transport_config()));
+    let bind: SocketAddr = "[::]:0".parse().expect("valid");
+    let socket = udp_socket(bind).or_else(|_| udp_socket("0.0.0.0:0".parse().expect("valid")))?;
+    let runtime = quinn::default_runtime().context("no async runtime")?;
+    let mut ep = quinn::Endpoint::new(quinn::EndpointConfig::default(), None, socket, runtime)?;
+    ep.set_default_client_config(cfg);
+    Ok(ep)
+}

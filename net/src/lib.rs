@@ -1,0 +1,18 @@
+//! # binoc-net
+//!
+//! The network plumbing both ends share, and nothing of either end: QUIC endpoints tuned for
+//! video datagrams ([`endpoint`]), TLS identities and certificate pinning ([`identity`],
+//! [`pinning`]), the framed control stream ([`control`]), and the one place binoc reads the
+//! OS clocks ([`os_clock`]). The streamer (`pi-streamer`) and the headset's receive core
+//! (`headset-core`) depend on it; it depends on neither (ALVR's `sockets` split).
+
+pub mod control;
+pub mod endpoint;
+pub mod identity;
+pub mod os_clock;
+pub mod pinning;
+
+pub use control::{ControlReader, ControlWriter};
+pub use endpoint::{client_endpoint, server_endpoint, ALPN, SERVER_NAME};
+pub use identity::{fingerprint, Identity};
+pub use pinning::pinned_tls_client;

@@ -1,0 +1,482 @@
+//! The headset over QUIC (quinn): both eyes on one connection, video fragments as unreliable
+//! datagrams, control on one reliable bidirectional stream.
+//!
+//! [`QuicOutput`] owns one connection at a time: the handshake and the control tasks
+//! ([`Connection`]), and the sender thread ([`sender`]). When the headset goes away it reports
+//! that connection and, if asked to, dials again every second while the rest of the session
+//! (the pipeline, other outputs) goes on; the new connection starts with a keyframe.
+
+pub mod sender;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use binoc_net::os_clock::{monotonic_ns, process_cpu_ns};
+use binoc_net::{ControlReader, ControlWriter};
+use shared_proto::clock::{ClockSync, ClockSyncConfig};
+use shared_proto::rules::handshake;
+use shared_proto::rules::ledger::FrameKey;
+use shared_proto::rules::ping::PingSchedule;
+use shared_proto::wire::{ToHeadset, ToStreamer};
+use shared_proto::Eye;
+use tokio::sync::mpsc;
+
+use crate::config::StreamerConfig;
+use crate::output::{Feedback, FrameQueue, Output, OutputReport, OutputState};
+use crate::pipeline::EncodedFrame;
+use crate::report::Report;
+use sender::SenderEnd;
+
+/// Frames waiting for the sender (both eyes); more means the link is behind, and the oldest
+/// is dropped.
+const QUEUE_FRAMES: usize = 4;
+
+/// Resolves `HOST:PORT`.
+pub async fn resolve(peer: &str) -> Result<SocketAddr> {
+    tokio::net::lookup_host(peer)
+        .await
+        .with_context(|| format!("resolving {peer}"))?
+        .next()
+        .with_context(|| format!("{peer} resolves to no address"))
+}
+
+/// An established connection to a headset: handshake done, clock sync and the control
+/// reader running, markers going into `state`.
+pub struct Connection {
+    pub conn: quinn::Connection,
+    pub state: Arc<OutputState>,
+    control_tx: mpsc::Sender<ToHeadset>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Connection {
+    /// Dials the headset, says hello, starts clock sync and the control reader, and waits
+    /// (≤ 2 s) for a first clock estimate.
+    pub async fn open(
+        cfg: &StreamerConfig,
+        peer: SocketAddr,
+        feedback: Arc<Feedback>,
+    ) -> Result<Self> {
+        let endpoint = binoc_net::client_endpoint(cfg.transport.peer_fingerprint.clone())?;
+        let conn = tokio::time::timeout(
+            Duration::from_secs(5),
+            endpoint.connect(peer, binoc_net::SERVER_NAME)?,
+        )
+        .await
+        .with_context(|| format!("no answer from {peer} within 5 s (is quest-client listening?)"))?
+        .with_context(|| format!("connecting to {peer}"))?;
+        let (send, recv) = conn.open_bi().await?;
+        let mut writer = ControlWriter::<ToHeadset>::new(send);
+        let mut reader = ControlReader::<ToStreamer>::new(recv);
+        let streams = handshake::streams(Eye::BOTH.map(|e| {
+            let c = cfg.eyes.get(e);
+            (c.size.width as u16, c.size.height as u16, c.fps)
+        }));
+        writer.send(&handshake::hello(streams)).await?;
+        let answer = tokio::time::timeout(Duration::from_secs(5), reader.next())
+            .await
+            .context("no hello answer within 5 s")??
+            .context("the headset closed the control stream")?;
+        let version = handshake::on_answer(answer).map_err(anyhow::Error::msg)?;
+        tracing::info!(%peer, version, "connected");
+
+        let state = Arc::new(OutputState::new(&feedback.pipeline));
+        let (control_tx, mut control_rx) = mpsc::channel::<ToHeadset>(256);
+        let pings = Arc::new(Mutex::new(PingSchedule::new()));
+        let mut tasks = Vec::new();
+        // Writer task: pings, clock estimates, bye.
+        tasks.push(tokio::spawn(async move {
+            while let Some(m) = control_rx.recv().await {
+                let bye = matches!(m, ToHeadset::Bye { .. });
+                if writer.send(&m).await.is_err() || bye {
+                    break;
+                }
+            }
+            writer.finish().await;
+        }));
+        // Ping task: as the schedule says (quickly at first, for an estimate before capture).
+        let (ping_tx, ping_schedule) = (control_tx.clone(), pings.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let now = monotonic_ns();
+                let (due, next) = {
+                    let mut s = ping_schedule.lock().unwrap_or_else(|p| p.into_inner());
+                    (s.poll(now), s.next_at().unwrap_or(now))
+                };
+                if let Some((id, t0)) = due {
+                    if ping_tx.send(ToHeadset::Ping { id, t0 }).await.is_err() {
+                        break;
+                    }
+                }
+                tokio::time::sleep(Duration::from_nanos(next.saturating_sub(monotonic_ns()))).await;
+            }
+        }));
+        // Reader task: pongs → clock sync, markers → latency, keyframe requests → encoder.
+        let (est_tx, reader_state) = (control_tx.clone(), state.clone());
+        tasks.push(tokio::spawn(async move {
+            let state = reader_state;
+            let mut sync = ClockSync::new(ClockSyncConfig::default());
+            loop {
+                let msg = match reader.next().await {
+                    Ok(Some(m)) => m,
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!("control stream: {e:#}");
+                        break;
+                    }
+                };
+                let now = monotonic_ns();
+                match msg {
+                    ToStreamer::Pong { id, t0, t1, t2 } => {
+                        let sample = shared_proto::clock::ClockSample {
+                            t0,
+                            t1,
+                            t2,
+                            t3: now,
+                        };
+                        let sample = pings
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .on_pong(id, sample);
+                        match sample {
+                            Some(s) if sync.add(s) => {
+                                if let Some(e) = sync.estimate() {
+                                    state.set_clock(Some(e));
+                                    let _ = est_tx.try_send(ToHeadset::ClockEstimate(e.announce()));
+                                }
+                            }
+                            Some(_) => {}
+                            None => tracing::debug!(id, "pong for no ping sent: ignored"),
+                        }
+                    }
+                    ToStreamer::Marker(m) => {
+                        if let Some(clock) = state.clock() {
+                            state.eye(m.eye).on_marker(
+                                FrameKey::Seq(m.seq),
+                                Some(m.frame_no),
+                                &m,
+                                &clock,
+                                now,
+                            );
+                        }
+                    }
+                    ToStreamer::KeyframeRequest { eye, reason } => {
+                        tracing::debug!(%eye, ?reason, "keyframe requested");
+                        feedback.request_keyframe(eye);
+                    }
+                    ToStreamer::Stats { eye, stats } => state.eye(eye).client = Some(stats),
+                    ToStreamer::Bye { reason } => {
+                        tracing::info!("headset said bye: {reason}");
+                        break;
+                    }
+                    ToStreamer::HelloAck { .. } | ToStreamer::Reject { .. } => {
+                        tracing::warn!("handshake answer in the middle of a session: ignored");
+                    }
+                }
+            }
+        }));
+        let c = Connection {
+            conn,
+            state,
+            control_tx,
+            tasks,
+        };
+        if !c.wait_for_clock(Duration::from_secs(2)).await {
+            c.close("no clock sync").await;
+            anyhow::bail!("no clock-sync answer from the headset within 2 s");
+        }
+        Ok(c)
+    }
+
+    /// Waits until the clock estimate has settled a little (or the timeout passes).
+    async fn wait_for_clock(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while tokio::time::Instant::now() < deadline {
+            // Eight exchanges (160 ms of pings): enough for the lowest-RTT filter to find good
+            // ones; the estimate keeps improving while streaming.
+            if self.state.clock().is_some_and(|c| c.samples_seen >= 8) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.state.clock().is_some()
+    }
+
+    /// Says goodbye and closes the connection.
+    pub async fn close(self, reason: &str) {
+        let _ = self
+            .control_tx
+            .send(ToHeadset::Bye {
+                reason: reason.into(),
+            })
+            .await;
+        // The writer task finishes the stream after the bye.
+        if let Some(w) = self.tasks.first() {
+            for _ in 0..50 {
+                if w.is_finished() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.conn.close(0u32.into(), b"bye");
+    }
+}
+
+/// The headset output's report: one [`Report`] per connection, in order.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct QuicReport {
+    pub peer: String,
+    pub connections: Vec<Report>,
+    /// Why the last connection ended early (lost before the stream ended), if it did.
+    pub connection_lost: Option<String>,
+}
+
+impl QuicReport {
+    pub fn to_text(&self) -> String {
+        let mut o = String::new();
+        for (i, r) in self.connections.iter().enumerate() {
+            if self.connections.len() > 1 {
+                o += &format!("\n== headset {} connection {}\n", self.peer, i + 1);
+            }
+            o += &r.to_text();
+        }
+        o
+    }
+}
+
+/// A connection's report is handed here when it is lost while the session goes on.
+pub type OnConnectionReport = Box<dyn Fn(&Report) + Send + Sync>;
+
+struct Live {
+    connection: Connection,
+    t0: u64,
+    cpu0: u64,
+}
+
+struct Inner {
+    cfg: StreamerConfig,
+    peer: SocketAddr,
+    feedback: Arc<Feedback>,
+    runtime: tokio::runtime::Handle,
+    reconnect: bool,
+    closing: AtomicBool,
+    /// Frames are queued only while a connection is up.
+    connected: AtomicBool,
+    /// The live connection's counters.
+    current: Mutex<Option<Arc<OutputState>>>,
+    ended: Mutex<Option<String>>,
+    reports: Mutex<Vec<Report>>,
+    on_report: Option<OnConnectionReport>,
+}
+
+/// The headset output.
+pub struct QuicOutput {
+    name: String,
+    inner: Arc<Inner>,
+    queue: FrameQueue,
+    sender: Mutex<Option<std::thread::JoinHandle<Option<String>>>>,
+}
+
+impl QuicOutput {
+    /// Connects to the headset at `peer` (an error if it does not answer: the caller decides
+    /// whether to retry). With `reconnect`, a lost headset is dialled again every second while
+    /// the session goes on, each lost connection's report handed to `on_report`.
+    pub async fn connect(
+        cfg: &StreamerConfig,
+        peer: SocketAddr,
+        feedback: Arc<Feedback>,
+        reconnect: bool,
+        on_report: Option<OnConnectionReport>,
+    ) -> Result<Self> {
+        let connection = Connection::open(cfg, peer, feedback.clone()).await?;
+        let inner = Arc::new(Inner {
+            cfg: cfg.clone(),
+            peer,
+            feedback,
+            runtime: tokio::runtime::Handle::current(),
+            reconnect,
+            closing: AtomicBool::new(false),
+            connected: AtomicBool::new(true),
+            current: Mutex::new(Some(connection.state.clone())),
+            ended: Mutex::new(None),
+            reports: Mutex::new(Vec::new()),
+            on_report,
+        });
+        let (queue, rx) = FrameQueue::new(QUEUE_FRAMES);
+        let first = Live {
+            connection,
+            t0: monotonic_ns(),
+            cpu0: process_cpu_ns(),
+        };
+        let thread_inner = inner.clone();
+        let sender = std::thread::Builder::new()
+            .name("sender".into())
+            .spawn(move || thread_inner.send_loop(first, rx))?;
+        Ok(QuicOutput {
+            name: format!("quic {peer}"),
+            inner,
+            queue,
+            sender: Mutex::new(Some(sender)),
+        })
+    }
+}
+
+impl Inner {
+    /// The sender thread: sends on the live connection; when it is lost, reports it and (with
+    /// `reconnect`) dials again. Returns why the output ended early, if it did.
+    fn send_loop(
+        self: Arc<Self>,
+        mut live: Live,
+        rx: crossbeam_channel::Receiver<Arc<EncodedFrame>>,
+    ) -> Option<String> {
+        loop {
+            let end = sender::run(
+                &self.cfg,
+                &live.connection.conn,
+                &rx,
+                &self.closing,
+                &live.connection.state,
+                &self.feedback,
+            );
+            self.connected.store(false, Ordering::Relaxed);
+            let lost = match end {
+                SenderEnd::Drained => None,
+                SenderEnd::ConnectionLost(why) => Some(why),
+            };
+            let report = self.runtime.block_on(self.close(live, lost.is_some()));
+            let Some(why) = lost else {
+                self.push_report(report);
+                return None;
+            };
+            if !self.reconnect || self.closing.load(Ordering::Relaxed) {
+                self.push_report(report);
+                *self.ended.lock().unwrap_or_else(|p| p.into_inner()) = Some(why.clone());
+                return Some(why);
+            }
+            tracing::warn!("connection lost ({why}): reconnecting");
+            if let Some(f) = &self.on_report {
+                f(&report);
+            }
+            self.push_report(report);
+            live = loop {
+                if self.closing.load(Ordering::Relaxed) {
+                    return Some(why);
+                }
+                let opened = self.runtime.block_on(Connection::open(
+                    &self.cfg,
+                    self.peer,
+                    self.feedback.clone(),
+                ));
+                match opened {
+                    Ok(connection) => {
+                        break Live {
+                            connection,
+                            t0: monotonic_ns(),
+                            cpu0: process_cpu_ns(),
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!("{e:#}; retrying in 1 s");
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                }
+            };
+            // Frames queued while nobody listened are stale; the new headset's decoders start
+            // at a keyframe.
+            while rx.try_recv().is_ok() {}
+            for eye in Eye::BOTH {
+                self.feedback.request_keyframe(eye);
+            }
+            *self.current.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(live.connection.state.clone());
+            self.connected.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Ends a connection: waits for the last markers unless it was lost, and reports it.
+    async fn close(&self, live: Live, lost: bool) -> Report {
+        let state = live.connection.state.clone();
+        if !lost {
+            // The markers of the last frames (until none is missing, or none has come for
+            // 300 ms).
+            state.wait_for_markers(300_000_000).await;
+        }
+        let cpu = process_cpu_ns() - live.cpu0;
+        let duration = (monotonic_ns() - live.t0) as f64 / 1e9;
+        let report = Report::build(&self.feedback.pipeline, &state, duration, cpu);
+        live.connection
+            .close(if lost {
+                "connection lost"
+            } else {
+                "source ended"
+            })
+            .await;
+        report
+    }
+
+    fn push_report(&self, r: Report) {
+        self.reports
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(r);
+    }
+}
+
+impl Output for QuicOutput {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn offer(&self, frame: &Arc<EncodedFrame>) {
+        if !self.inner.connected.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Some(old) = self.queue.push(frame.clone()) {
+            // The link is behind: the frame dropped breaks its eye's reference chain.
+            self.inner.feedback.request_keyframe(old.eye);
+            // Counted on the live connection (it is the one behind).
+            if let Some(state) = &*self.inner.current.lock().unwrap_or_else(|p| p.into_inner()) {
+                state.eye(old.eye).dropped_queue += 1;
+            }
+        }
+    }
+
+    fn ended(&self) -> Option<String> {
+        self.inner
+            .ended
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn finish(&self) -> Pin<Box<dyn Future<Output = OutputReport> + Send + '_>> {
+        Box::pin(async move {
+            self.inner.closing.store(true, Ordering::Relaxed);
+            let sender = self.sender.lock().unwrap_or_else(|p| p.into_inner()).take();
+            let lost = match sender {
+                Some(t) => tokio::task::spawn_blocking(move || t.join())
+                    .await
+                    .ok()
+                    .and_then(|r| r.ok())
+                    .flatten(),
+                None => None,
+            };
+            OutputReport::Quic(QuicReport {
+                peer: self.inner.peer.to_string(),
+                connections: std::mem::take(
+                    &mut *self.inner.reports.lock().unwrap_or_else(|p| p.into_inner()),
+                ),
+                connection_lost: lost,
+            })
+        })
+    }
+}

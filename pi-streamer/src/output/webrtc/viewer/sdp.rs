@@ -1,0 +1,125 @@
+//! The SDP side of one viewer: the answer to a browser's WHEP offer (ICE lite, H.264 only,
+//! TWCC, render-at-once), and which payload type carries each eye.
+
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use str0m::bwe::Bitrate;
+use str0m::change::SdpOffer;
+use str0m::format::Codec;
+use str0m::media::{Mid, Pt};
+use str0m::rtp::Extension;
+use str0m::{Candidate, Rtc, RtcConfig};
+
+/// A session accepted by WHEP, not yet running.
+pub struct Pending {
+    pub rtc: Rtc,
+    pub socket: UdpSocket,
+}
+
+/// Builds the peer connection for an offer: ICE lite with one host candidate on `local_ip`,
+/// H.264 only, TWCC bandwidth estimation, Chrome's playout-delay extension (asked to be 0, so
+/// the browser renders frames as soon as they are decoded).
+pub fn accept_offer(offer: &str, local_ip: IpAddr, initial_bps: u64) -> Result<(Pending, String)> {
+    let offer = SdpOffer::from_sdp_string(offer).context("unparsable SDP")?;
+    let mut rtc = RtcConfig::new()
+        .set_ice_lite(true)
+        .clear_codecs()
+        .enable_h264(true)
+        .enable_bwe(Some(Bitrate::bps(initial_bps)))
+        .set_stats_interval(Some(Duration::from_secs(1)))
+        .set_extension(6, Extension::PlayoutDelay)
+        .build(Instant::now());
+    let socket = UdpSocket::bind(SocketAddr::new(local_ip, 0))
+        .with_context(|| format!("binding a UDP port on {local_ip}"))?;
+    let addr = socket.local_addr()?;
+    rtc.add_local_candidate(Candidate::host(addr, "udp").context("host candidate")?);
+    let answer = rtc
+        .sdp_api()
+        .accept_offer(offer)
+        .context("offer not acceptable")?;
+    let sdp = answer.to_sdp_string();
+    if sdp.matches("m=video").count() == 0 {
+        bail!("the offer has no video m-line to receive");
+    }
+    Ok((Pending { rtc, socket }, sdp))
+}
+
+/// The payload type to send `mid`'s H.264 with: constrained baseline if offered.
+pub fn pick_pt(rtc: &mut Rtc, mid: Mid) -> Option<Pt> {
+    let writer = rtc.writer(mid)?;
+    let h264: Vec<_> = writer
+        .payload_params()
+        .filter(|p| {
+            let s = p.spec();
+            s.codec == Codec::H264 && s.format.packetization_mode == Some(1)
+        })
+        .map(|p| (p.pt(), p.spec().format.profile_level_id))
+        .collect();
+    // Constrained baseline is what the encoders make; any packetization-mode-1 H.264 will
+    // decode it.
+    h264.iter()
+        .find(|(_, pl)| matches!(pl, Some(0x42e01f) | Some(0x42001f)))
+        .or(h264.first())
+        .map(|(pt, _)| *pt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An offer Chromium 156 made (`node tests/browser/view.mjs --offer`): two recvonly video
+    /// transceivers and the data channel, as the viewer page and WHEP players send.
+    const CHROMIUM_OFFER: &str = include_str!("../../../../tests/data/chromium-offer.sdp");
+
+    #[test]
+    fn answers_a_chromium_offer_with_two_sendonly_h264_tracks() {
+        let (pending, answer) =
+            accept_offer(CHROMIUM_OFFER, "127.0.0.1".parse().unwrap(), 16_000_000).unwrap();
+        let port = pending.socket.local_addr().unwrap().port();
+        let mlines: Vec<&str> = answer.lines().filter(|l| l.starts_with("m=")).collect();
+        assert_eq!(mlines.len(), 3, "{answer}");
+        assert!(mlines[0].starts_with("m=video") && mlines[1].starts_with("m=video"));
+        assert!(mlines[2].starts_with("m=application"), "the data channel");
+        assert_eq!(answer.matches("a=sendonly").count(), 2);
+        assert!(answer.contains("a=ice-lite"));
+        assert!(answer.contains(&format!("127.0.0.1 {port} typ host")));
+        assert!(answer.contains("H264/90000"));
+        assert!(answer.contains("packetization-mode=1"));
+        assert!(answer.contains("playout-delay"), "asks for render-at-once");
+        assert!(
+            answer.contains("transport-cc"),
+            "TWCC feedback for the estimate"
+        );
+        assert!(answer.contains("nack pli"), "NACK and PLI feedback");
+        // The mids of the offer, in its order: left eye, right eye.
+        let mids: Vec<&str> = answer
+            .lines()
+            .filter_map(|l| l.strip_prefix("a=mid:"))
+            .collect();
+        assert_eq!(mids, ["0", "1", "2"]);
+    }
+
+    #[test]
+    fn refuses_offers_it_cannot_serve() {
+        let ip = "127.0.0.1".parse().unwrap();
+        let e = accept_offer("hello", ip, 1).err().unwrap();
+        assert!(format!("{e:#}").contains("unparsable SDP"), "{e:#}");
+        // Audio only: nothing to send.
+        let audio: String = CHROMIUM_OFFER
+            .split("m=")
+            .enumerate()
+            .filter(|(i, part)| *i == 0 || part.starts_with("application"))
+            .map(|(i, p)| {
+                if i == 0 {
+                    p.to_string()
+                } else {
+                    format!("m={p}")
+                }
+            })
+            .collect();
+        let audio = audio.replace("a=group:BUNDLE 0 1 2", "a=group:BUNDLE 2");
+        assert!(accept_offer(&audio, ip, 1).is_err());
+    }
+}

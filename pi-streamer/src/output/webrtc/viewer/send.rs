@@ -1,0 +1,96 @@
+//! The viewer's send policy, per frame: nothing until ICE connects; the eye's reference chain
+//! ([`ReferenceChain`]: after a gap — this viewer's queue overflowed, or the pipeline dropped
+//! a frame — only a keyframe goes, and one is asked for, at most every 200 ms per eye, so a
+//! struggling viewer cannot fill every viewer's stream with IDRs); the frame deadline; the
+//! viewer's own [`shared_proto::rules::budget::Budget`]; then str0m's writer.
+
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use binoc_net::os_clock::monotonic_ns;
+use shared_proto::browser;
+use shared_proto::rules::ledger::FrameKey;
+use shared_proto::wire::KeyframeReason;
+use shared_proto::Eye;
+use str0m::media::{Frequency, MediaTime};
+
+use super::{sdp, Viewer};
+use crate::pipeline::EncodedFrame;
+
+/// Shortest interval between keyframe requests one viewer makes for one eye on its own.
+pub(super) const OWN_IDR_INTERVAL_NS: u64 = 200_000_000;
+
+impl Viewer {
+    fn request(&self, eye: Eye, request: Option<KeyframeReason>) {
+        if request.is_some() {
+            self.feedback.request_keyframe(eye);
+        }
+    }
+
+    /// This eye's next frames are not sent until a keyframe (asked for) restarts the chain.
+    fn wait_for_idr(&mut self, eye: Eye, now: u64) {
+        let r = self.tracks[eye.index()]
+            .chain
+            .on_unusable(KeyframeReason::ReferenceLost, now);
+        self.request(eye, r);
+    }
+
+    pub(super) fn send_frame(&mut self, f: &EncodedFrame) -> Result<()> {
+        let i = f.eye.index();
+        if !self.connected {
+            return Ok(());
+        }
+        let Some(mid) = self.tracks[i].mid else {
+            return Ok(()); // the viewer did not ask for this eye
+        };
+        let now_ns = monotonic_ns();
+        let verdict = self.tracks[i].chain.on_frame(f.seq, f.keyframe, now_ns);
+        self.request(f.eye, verdict.request);
+        if !verdict.usable {
+            self.counters.skipped_waiting_idr[i] += 1;
+            return Ok(());
+        }
+        if now_ns.saturating_sub(f.timing.capture_ns) > self.deadline_ns {
+            self.state.eye(f.eye).dropped_deadline += 1;
+            self.wait_for_idr(f.eye, now_ns);
+            return Ok(());
+        }
+        if !self.budget.admit(now_ns, f.data.len()) {
+            self.counters.over_budget[i] += 1;
+            self.wait_for_idr(f.eye, now_ns);
+            return Ok(());
+        }
+        if self.tracks[i].pt.is_none() {
+            self.tracks[i].pt = sdp::pick_pt(&mut self.rtc, mid);
+        }
+        let Some(pt) = self.tracks[i].pt else {
+            bail!(
+                "the viewer offered no H.264 (packetization-mode 1) for the {} eye",
+                f.eye
+            );
+        };
+        let rtp = browser::rtp_timestamp(f.timing.capture_ns);
+        let mut timing = f.timing;
+        timing.send_ns = now_ns;
+        self.state
+            .eye(f.eye)
+            .book_sending(FrameKey::Rtp(rtp), timing);
+        let Some(writer) = self.rtc.writer(mid) else {
+            return Ok(());
+        };
+        writer
+            .playout_delay(MediaTime::ZERO, MediaTime::ZERO)
+            .write(
+                pt,
+                Instant::now(),
+                MediaTime::new(rtp as u64, Frequency::NINETY_KHZ),
+                f.data.clone(),
+            )
+            .context("writing a frame")?;
+        self.tracks[i].chain.on_decoded();
+        self.state
+            .eye(f.eye)
+            .record_sent(&timing, f.data.len(), monotonic_ns());
+        Ok(())
+    }
+}

@@ -1,0 +1,24 @@
+//! binoc's protocol rules as pure state machines: time is passed in (nanoseconds on the
+//! caller's monotonic clock), nothing here reads a clock, touches a socket or spawns a thread.
+//! The IO layers (pi-streamer's outputs, the headset's session and decoder threads) drive them.
+//!
+//! * [`handshake`]: `Hello` → `HelloAck` | `Reject`, both sides.
+//! * [`ping`]: the clock-sync ping schedule, and pongs matched to the pings sent.
+//! * [`pacer`]: datagram pacing (token bucket).
+//! * [`budget`]: a receiver's send budget at its estimated rate (whole frames dropped, never
+//!   queued without bound).
+//! * [`bitrate`]: many receivers' bandwidth wishes → one encoder bitrate per eye.
+//! * [`refchain`]: the reference chain of one eye's stream: a sequence gap or an unusable frame
+//!   → wait for a keyframe, ask for one (rate-limited).
+//! * [`keyframe`]: the encoder side: keyframe requests merged within a minimum interval.
+//! * [`ledger`]: frames sent and awaiting their marker, keyed by [`ledger::FrameKey`]; the
+//!   pixel-code check of a marker.
+
+pub mod bitrate;
+pub mod budget;
+pub mod handshake;
+pub mod keyframe;
+pub mod ledger;
+pub mod pacer;
+pub mod ping;
+pub mod refchain;
