@@ -10,7 +10,7 @@ cargo fmt --all -- --check
 
 # Lints and tests in one build. clippy-driver compiles the workspace's own crates (what
 # `cargo clippy` does, here with real code generation; -D warnings through CLIPPY_ARGS, cargo
-# clippy's own channel), so every target — the headset app (Bevy, feature client-app) and the
+# clippy's own channel), so every target — the headset app (Bevy, feature quest-client/app) and the
 # benches included — is linted and built once instead of checked and then built again: that
 # second pass over Bevy would cost ~8 min of CI on 2 cores.
 clippy_driver="$(rustup which clippy-driver 2>/dev/null || command -v clippy-driver)"
@@ -19,10 +19,10 @@ lint_build() {
     cargo "$@"
 }
 echo "== build and clippy -D warnings: every target, every crate, with the headset app"
-lint_build test --workspace --all-targets --locked --features pi-streamer/client-app --no-run
+lint_build test --workspace --all-targets --locked --features quest-client/app --no-run
 
 echo "== cargo test"
-lint_build test --workspace --locked --features pi-streamer/client-app
+lint_build test --workspace --locked --features quest-client/app
 
 echo "== fuzz smoke (${FUZZ_SECONDS:-60} s; the 10-minute run is in docs/performance.md)"
 if ! command -v cargo-fuzz >/dev/null 2>&1; then

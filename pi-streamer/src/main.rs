@@ -327,28 +327,38 @@ fn run(args: RunArgs) -> Result<()> {
     let rt = runtime()?;
     let report = rt.block_on(async {
         let stop = stop_on_ctrl_c();
-        let shared = session::Shared::new(&cfg);
-        let mut outputs: Vec<Box<dyn Output>> = Vec::new();
-        for kind in &cfg.transport.kinds {
-            match kind {
-                TransportKind::Quic => {
-                    let peer = peer.as_deref().expect("checked above");
-                    let Some(quic) = dial(&cfg, peer, &shared, &stop, format, &printed).await
-                    else {
-                        return Ok(None); // interrupted before a headset answered
-                    };
-                    outputs.push(Box::new(quic));
+        // A source that fails (a camera unplugged, a file ended early) ends the session; run
+        // mode starts a new one after 1 s.
+        loop {
+            let shared = session::Shared::new(&cfg);
+            let mut outputs: Vec<Box<dyn Output>> = Vec::new();
+            for kind in &cfg.transport.kinds {
+                match kind {
+                    TransportKind::Quic => {
+                        let peer = peer.as_deref().expect("checked above");
+                        let Some(quic) = dial(&cfg, peer, &shared, &stop, format, &printed).await
+                        else {
+                            return Ok(None); // interrupted before a headset answered
+                        };
+                        outputs.push(Box::new(quic));
+                    }
+                    TransportKind::Webrtc => {
+                        outputs.push(Box::new(
+                            WebrtcOutput::start(&cfg, shared.feedback.clone()).await?,
+                        ));
+                    }
                 }
-                TransportKind::Webrtc => {
-                    outputs.push(Box::new(
-                        WebrtcOutput::start(&cfg, shared.feedback.clone()).await?,
-                    ));
+            }
+            match session::run(&cfg, &shared, outputs, args.frames, stop.clone()).await {
+                Ok(r) => return anyhow::Ok(Some(r)),
+                Err(e) if stop.load(Ordering::Relaxed) => return Err(e),
+                Err(e) => {
+                    tracing::warn!("session ended: {e:#}; starting again in 1 s");
+                    printed.store(0, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
         }
-        session::run(&cfg, &shared, outputs, args.frames, stop)
-            .await
-            .map(Some)
     })?;
     let Some(report) = report else {
         return Ok(());

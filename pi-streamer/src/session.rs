@@ -119,12 +119,12 @@ pub async fn run(
                 if now - last_log >= 5_000_000_000 {
                     last_log = now;
                     let c = state.snapshot();
+                    let outs: Vec<String> = outputs.iter().map(|o| o.status()).collect();
                     tracing::info!(
-                        "encoded {} + {} frames, {} output(s): {}",
+                        "encoded {} + {} frames; {}",
                         c[0].encoded,
                         c[1].encoded,
-                        outputs.len(),
-                        outputs.iter().map(|o| o.name()).collect::<Vec<_>>().join(", ")
+                        outs.join("; ")
                     );
                 }
             }

@@ -200,6 +200,16 @@ fn command(bin: impl AsRef<std::ffi::OsStr>) -> Command {
     }
 }
 
+/// Starts `bin` with `args`, stdout and stderr piped.
+fn spawn(bin: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> std::process::Child {
+    command(bin)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// The quest-client binary of this build (another package's binary, so build it if needed).
 fn quest_client_bin() -> std::path::PathBuf {
     let mut build = Command::new(env!("CARGO"));
@@ -233,8 +243,9 @@ fn quest_client_bin() -> std::path::PathBuf {
 #[test]
 fn streamer_and_headless_client_as_two_processes() {
     let port = free_udp_port();
-    let client = command(quest_client_bin())
-        .args([
+    let client = spawn(
+        quest_client_bin(),
+        &[
             "--headless",
             "--listen",
             &format!("127.0.0.1:{port}"),
@@ -244,14 +255,12 @@ fn streamer_and_headless_client_as_two_processes() {
             "1",
             "--report",
             "json",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+    );
     // The streamer retries until the client listens, so no start-up race.
-    let streamer = command(env!("CARGO_BIN_EXE_pi-streamer"))
-        .args([
+    let streamer = spawn(
+        env!("CARGO_BIN_EXE_pi-streamer"),
+        &[
             "--peer",
             &format!("127.0.0.1:{port}"),
             "--frames",
@@ -260,12 +269,12 @@ fn streamer_and_headless_client_as_two_processes() {
             "320x240",
             "--fps",
             "30",
-        ])
-        .args(["--max-latency-ms", "2000", "--report", "json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+            "--max-latency-ms",
+            "2000",
+            "--report",
+            "json",
+        ],
+    );
     let (ok, out, err) = run_with_timeout(streamer, Duration::from_secs(120));
     assert!(ok, "streamer failed: {err}");
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -397,8 +406,9 @@ fn streamer_survives_a_vanished_headset_and_reconnects_to_the_next() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let streamer = command(env!("CARGO_BIN_EXE_pi-streamer"))
-        .args([
+    let streamer = spawn(
+        env!("CARGO_BIN_EXE_pi-streamer"),
+        &[
             "--peer",
             &listen,
             "--size",
@@ -411,18 +421,16 @@ fn streamer_survives_a_vanished_headset_and_reconnects_to_the_next() {
             // 50 ms default deadline dropped nearly every frame (one CI run: 2 decoded).
             "--max-latency-ms",
             "2000",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+    );
     std::thread::sleep(Duration::from_secs(3));
     // The headset disappears without a word (power loss, out of range).
     first.kill().unwrap();
     first.wait().unwrap();
     // A new headset comes up on the same address; the streamer must find it on its own.
-    let second = command(&client_bin)
-        .args([
+    let second = spawn(
+        &client_bin,
+        &[
             "--headless",
             "--listen",
             &listen,
@@ -430,11 +438,8 @@ fn streamer_survives_a_vanished_headset_and_reconnects_to_the_next() {
             "30",
             "--report",
             "json",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+    );
     let (ok, out, err) = run_with_timeout(second, Duration::from_secs(90));
     let mut streamer = streamer;
     let _ = streamer.kill();

@@ -1,6 +1,7 @@
-//! The WebRTC transport end to end, with str0m as the viewer (a sans-IO WebRTC stack we can
+//! The WebRTC output end to end, with str0m as the viewer (a sans-IO WebRTC stack we can
 //! steer: lose packets on purpose, send a PLI, stop reading): the real server
-//! (`transport::webrtc::serve`: HTTPS, WHEP, the pipeline with x264) on 127.0.0.1.
+//! (`session::serve`: HTTPS, WHEP, the pipeline with x264) on 127.0.0.1; and one streamer
+//! serving the headset (QUIC) and a viewer (WebRTC) at once from the same encoders.
 //!
 //! These run everywhere the crate runs, including aarch64 under qemu; the browser test
 //! (tests/browser.rs) covers Chromium itself. They assert what happened, never how fast.
@@ -12,8 +13,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pi_streamer::config::{StreamerConfig, TransportKind};
+use pi_streamer::output::quic::QuicOutput;
+use pi_streamer::output::webrtc::WebrtcOutput;
 use pi_streamer::output::webrtc::{ServeReport, ViewerReport};
+use pi_streamer::output::{Output as StreamOutput, OutputReport};
+use pi_streamer::session;
 use pi_streamer::session::serve;
+use shared_proto::{pixel_code, Eye};
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::channel::ChannelId;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
@@ -99,6 +105,9 @@ struct Seen {
     targets: Vec<[f64; 2]>,
     /// The link estimate the streamer reported (Mbit/s).
     estimates: Vec<f64>,
+    /// With decoding on: pictures decoded, and the (eye, frame number) pixel codes they show.
+    decoded: [u64; 2],
+    codes: [Vec<(Eye, u32)>; 2],
 }
 
 /// Steering for a peer.
@@ -114,6 +123,9 @@ struct Control {
     /// Send this many malformed data channel messages.
     garbage: AtomicUsize,
     quit: AtomicBool,
+    /// Decode every frame (openh264, as the desktop client does) and put its pixel code in
+    /// the marker.
+    decode: AtomicBool,
 }
 
 struct Peer {
@@ -126,6 +138,11 @@ struct Peer {
 impl Peer {
     /// Offers two recvonly video m-lines and the `binoc` data channel, as the viewer page does.
     fn connect(server: SocketAddr) -> Peer {
+        Self::connect_with(server, false)
+    }
+
+    /// As [`Peer::connect`]; with `decode`, each frame is decoded and its pixel code read.
+    fn connect_with(server: SocketAddr, decode: bool) -> Peer {
         let mut rtc = RtcConfig::new()
             .clear_codecs()
             .enable_h264(true)
@@ -153,6 +170,7 @@ impl Peer {
             .unwrap();
         let seen = Arc::new(Mutex::new(Seen::default()));
         let control = Arc::new(Control::default());
+        control.decode.store(decode, Ordering::Relaxed);
         let (s, c) = (seen.clone(), control.clone());
         let thread = std::thread::spawn(move || drive(rtc, socket, mids, s, c));
         Peer {
@@ -204,6 +222,13 @@ fn drive(
     let mut channel: Option<ChannelId> = None;
     let mut media_datagrams = 0usize;
     let mut buf = vec![0u8; 2048];
+    let mut decoders: Vec<_> = if control.decode.load(Ordering::Relaxed) {
+        (0..2)
+            .map(|_| headset_core::decode::open_software().unwrap())
+            .collect()
+    } else {
+        Vec::new()
+    };
     while !control.quit.load(Ordering::Relaxed) {
         let timeout = loop {
             match rtc.poll_output().expect("poll_output") {
@@ -250,9 +275,24 @@ fn drive(
                             rx.request_keyframe(KeyframeRequestKind::Pli);
                         }
                     }
+                    let mut code = serde_json::Value::Null;
+                    if let Some(dec) = decoders.get_mut(eye) {
+                        let mut read = None;
+                        let got = dec.decode(&m.data, &mut |p| {
+                            read = pixel_code::read(p.y, p.y_stride, p.width, p.height);
+                        });
+                        let mut s = seen.lock().unwrap();
+                        if got.unwrap_or(false) {
+                            s.decoded[eye] += 1;
+                        }
+                        if let Some((e, n)) = read {
+                            s.codes[eye].push((e, n));
+                            code = serde_json::json!([e as u8, n]);
+                        }
+                    }
                     let now = browser_ms(t0);
                     let marker = serde_json::json!({"t": "m", "eye": eye,
-                        "rtp": m.time.numer() as u32, "code": null, "recv": now, "pres": now,
+                        "rtp": m.time.numer() as u32, "code": code, "recv": now, "pres": now,
                         "disp": null});
                     if let Some(mut ch) = channel.and_then(|id| rtc.channel(id)) {
                         let _ = ch.write(false, marker.to_string().as_bytes());
@@ -447,4 +487,111 @@ fn whep_errors_over_https() {
     assert!(head.contains("accept-post: application/sdp"), "{head}");
     let report = server.finish();
     assert!(report.viewers.is_empty());
+}
+
+/// One streamer, two outputs from the same encoders: a headless headset over QUIC and a
+/// WebRTC viewer both decode both eyes, each eye's pixel code on its own track.
+#[test]
+fn one_streamer_serves_the_headset_and_a_browser_at_once() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let identity = binoc_net::Identity::generate().unwrap();
+    let headset = headset_core::Shared::new(None, None);
+    let client = rt.block_on(async {
+        headset_core::Client::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            &identity,
+            headset.clone(),
+            Arc::new(headset_core::Headless),
+        )
+        .unwrap()
+    });
+    let headset_addr = client.local_addr().unwrap();
+    let client_task = rt.spawn(client.run());
+
+    let mut cfg = config();
+    cfg.transport.kinds = vec![TransportKind::Quic, TransportKind::Webrtc];
+    cfg.transport.peer_fingerprint = Some(identity.fingerprint());
+    let stop = Arc::new(AtomicBool::new(false));
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let session = {
+        let (cfg, stop) = (cfg.clone(), stop.clone());
+        rt.spawn(async move {
+            let shared = session::Shared::new(&cfg);
+            let quic =
+                QuicOutput::connect(&cfg, headset_addr, shared.feedback.clone(), false, None)
+                    .await
+                    .expect("the headset answers");
+            let webrtc = WebrtcOutput::start(&cfg, shared.feedback.clone())
+                .await
+                .expect("listening");
+            addr_tx.send(webrtc.local_addr()).unwrap();
+            let outputs: Vec<Box<dyn StreamOutput>> = vec![Box::new(quic), Box::new(webrtc)];
+            session::run(&cfg, &shared, outputs, None, stop).await
+        })
+    };
+    let web_addr = addr_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("listening");
+    let peer = Peer::connect_with(web_addr, true);
+    peer.wait_for("30 decoded pictures with pixel codes per eye", |s| {
+        (0..2).all(|e| s.decoded[e] >= 30 && s.codes[e].len() >= 30)
+    });
+    let seen = peer.leave(web_addr);
+    stop.store(true, Ordering::Relaxed);
+    let report = rt.block_on(session).unwrap().expect("the session");
+    headset.finish();
+    rt.block_on(client_task).unwrap().unwrap();
+
+    // The browser: each track shows its own eye's camera, frame numbers only advance.
+    for (i, eye) in Eye::BOTH.iter().enumerate() {
+        let codes = &seen.codes[i];
+        assert!(codes.iter().all(|(e, _)| e == eye), "track {i}: {codes:?}");
+        assert!(
+            codes.windows(2).all(|w| w[0].1 < w[1].1),
+            "track {i} went back"
+        );
+    }
+    let [OutputReport::Quic(quic), OutputReport::Webrtc(web)] = report.outputs.as_slice() else {
+        panic!("two outputs, in order: {report:?}");
+    };
+    // The headset, as it counted, and as the streamer's markers say.
+    let client = headset.report();
+    let connection = &quic.connections[0];
+    for (name, c, s) in [
+        ("left", &client.eyes.left, &connection.eyes.left),
+        ("right", &client.eyes.right, &connection.eyes.right),
+    ] {
+        assert!(
+            c.counts.decoded >= 30,
+            "{name}: headset decoded {}",
+            c.counts.decoded
+        );
+        assert_eq!(c.counts.wrong_eye, 0, "{name}");
+        assert_eq!(c.counts.code_mismatch, 0, "{name}");
+        assert!(
+            s.decoded >= 30 && s.wrong_eye == 0 && s.unmatched_markers == 0,
+            "{name}: {s:?}"
+        );
+    }
+    // The viewer's markers carried the codes it read: matched, right eye, right frame.
+    let v = viewer(web, 0);
+    for (name, e) in [
+        ("left", &v.report.eyes.left),
+        ("right", &v.report.eyes.right),
+    ] {
+        assert!(e.decoded >= 30, "{name}: {e:?}");
+        assert_eq!(
+            (e.wrong_eye, e.code_mismatch, e.unmatched_markers),
+            (0, 0, 0),
+            "{name}: {e:?}"
+        );
+    }
+    // One pair of encoders fed both: the same captures on both sides.
+    assert_eq!(connection.eyes.left.captured, web.captured[0]);
+    assert_eq!(connection.eyes.right.captured, web.captured[1]);
+    assert!(quic.connection_lost.is_none(), "{:?}", quic.connection_lost);
 }

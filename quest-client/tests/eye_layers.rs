@@ -151,6 +151,6 @@ fn each_eye_view_shows_its_own_stream_with_advancing_frames() {
     assert!(stages["display"].mean > 0.0 && stages["upload"].mean >= 0.0);
     // The client's own view agrees: every displayed picture counted, none shown twice.
     let client = &app.report.eyes;
-    assert!(client.left.shown > 0 && client.right.shown > 0);
+    assert!(client.left.counts.shown > 0 && client.right.counts.shown > 0);
     let _ = std::fs::remove_dir_all(&dump);
 }

@@ -41,10 +41,7 @@ impl IntLimit {
 
     /// The flag's name, for declaring it (panics for a limit without one: a programming error).
     pub const fn long(&self) -> &'static str {
-        match self.flag {
-            Some(f) => f,
-            None => panic!("this limit has no command-line flag"),
-        }
+        flag_name(self.flag)
     }
 
     pub fn contains(&self, v: i64) -> bool {
@@ -58,6 +55,14 @@ impl IntLimit {
         } else {
             Err(format!("{v} outside {}..{}", self.min, self.max))
         }
+    }
+}
+
+/// A limit's flag for clap (`#[arg(long = …)]`, evaluated at compile time).
+const fn flag_name(flag: Option<&'static str>) -> &'static str {
+    match flag {
+        Some(f) => f,
+        None => panic!("this limit has no command-line flag"),
     }
 }
 
@@ -104,10 +109,7 @@ impl RealLimit {
 
     /// The flag's name, for declaring it (panics for a limit without one: a programming error).
     pub const fn long(&self) -> &'static str {
-        match self.flag {
-            Some(f) => f,
-            None => panic!("this limit has no command-line flag"),
-        }
+        flag_name(self.flag)
     }
 
     pub fn contains(&self, v: f64) -> bool {

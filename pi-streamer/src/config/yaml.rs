@@ -373,6 +373,22 @@ impl<'a> MapReader<'a> {
         join(&self.path, key)
     }
 
+    /// `key`'s value read with `read`: `None` when absent or invalid (the problem is recorded),
+    /// `Some(None)` for an explicit `null`.
+    fn read_key<T>(
+        &mut self,
+        c: &mut Checker,
+        key: &str,
+        read: impl FnOnce(&mut Checker, &Node, &str) -> Option<T>,
+    ) -> Option<Option<T>> {
+        let n = self.get(key)?;
+        if matches!(n.value, Value::Null) {
+            return Some(None);
+        }
+        let path = self.key(key);
+        read(c, n, &path).map(Some)
+    }
+
     /// Reads `key` with `read` and stores the result in `slot` when the value is valid;
     /// an explicit `null` keeps the default.
     pub fn set<T>(
@@ -382,14 +398,8 @@ impl<'a> MapReader<'a> {
         slot: &mut T,
         read: impl FnOnce(&mut Checker, &Node, &str) -> Option<T>,
     ) {
-        if let Some(n) = self.get(key) {
-            if matches!(n.value, Value::Null) {
-                return;
-            }
-            let path = self.key(key);
-            if let Some(v) = read(c, n, &path) {
-                *slot = v;
-            }
+        if let Some(Some(v)) = self.read_key(c, key, read) {
+            *slot = v;
         }
     }
 
@@ -401,15 +411,10 @@ impl<'a> MapReader<'a> {
         slot: &mut Option<T>,
         read: impl FnOnce(&mut Checker, &Node, &str) -> Option<T>,
     ) {
-        if let Some(n) = self.get(key) {
-            if matches!(n.value, Value::Null) {
-                *slot = None;
-                return;
-            }
-            let path = self.key(key);
-            if let Some(v) = read(c, n, &path) {
-                *slot = Some(v);
-            }
+        match self.read_key(c, key, read) {
+            Some(Some(v)) => *slot = Some(v),
+            Some(None) => *slot = None,
+            None => {}
         }
     }
 

@@ -37,6 +37,8 @@ pub trait Output: Send + Sync {
     /// `Some(why)` once the output has ended on its own (its headset went away, and it does
     /// not reconnect): the session need not feed it any more.
     fn ended(&self) -> Option<String>;
+    /// A one-line status for the periodic log of a long session.
+    fn status(&self) -> String;
     /// The stream is over (no more frames will be offered): finish sending, wait for the last
     /// markers, and report.
     fn finish(&self) -> Pin<Box<dyn Future<Output = OutputReport> + Send + '_>>;

@@ -142,12 +142,7 @@ pub fn crop(f: &RawFrame, c: Crop) -> Result<RawFrame> {
         f.width,
         f.height
     );
-    let mut out = RawFrame {
-        data: vec![0; w * h * 3 / 2],
-        width: w,
-        height: h,
-        ..f.clone_meta()
-    };
+    let mut out = f.blank_like(w, h);
     let (oy, ou, ov) = out.planes_mut();
     copy_plane(f.y(), f.width, oy, w, h, x, y);
     copy_plane(f.u(), f.width / 2, ou, w / 2, h / 2, x / 2, y / 2);
@@ -156,14 +151,15 @@ pub fn crop(f: &RawFrame, c: Crop) -> Result<RawFrame> {
 }
 
 impl RawFrame {
-    fn clone_meta(&self) -> RawFrame {
+    /// A black `w`x`h` frame with this frame's eye, number and capture time.
+    fn blank_like(&self, w: usize, h: usize) -> RawFrame {
         RawFrame {
             eye: self.eye,
             frame_no: self.frame_no,
             capture_ns: self.capture_ns,
-            width: 0,
-            height: 0,
-            data: Vec::new(),
+            width: w,
+            height: h,
+            data: vec![0; w * h * 3 / 2],
         }
     }
 }
@@ -180,12 +176,7 @@ fn scale_plane(src: &[u8], sw: usize, sh: usize, dst: &mut [u8], dw: usize, dh: 
 
 /// Nearest-neighbour scaling (cheap; a filtered scaler belongs on the ISP when there is one).
 pub fn scale_nearest(f: &RawFrame, w: usize, h: usize) -> RawFrame {
-    let mut out = RawFrame {
-        data: vec![0; w * h * 3 / 2],
-        width: w,
-        height: h,
-        ..f.clone_meta()
-    };
+    let mut out = f.blank_like(w, h);
     let (oy, ou, ov) = out.planes_mut();
     scale_plane(f.y(), f.width, f.height, oy, w, h);
     scale_plane(f.u(), f.width / 2, f.height / 2, ou, w / 2, h / 2);

@@ -1,9 +1,9 @@
 //! The headset app shell (cargo feature `app`): Bevy + bevy_mod_openxr on top of the Bevy-free
-//! receive/decode core.
+//! receive/decode core (`headset-core`).
 //!
 //! ```text
-//! decoder threads ──PictureSink──▶ Mailbox (newest picture per eye, RGBA)
-//!        frame loop: upload.rs takes the newest, just before rendering ──▶ eye texture
+//! decoder threads ──PictureSink──▶ Mailbox (newest picture per eye, its Y, U, V planes)
+//!        frame loop: upload.rs takes the newest, just before rendering ──▶ the eye's Y, U, V textures
 //!        eyes.rs: the left texture on a quad only the left eye's camera sees, the right likewise
 //!        after the frame is displayed: upload.rs completes each picture's marker
 //!                 (XR: the frame's predicted display time; desktop/offscreen: render done)
@@ -12,7 +12,8 @@
 //! `--offscreen` (no display: each eye view renders into an image that is read back).
 //! Each capability is a plugin: [`stream::StreamPlugin`], [`eyes::EyesPlugin`],
 //! [`upload::UploadPlugin`], [`hud::HudPlugin`], [`offscreen::OffscreenPlugin`];
-//! [`picture::PicturePlugin`] is the quads' material (one texture sample, no lighting).
+//! [`picture::PicturePlugin`] is the quads' material (the three planes sampled, YUV → RGB in
+//! the fragment shader, no lighting).
 //! On the Quest, `quad_layers::QuadLayersPlugin` takes the pictures off this path: each eye
 //! decodes into its own OpenXR quad layer's surface (zero copy).
 

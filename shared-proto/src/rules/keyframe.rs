@@ -6,7 +6,7 @@ use crate::Nanos;
 /// Whether a pending keyframe request is honoured at `now`, given when the encoder last made
 /// a keyframe (`None`: never). A request that is not honoured yet stays pending.
 pub fn honour_request(now: Nanos, last_keyframe: Option<Nanos>, min_interval_ns: Nanos) -> bool {
-    !last_keyframe.is_some_and(|t| now.saturating_sub(t) < min_interval_ns)
+    last_keyframe.is_none_or(|t| now.saturating_sub(t) >= min_interval_ns)
 }
 
 #[cfg(test)]

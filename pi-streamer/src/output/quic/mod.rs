@@ -458,6 +458,28 @@ impl Output for QuicOutput {
             .clone()
     }
 
+    fn status(&self) -> String {
+        let current = self.inner.current.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(state) = current
+            .as_ref()
+            .filter(|_| self.inner.connected.load(Ordering::Relaxed))
+        else {
+            return format!("{}: not connected", self.name);
+        };
+        let eyes: Vec<String> = Eye::BOTH
+            .iter()
+            .map(|&e| {
+                let c = state.eye(e);
+                let l = c.total.summary_recent(300);
+                format!(
+                    "{e} {} decoded, capture→decoded p50 {:.1} ms p99 {:.1} ms",
+                    c.markers, l.p50, l.p99
+                )
+            })
+            .collect();
+        format!("{}: {}", self.name, eyes.join(" | "))
+    }
+
     fn finish(&self) -> Pin<Box<dyn Future<Output = OutputReport> + Send + '_>> {
         Box::pin(async move {
             self.inner.closing.store(true, Ordering::Relaxed);

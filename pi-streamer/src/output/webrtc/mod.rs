@@ -126,6 +126,10 @@ impl Output for WebrtcOutput {
         None // serves until the stream ends
     }
 
+    fn status(&self) -> String {
+        format!("{}: {} viewer(s)", self.name, self.hub.viewer_count())
+    }
+
     fn finish(&self) -> Pin<Box<dyn Future<Output = OutputReport> + Send + '_>> {
         Box::pin(async move {
             if !self.finished.swap(true, Ordering::Relaxed) {
