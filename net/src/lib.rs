@@ -9,6 +9,7 @@
 pub mod control;
 pub mod endpoint;
 pub mod identity;
+pub mod logging;
 pub mod os_clock;
 pub mod pinning;
 

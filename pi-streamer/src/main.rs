@@ -241,12 +241,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 fn main() {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    binoc_net::logging::init();
     if let Err(e) = real_main(cli) {
         eprintln!("error: {e:#}");
         std::process::exit(1);

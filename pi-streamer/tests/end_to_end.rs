@@ -150,31 +150,19 @@ fn run_with_timeout(mut child: std::process::Child, limit: Duration) -> (bool, S
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
-            let (mut out, mut err) = (String::new(), String::new());
+            let mut out = String::new();
             child
                 .stdout
                 .take()
                 .unwrap()
                 .read_to_string(&mut out)
                 .unwrap();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
-            return (status.success(), out, err);
+            return (status.success(), out, stderr_of(&mut child));
         }
         if start.elapsed() > limit {
             let _ = child.kill();
             let _ = child.wait();
-            let mut err = String::new();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
+            let err = stderr_of(&mut child);
             panic!("process did not finish within {limit:?}; stderr:\n{err}");
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -198,6 +186,15 @@ fn command(bin: impl AsRef<std::ffi::OsStr>) -> Command {
         }
         None => Command::new(bin),
     }
+}
+
+/// What a finished child with piped stderr wrote there.
+fn stderr_of(child: &mut std::process::Child) -> String {
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    err
 }
 
 /// Starts `bin` with `args`, stdout and stderr piped.
@@ -444,13 +441,7 @@ fn streamer_survives_a_vanished_headset_and_reconnects_to_the_next() {
     let mut streamer = streamer;
     let _ = streamer.kill();
     let _ = streamer.wait();
-    let mut serr = String::new();
-    streamer
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut serr)
-        .unwrap();
+    let serr = stderr_of(&mut streamer);
     assert!(ok, "second client failed: {err}");
     assert!(!serr.contains("panicked"), "{serr}");
     assert!(

@@ -98,12 +98,7 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    binoc_net::logging::init();
     if let Some(d) = args.duration {
         if !(d > 0.0 && d.is_finite()) {
             bail!("--duration must be a positive number of seconds, got {d}");
