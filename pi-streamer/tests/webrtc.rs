@@ -492,7 +492,7 @@ fn whep_errors_over_https() {
 /// One streamer, two outputs from the same encoders: a headless headset over QUIC and a
 /// WebRTC viewer both decode both eyes, each eye's pixel code on its own track.
 #[test]
-fn one_streamer_serves_the_headset_and_a_browser_at_once() {
+fn one_streamer_serves_the_headset_and_a_webrtc_viewer_at_once() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
