@@ -18,7 +18,9 @@ mod files;
 pub mod limits;
 mod model;
 mod schema;
-pub mod yaml;
+/// The YAML tree with lines and the checker (the `binoc-schema` crate, shared with the
+/// headset app's configuration).
+pub use binoc_schema::yaml;
 
 pub use files::{ConfigFile, Profiles, EMBEDDED_DEFAULT, SHIPPED_PROFILES};
 pub use model::{

@@ -5,58 +5,19 @@
 //! checks and the same [`limits`].
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::PathBuf;
 
 use shared_proto::Eye;
 
 use super::limits::{self, IntLimit, RealLimit};
 use super::model::*;
-use super::yaml::{Checker, Node, Problem, Value};
+use super::yaml::{Checker, Node, Value};
 
-/// Every problem found in one configuration.
-#[derive(Debug, thiserror::Error)]
-pub struct ConfigError {
-    pub origin: String,
-    pub problems: Vec<Problem>,
-}
+pub use binoc_schema::ConfigError;
 
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, p) in self.problems.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            if p.line > 0 {
-                write!(f, "{}:{}: ", self.origin, p.line)?;
-            } else {
-                write!(f, "{}: ", self.origin)?;
-            }
-            if p.key.is_empty() {
-                write!(f, "{}", p.message)?;
-            } else {
-                write!(f, "`{}`: {}", p.key, p.message)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-impl ConfigError {
-    pub(super) fn single(origin: &str, line: u64, key: &str, message: impl fmt::Display) -> Self {
-        ConfigError {
-            origin: origin.to_string(),
-            problems: vec![Problem {
-                line,
-                key: key.to_string(),
-                message: message.to_string(),
-            }],
-        }
-    }
-}
-
+/// The fingerprint rule is binoc-net's (what the endpoint checks when it dials).
 fn check_fingerprint(fp: &str) -> Result<(), String> {
-    if fp.len() == 64 && fp.chars().all(|c| c.is_ascii_hexdigit()) {
+    if binoc_net::identity::is_fingerprint(fp) {
         Ok(())
     } else {
         Err(format!(

@@ -1,12 +1,14 @@
 //! The client's configuration file (`config/quest-client.yaml`): where each eye's picture is
-//! placed and whether the HUD shows. Bad values are errors naming the key and line.
+//! placed and whether the HUD shows. Read with the streamer's checker (`binoc-schema`): every
+//! problem at once, each naming its key and line, unknown keys with a did-you-mean.
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
+use binoc_schema::yaml::{self, Checker};
+use binoc_schema::{ConfigError, RealLimit};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Placement {
     /// Follows the head: the picture stays in front of the eyes (FPV goggles).
     Head,
@@ -14,8 +16,7 @@ pub enum Placement {
     World,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Layer {
     pub placement: Placement,
     /// Distance from the eyes, metres.
@@ -41,8 +42,7 @@ impl Default for Layer {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Hud {
     pub visible: bool,
 }
@@ -53,46 +53,95 @@ impl Default for Hud {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct ClientConfig {
     pub layer: Layer,
     pub hud: Hud,
 }
 
+/// How far the picture may be, metres.
+pub const DISTANCE_M: RealLimit = RealLimit::closed("distance_m", 0.1, 100.0);
+/// How wide, metres (and at most 4 × the distance: a wider picture wraps past the view).
+pub const WIDTH_M: RealLimit = RealLimit::above("width_m", 0.0, 400.0);
+const TOP_KEYS: &[&str] = &["layer", "hud"];
+const LAYER_KEYS: &[&str] = &["placement", "distance_m", "width_m", "zero_copy"];
+const HUD_KEYS: &[&str] = &["visible"];
+
 impl ClientConfig {
-    pub fn parse(text: &str, origin: &str) -> Result<ClientConfig> {
-        let c: ClientConfig = if text.trim().is_empty() {
-            ClientConfig::default()
-        } else {
-            serde_saphyr::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?
-        };
-        c.validate(origin)?;
-        Ok(c)
+    /// Reads a configuration, reporting every problem with its key and line (the streamer's
+    /// checker, `binoc-schema`); an empty file is the defaults.
+    pub fn parse(text: &str, origin: &str) -> Result<ClientConfig, ConfigError> {
+        let root =
+            yaml::parse(text).map_err(|(line, e)| ConfigError::single(origin, line, "", e))?;
+        let mut c = Checker::default();
+        let mut cfg = ClientConfig::default();
+        if let Some(mut top) = c.map(&root, "") {
+            if let Some(mut m) = top.get("layer").and_then(|n| c.map(n, "layer")) {
+                let l = &mut cfg.layer;
+                m.set(&mut c, "placement", &mut l.placement, |c, n, k| {
+                    c.choice(
+                        n,
+                        k,
+                        &[("head", Placement::Head), ("world", Placement::World)],
+                    )
+                });
+                m.set(&mut c, "distance_m", &mut l.distance_m, |c, n, k| {
+                    c.real_in(n, k, DISTANCE_M).map(|v| v as f32)
+                });
+                m.set(&mut c, "width_m", &mut l.width_m, |c, n, k| {
+                    c.real_in(n, k, WIDTH_M).map(|v| v as f32)
+                });
+                m.set(&mut c, "zero_copy", &mut l.zero_copy, |c, n, k| {
+                    c.boolean(n, k)
+                });
+                m.finish(&mut c, LAYER_KEYS);
+            }
+            if let Some(mut m) = top.get("hud").and_then(|n| c.map(n, "hud")) {
+                m.set(&mut c, "visible", &mut cfg.hud.visible, |c, n, k| {
+                    c.boolean(n, k)
+                });
+                m.finish(&mut c, HUD_KEYS);
+            }
+            top.finish(&mut c, TOP_KEYS);
+        }
+        if !c.problems.is_empty() {
+            return Err(ConfigError {
+                origin: origin.to_string(),
+                problems: c.problems,
+            });
+        }
+        cfg.validate(origin)?;
+        Ok(cfg)
+    }
+
+    /// Checks a configuration made or changed outside a file (command-line overrides, code)
+    /// against the same limits, and the width against the distance.
+    pub fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let l = &self.layer;
+        let problem = |key: &str, why: String| ConfigError::single(origin, 0, key, why);
+        DISTANCE_M
+            .check(l.distance_m.into())
+            .map_err(|why| problem("layer.distance_m", why))?;
+        WIDTH_M
+            .check(l.width_m.into())
+            .map_err(|why| problem("layer.width_m", why))?;
+        if l.width_m > 4.0 * l.distance_m {
+            return Err(problem(
+                "layer.width_m",
+                format!(
+                    "{} m is wider than 4 × distance_m ({} m)",
+                    l.width_m,
+                    4.0 * l.distance_m
+                ),
+            ));
+        }
+        Ok(())
     }
 
     pub fn load(path: &Path) -> Result<ClientConfig> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        Self::parse(&text, &path.display().to_string())
-    }
-
-    pub fn validate(&self, origin: &str) -> Result<()> {
-        let l = &self.layer;
-        if !(l.distance_m.is_finite() && (0.1..=100.0).contains(&l.distance_m)) {
-            bail!(
-                "{origin}: layer.distance_m must be within 0.1..=100 metres, got {}",
-                l.distance_m
-            );
-        }
-        if !(l.width_m.is_finite() && l.width_m > 0.0 && l.width_m <= 4.0 * l.distance_m) {
-            bail!(
-                "{origin}: layer.width_m must be above 0 and at most 4 × distance_m ({} m), got {}",
-                4.0 * l.distance_m,
-                l.width_m
-            );
-        }
-        Ok(())
+        Ok(Self::parse(&text, &path.display().to_string())?)
     }
 }
 
@@ -148,5 +197,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("layer.width_m"), "{e}");
+    }
+
+    #[test]
+    fn every_problem_at_once_with_key_and_line_as_the_streamer_reports_them() {
+        let e = ClientConfig::parse(
+            "layer:\n  placment: world\n  distance_m: 500\nhud:\n  visble: false\n",
+            "c.yaml",
+        )
+        .unwrap_err();
+        assert_eq!(e.problems.len(), 3, "{e}");
+        let text = e.to_string();
+        assert!(
+            text.contains("c.yaml:2: `layer.placment`: unknown key")
+                && text.contains("did you mean `placement`"),
+            "{text}"
+        );
+        assert!(text.contains("c.yaml:3: `layer.distance_m`: 500"), "{text}");
+        assert!(text.contains("c.yaml:5: `hud.visble`"), "{text}");
     }
 }

@@ -1,7 +1,7 @@
 //! A YAML document as a tree of values that know their line, and a checker that walks it
-//! collecting *every* problem (unknown keys, wrong types, out-of-range values, the ranges being
-//! [`super::limits`]), so `check-config` can report them all at once instead of stopping at
-//! the first.
+//! collecting *every* problem (unknown keys, wrong types, out-of-range values against a
+//! [`crate::IntLimit`] or [`crate::RealLimit`]), so a user sees them all at once instead of
+//! stopping at the first.
 
 use std::fmt;
 use std::str::FromStr;
@@ -9,7 +9,7 @@ use std::str::FromStr;
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
-use super::limits::{IntLimit, RealLimit};
+use crate::limit::{IntLimit, RealLimit};
 
 /// One YAML value and the line it starts on (1-based; 0 when unknown).
 #[derive(Debug, Clone)]
