@@ -96,6 +96,10 @@ try {
       const done = results.every(
         (r) =>
           r.decoded.every((d) => d > minDecoded) &&
+          // A headless browser runs fewer frame callbacks than it decodes frames, and markers
+          // sent before the clock estimate settles cannot be placed: wait for enough markers
+          // (both eyes together) too, not only for the decoder's count.
+          r.markersSent > 3 * minDecoded &&
           r.codesRead.every((c) => c > 0) &&
           (!xr || (r.xr && r.xr.codesRead.every((c) => c > minDecoded / 2))),
       );
