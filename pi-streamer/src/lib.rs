@@ -16,6 +16,7 @@
 
 pub mod config;
 pub mod encode;
+pub mod impair;
 pub mod loopback;
 pub mod output;
 pub mod pipeline;

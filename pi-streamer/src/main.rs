@@ -45,6 +45,10 @@ enum Command {
     /// Stream to a headless quest-client inside this process over 127.0.0.1 and print the
     /// latency table (per eye, and per stage).
     Loopback(Box<RunArgs>),
+    /// A bad network on a desk: relay UDP (QUIC or WebRTC) between the streamer and the
+    /// headset, losing, delaying, reordering, duplicating and rate-limiting datagrams, seeded
+    /// so a run can be repeated. Point the streamer's --peer at --listen.
+    Impair(ImpairArgs),
     /// Validate a configuration or camera-profiles file: print the resolved profile, or every
     /// problem (one per line, with key and line) and exit non-zero.
     CheckConfig {
@@ -54,6 +58,139 @@ enum Command {
         #[arg(long)]
         profile: Option<String>,
     },
+}
+
+#[derive(Debug, Args, Clone)]
+struct ImpairArgs {
+    /// ADDR:PORT the streamer sends to.
+    #[arg(long)]
+    listen: std::net::SocketAddr,
+    /// HOST:PORT of the headset (or whatever listens behind the relay).
+    #[arg(long)]
+    forward: String,
+    /// Datagrams lost, percent (mean).
+    #[arg(long, default_value_t = 0.0)]
+    loss_pct: f64,
+    /// Mean length of a loss burst in datagrams (1: independent losses; more: Gilbert–Elliott).
+    #[arg(long, default_value_t = 1.0)]
+    burst: f64,
+    /// One-way delay, milliseconds.
+    #[arg(long, default_value_t = 0.0)]
+    delay_ms: f64,
+    /// Each datagram's delay varies by ± this, milliseconds (order kept unless --reorder).
+    #[arg(long, default_value_t = 0.0)]
+    jitter_ms: f64,
+    /// Let jitter reorder datagrams.
+    #[arg(long)]
+    reorder: bool,
+    /// Datagrams delivered twice, percent.
+    #[arg(long, default_value_t = 0.0)]
+    duplicate_pct: f64,
+    /// Link rate, Mbit/s (default: unlimited).
+    #[arg(long)]
+    rate_mbps: Option<f64>,
+    /// The rate limiter's queue, milliseconds of waiting at most.
+    #[arg(long, default_value_t = 50.0)]
+    queue_ms: f64,
+    /// A blackout: START_S,LENGTH_MS (everything lost from START_S seconds after the first
+    /// datagram, for LENGTH_MS).
+    #[arg(long, value_parser = parse_blackout)]
+    blackout: Option<(f64, f64)>,
+    /// Impair only the way to the headset (default: both ways, each with its own randomness).
+    #[arg(long)]
+    one_way: bool,
+    /// Seed of the randomness: the same seed, the same losses.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Stop after this many seconds (default: at Ctrl-C), printing what happened.
+    #[arg(long)]
+    duration_s: Option<f64>,
+}
+
+fn parse_blackout(s: &str) -> Result<(f64, f64), String> {
+    let (a, b) = s
+        .split_once(',')
+        .ok_or_else(|| format!("expected START_S,LENGTH_MS, got `{s}`"))?;
+    let n = |v: &str| {
+        v.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|x| x.is_finite() && *x >= 0.0)
+            .ok_or_else(|| format!("`{v}` is not a non-negative number"))
+    };
+    Ok((n(a)?, n(b)?))
+}
+
+/// `pi-streamer impair`: relays until Ctrl-C or --duration-s, then prints both directions'
+/// counters (JSON).
+fn impair(args: &ImpairArgs) -> Result<()> {
+    use pi_streamer::impair::{Impairment, Relay};
+    for (flag, v) in [
+        ("--delay-ms", args.delay_ms),
+        ("--jitter-ms", args.jitter_ms),
+        ("--queue-ms", args.queue_ms),
+        ("--loss-pct", args.loss_pct),
+        ("--duplicate-pct", args.duplicate_pct),
+    ] {
+        if !(v >= 0.0 && v.is_finite()) {
+            bail!("{flag} {v}: must be a non-negative number");
+        }
+    }
+    let ms = |v: f64| (v * 1e6).round() as u64;
+    let to_headset = Impairment {
+        loss: args.loss_pct / 100.0,
+        burst: args.burst,
+        delay_ns: ms(args.delay_ms),
+        jitter_ns: ms(args.jitter_ms),
+        reorder: args.reorder,
+        duplicate: args.duplicate_pct / 100.0,
+        rate_bps: args.rate_mbps.map(|r| r * 1e6),
+        queue_ns: ms(args.queue_ms),
+        blackout: args.blackout.map(|(at, len)| (ms(at * 1e3), ms(len))),
+        seed: args.seed,
+    };
+    let to_streamer = if args.one_way {
+        Impairment::default()
+    } else {
+        Impairment {
+            seed: args.seed.wrapping_add(1),
+            ..to_headset.clone()
+        }
+    };
+    let rt = runtime()?;
+    let counters = rt.block_on(async {
+        let forward = quic::resolve(&args.forward).await?;
+        let relay = Relay::start(args.listen, forward, to_headset, to_streamer).await?;
+        tracing::info!(listen = %relay.listen, %forward, "relaying");
+        let stop = stop_on_ctrl_c();
+        let t0 = std::time::Instant::now();
+        let mut last_log = t0;
+        while !stop.load(Ordering::Relaxed)
+            && args
+                .duration_s
+                .is_none_or(|d| t0.elapsed().as_secs_f64() < d)
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if last_log.elapsed() >= Duration::from_secs(5) {
+                last_log = std::time::Instant::now();
+                let [a, b] = relay.counters();
+                tracing::info!(
+                    "to headset: {} in, {} out, lost {}+{}+{} (random+blackout+queue); to streamer: {} in, {} out",
+                    a.entered, a.delivered, a.lost_random, a.lost_blackout, a.lost_queue, b.entered, b.delivered
+                );
+            }
+        }
+        anyhow::Ok(relay.counters())
+    })?;
+    let [to_headset, to_streamer] = counters;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({
+            "to_headset": to_headset,
+            "to_streamer": to_streamer,
+        }))?
+    );
+    Ok(())
 }
 
 #[derive(Debug, Args, Clone)]
@@ -292,6 +429,7 @@ fn real_main(cli: Cli) -> Result<()> {
             print!("{}", cfg.to_yaml());
             Ok(())
         }
+        Some(Command::Impair(args)) => impair(&args),
         Some(Command::Loopback(args)) => {
             let cfg = load_config(&args)?;
             let frames = args.frames.unwrap_or(600);
