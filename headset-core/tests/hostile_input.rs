@@ -87,7 +87,7 @@ fn start_client() -> (
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_input_is_rejected_counted_and_survived() {
     let (identity, shared, addr, server) = start_client();
-    let ep = net::client_endpoint(Some(identity.fingerprint())).unwrap();
+    let ep = net::client_endpoint(Some(identity.fingerprint()), Default::default()).unwrap();
 
     // Session 1: garbage datagrams of every kind, then the session must still answer pings.
     let conn = ep.connect(addr, net::SERVER_NAME).unwrap().await.unwrap();
@@ -263,13 +263,13 @@ async fn malformed_input_is_rejected_counted_and_survived() {
 async fn a_wrong_certificate_pin_is_refused() {
     let (_identity, shared, addr, server) = start_client();
     let other = Identity::generate().unwrap().fingerprint();
-    let ep = net::client_endpoint(Some(other)).unwrap();
+    let ep = net::client_endpoint(Some(other), Default::default()).unwrap();
     let res = ep.connect(addr, net::SERVER_NAME).unwrap().await;
     assert!(
         res.is_err(),
         "a streamer pinning another fingerprint must not connect"
     );
-    assert!(net::client_endpoint(Some("not-hex".into())).is_err());
+    assert!(net::client_endpoint(Some("not-hex".into()), Default::default()).is_err());
     shared.finish();
     server.await.unwrap().unwrap();
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+use crate::congestion::Congestion;
 use crate::identity::{check_fingerprint, Identity};
 use crate::pinning::{pinned_tls_client, provider};
 
@@ -17,15 +18,13 @@ pub const SERVER_NAME: &str = "binoc-headset";
 
 /// Transport settings tuned for video in datagrams: generous datagram buffers on receive, a
 /// small one on send (a backed-up sender must drop, not queue), fast loss detection.
-pub fn transport_config() -> quinn::TransportConfig {
+pub fn transport_config(congestion: Congestion) -> quinn::TransportConfig {
     let mut t = quinn::TransportConfig::default();
     t.max_idle_timeout(Some(Duration::from_secs(3).try_into().expect("3 s fits")));
     t.keep_alive_interval(Some(Duration::from_millis(500)));
     t.datagram_receive_buffer_size(Some(8 * 1024 * 1024));
     t.datagram_send_buffer_size(512 * 1024);
-    let mut cc = quinn::congestion::CubicConfig::default();
-    cc.initial_window(1024 * 1024);
-    t.congestion_controller_factory(Arc::new(cc));
+    t.congestion_controller_factory(congestion.factory());
     t.initial_rtt(Duration::from_millis(5));
     t
 }
@@ -57,7 +56,8 @@ pub fn server_endpoint(addr: SocketAddr, identity: &Identity) -> Result<quinn::E
     tls.max_early_data_size = 0;
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)?;
     let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    cfg.transport_config(Arc::new(transport_config()));
+    // The headset sends only control messages; its window never matters for the video.
+    cfg.transport_config(Arc::new(transport_config(Congestion::default())));
     let socket = udp_socket(addr)?;
     let runtime = quinn::default_runtime().context("no async runtime")?;
     Ok(quinn::Endpoint::new(
@@ -68,8 +68,9 @@ pub fn server_endpoint(addr: SocketAddr, identity: &Identity) -> Result<quinn::E
     )?)
 }
 
-/// The streamer's dialing endpoint, pinning the headset's fingerprint when given.
-pub fn client_endpoint(pin: Option<String>) -> Result<quinn::Endpoint> {
+/// The streamer's dialing endpoint, pinning the headset's fingerprint when given; `congestion`
+/// limits what the video datagrams may have in flight.
+pub fn client_endpoint(pin: Option<String>, congestion: Congestion) -> Result<quinn::Endpoint> {
     if let Some(p) = &pin {
         check_fingerprint(p).context("peer fingerprint")?;
     }
@@ -77,7 +78,7 @@ pub fn client_endpoint(pin: Option<String>) -> Result<quinn::Endpoint> {
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)?;
     let mut cfg = quinn::ClientConfig::new(Arc::new(crypto));
-    cfg.transport_config(Arc::new(transport_config()));
+    cfg.transport_config(Arc::new(transport_config(congestion)));
     let bind: SocketAddr = "[::]:0".parse().expect("valid");
     let socket = udp_socket(bind).or_else(|_| udp_socket("0.0.0.0:0".parse().expect("valid")))?;
     let runtime = quinn::default_runtime().context("no async runtime")?;

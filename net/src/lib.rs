@@ -6,6 +6,7 @@
 //! OS clocks ([`os_clock`]). The streamer (`pi-streamer`) and the headset's receive core
 //! (`headset-core`) depend on it; it depends on neither (ALVR's `sockets` split).
 
+pub mod congestion;
 pub mod control;
 pub mod endpoint;
 pub mod identity;

@@ -411,6 +411,9 @@ pub struct TransportConfig {
     pub pacing_mbps: f64,
     /// Largest datagram to send (bytes); the path's own limit, if lower, wins.
     pub max_datagram_bytes: u16,
+    /// What limits the QUIC datagrams in flight: `media` (a fixed window that loss and
+    /// reordering do not shrink; the default), or quinn's `cubic` / `bbr` (docs/decisions.md).
+    pub congestion: binoc_net::congestion::Congestion,
     /// SHA-256 fingerprint (hex) of the headset's certificate to pin. Without it the streamer
     /// accepts any certificate and logs its fingerprint (trust on first use).
     pub peer_fingerprint: Option<String>,
@@ -428,6 +431,7 @@ impl Default for TransportConfig {
             peer: None,
             pacing_mbps: 1000.0,
             max_datagram_bytes: 1200,
+            congestion: Default::default(),
             peer_fingerprint: None,
             kinds: vec![TransportKind::Quic],
             webrtc: WebrtcConfig::default(),

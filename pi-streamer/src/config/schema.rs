@@ -448,6 +448,9 @@ fn read_transport(c: &mut Checker, n: &Node, k: &str) -> Option<TransportConfig>
         }
         Some(fp.to_string())
     });
+    tm.set(c, "congestion", &mut t.congestion, |c, n, k| {
+        c.choice(n, k, &binoc_net::congestion::Congestion::ALL)
+    });
     tm.set(c, "kind", &mut t.kinds, read_transport_kinds);
     tm.set(c, "webrtc", &mut t.webrtc, read_webrtc);
     tm.finish(
@@ -456,6 +459,7 @@ fn read_transport(c: &mut Checker, n: &Node, k: &str) -> Option<TransportConfig>
             "peer",
             limits::PACING_MBPS.key,
             limits::MAX_DATAGRAM_BYTES.key,
+            "congestion",
             "peer_fingerprint",
             "kind",
             "webrtc",

@@ -453,3 +453,18 @@ fn transport_names_are_one_list() {
         .unwrap_err()
         .contains("quic, webrtc"));
 }
+
+#[test]
+fn transport_congestion_is_a_choice_with_media_the_default() {
+    use binoc_net::congestion::Congestion;
+    assert_eq!(
+        StreamerConfig::embedded().transport.congestion,
+        Congestion::Media
+    );
+    let cfg = StreamerConfig::from_yaml("transport:\n  congestion: bbr\n", "t.yaml").unwrap();
+    assert_eq!(cfg.transport.congestion, Congestion::Bbr);
+    let back = StreamerConfig::from_yaml(&cfg.to_yaml(), "again").unwrap();
+    assert_eq!(back.transport.congestion, Congestion::Bbr, "round trip");
+    let e = err("transport:\n  congestion: reno\n");
+    assert!(e.starts_with("t.yaml:2") && e.contains("congestion"), "{e}");
+}

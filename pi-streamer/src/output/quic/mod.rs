@@ -62,7 +62,10 @@ impl Connection {
         peer: SocketAddr,
         feedback: Arc<Feedback>,
     ) -> Result<Self> {
-        let endpoint = binoc_net::client_endpoint(cfg.transport.peer_fingerprint.clone())?;
+        let endpoint = binoc_net::client_endpoint(
+            cfg.transport.peer_fingerprint.clone(),
+            cfg.transport.congestion,
+        )?;
         let conn = tokio::time::timeout(
             Duration::from_secs(5),
             endpoint.connect(peer, binoc_net::SERVER_NAME)?,
