@@ -36,6 +36,10 @@ use sender::SenderEnd;
 /// is dropped.
 const QUEUE_FRAMES: usize = 4;
 
+/// How long one redial attempt waits for the headset, and the least time between attempts.
+const REDIAL_ATTEMPT: Duration = Duration::from_millis(1000);
+const REDIAL_MIN: Duration = Duration::from_millis(100);
+
 /// Resolves `HOST:PORT`.
 pub async fn resolve(peer: &str) -> Result<SocketAddr> {
     tokio::net::lookup_host(peer)
@@ -62,17 +66,29 @@ impl Connection {
         peer: SocketAddr,
         feedback: Arc<Feedback>,
     ) -> Result<Self> {
+        Self::open_within(cfg, peer, feedback, Duration::from_secs(5)).await
+    }
+
+    /// [`Connection::open`], giving up if the headset has not answered within `answer`.
+    pub async fn open_within(
+        cfg: &StreamerConfig,
+        peer: SocketAddr,
+        feedback: Arc<Feedback>,
+        answer: Duration,
+    ) -> Result<Self> {
         let endpoint = binoc_net::client_endpoint(
             cfg.transport.peer_fingerprint.clone(),
             cfg.transport.congestion,
         )?;
-        let conn = tokio::time::timeout(
-            Duration::from_secs(5),
-            endpoint.connect(peer, binoc_net::SERVER_NAME)?,
-        )
-        .await
-        .with_context(|| format!("no answer from {peer} within 5 s (is quest-client listening?)"))?
-        .with_context(|| format!("connecting to {peer}"))?;
+        let conn = tokio::time::timeout(answer, endpoint.connect(peer, binoc_net::SERVER_NAME)?)
+            .await
+            .with_context(|| {
+                format!(
+                    "no answer from {peer} within {:.1} s (is quest-client listening?)",
+                    answer.as_secs_f64()
+                )
+            })?
+            .with_context(|| format!("connecting to {peer}"))?;
         let (send, recv) = conn.open_bi().await?;
         let mut writer = ControlWriter::<ToHeadset>::new(send);
         let mut reader = ControlReader::<ToStreamer>::new(recv);
@@ -374,10 +390,15 @@ impl Inner {
                 if self.closing.load(Ordering::Relaxed) {
                     return Some(why);
                 }
-                let opened = self.runtime.block_on(Connection::open(
+                // Short attempts, one after the other: a headset that comes back is answered
+                // within one attempt's handshake retransmissions (well under a second), not
+                // after a long timeout.
+                let attempt = monotonic_ns();
+                let opened = self.runtime.block_on(Connection::open_within(
                     &self.cfg,
                     self.peer,
                     self.feedback.clone(),
+                    REDIAL_ATTEMPT,
                 ));
                 match opened {
                     Ok(connection) => {
@@ -388,8 +409,10 @@ impl Inner {
                         }
                     }
                     Err(e) => {
-                        tracing::warn!("{e:#}; retrying in 1 s");
-                        std::thread::sleep(Duration::from_secs(1));
+                        tracing::debug!("{e:#}; dialling again");
+                        // An attempt that failed at once (no route) waits a little.
+                        let spent = Duration::from_nanos(monotonic_ns() - attempt);
+                        std::thread::sleep(REDIAL_MIN.saturating_sub(spent));
                     }
                 }
             };
