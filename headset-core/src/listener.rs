@@ -86,7 +86,11 @@ impl Client {
             // Let the session flush its last markers, then close.
             let _ = tokio::time::timeout(Duration::from_millis(500), s).await;
         }
+        // Closes every connection, also one a streamer completed while this run was ending,
+        // and waits (briefly) until the closes are on the wire: a streamer must hear that this
+        // headset went, not wait for its idle timeout.
         self.endpoint.close(0u32.into(), b"done");
+        let _ = tokio::time::timeout(Duration::from_millis(200), self.endpoint.wait_idle()).await;
         Ok(())
     }
 }
