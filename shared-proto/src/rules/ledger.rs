@@ -21,6 +21,9 @@ pub enum FrameKey {
 
 /// Frames awaiting a marker, per eye.
 pub const BOOK_LEN: usize = 1024;
+/// How many frames on each side of a frame count as its neighbours: a busy browser's frame
+/// callback can run two frames late.
+pub const NEIGHBOURS: usize = 2;
 /// Frames remembered in sending order (for [`Ledger::neighbours`]), markers or not.
 const RECENT_LEN: usize = 64;
 
@@ -81,18 +84,18 @@ impl Ledger {
             .map(|(_, t)| t.frame_no)
     }
 
-    /// Frame numbers of the frames booked just before and just after `key` (the neighbours in
-    /// the order sent; with frames dropped before sending they are more than one apart).
-    pub fn neighbours(&self, key: FrameKey) -> [Option<u64>; 2] {
+    /// Frame numbers of the [`NEIGHBOURS`] frames booked just before and just after `key`
+    /// (in the order sent; with frames dropped before sending they are more than one apart).
+    pub fn neighbours(&self, key: FrameKey) -> Vec<u64> {
         let Some(i) = self.recent.iter().rposition(|(k, _)| *k == key) else {
-            return [None, None];
+            return Vec::new();
         };
-        [
-            i.checked_sub(1)
-                .and_then(|j| self.recent.get(j))
-                .map(|r| r.1),
-            self.recent.get(i + 1).map(|r| r.1),
-        ]
+        let lo = i.saturating_sub(NEIGHBOURS);
+        let hi = (i + NEIGHBOURS + 1).min(self.recent.len());
+        (lo..hi)
+            .filter(|&j| j != i)
+            .map(|j| self.recent[j].1)
+            .collect()
     }
 
     /// Frames booked whose marker has not arrived.
@@ -127,17 +130,13 @@ pub fn check_code(eye: Eye, code: Option<(Eye, u32)>, frame_no: u64) -> CodeChec
 }
 
 /// A browser reads the code with `drawImage` inside `requestVideoFrameCallback`, where Chrome
-/// may already hold the next frame sent, or still the previous one: a code of the right eye
+/// may already hold a later frame sent, or still an earlier one: a code of the right eye
 /// naming a neighbour (see [`Ledger::neighbours`]) belongs to no marker — a read race, to be
 /// counted as unreadable, not as a mismatch.
-pub fn is_read_race(eye: Eye, code: Option<(Eye, u32)>, neighbours: [Option<u64>; 2]) -> bool {
+pub fn is_read_race(eye: Eye, code: Option<(Eye, u32)>, neighbours: &[u64]) -> bool {
     match code {
         Some((code_eye, n)) => {
-            code_eye == eye
-                && neighbours
-                    .iter()
-                    .flatten()
-                    .any(|&f| f as u32 & FRAME_MASK == n)
+            code_eye == eye && neighbours.iter().any(|&f| f as u32 & FRAME_MASK == n)
         }
         None => false,
     }
@@ -179,15 +178,15 @@ mod tests {
     #[test]
     fn neighbours_are_the_frames_sent_before_and_after_even_after_their_markers() {
         let mut l = Ledger::default();
-        // Frame 11 was dropped before sending: 10's and 12's neighbours skip it.
+        // Frame 11 was dropped before sending: the neighbours skip it.
         for (seq, f) in [(100, 9), (200, 10), (300, 12), (400, 13)] {
             l.book(FrameKey::Seq(seq), t(f));
         }
         l.unbook(FrameKey::Seq(200));
-        assert_eq!(l.neighbours(FrameKey::Seq(300)), [Some(10), Some(13)]);
-        assert_eq!(l.neighbours(FrameKey::Seq(100)), [None, Some(10)]);
-        assert_eq!(l.neighbours(FrameKey::Seq(400)), [Some(12), None]);
-        assert_eq!(l.neighbours(FrameKey::Seq(999)), [None, None]);
+        assert_eq!(l.neighbours(FrameKey::Seq(300)), [9, 10, 13]);
+        assert_eq!(l.neighbours(FrameKey::Seq(100)), [10, 12]);
+        assert_eq!(l.neighbours(FrameKey::Seq(400)), [10, 12]);
+        assert!(l.neighbours(FrameKey::Seq(999)).is_empty());
     }
 
     #[test]
@@ -224,13 +223,17 @@ mod tests {
 
     #[test]
     fn a_neighbours_code_is_a_read_race_not_a_mismatch() {
-        let n = [Some(9), Some(11)];
-        assert!(is_read_race(Eye::Left, Some((Eye::Left, 11)), n));
+        let n = [8, 9, 11, 12];
+        assert!(is_read_race(Eye::Left, Some((Eye::Left, 11)), &n));
         assert!(
-            !is_read_race(Eye::Left, Some((Eye::Right, 11)), n),
+            is_read_race(Eye::Left, Some((Eye::Left, 8)), &n),
+            "two frames late"
+        );
+        assert!(
+            !is_read_race(Eye::Left, Some((Eye::Right, 11)), &n),
             "wrong eye is real"
         );
-        assert!(!is_read_race(Eye::Left, Some((Eye::Left, 12)), n));
-        assert!(!is_read_race(Eye::Left, None, n));
+        assert!(!is_read_race(Eye::Left, Some((Eye::Left, 13)), &n));
+        assert!(!is_read_race(Eye::Left, None, &n));
     }
 }
