@@ -431,6 +431,23 @@ fn real_main(cli: Cli) -> Result<()> {
         }
         Some(Command::Impair(args)) => impair(&args),
         Some(Command::Loopback(args)) => {
+            // The self-test makes its own headset on 127.0.0.1: where to send is not the user's.
+            let ignored = [
+                ("--peer", args.peer.is_some()),
+                ("--transport", args.transport.is_some()),
+                ("--listen", args.listen.is_some()),
+                ("--peer-fingerprint", args.peer_fingerprint.is_some()),
+            ];
+            if let Some((flag, _)) = ignored.iter().find(|(_, given)| *given) {
+                <Cli as clap::CommandFactory>::command()
+                    .error(
+                        clap::error::ErrorKind::ArgumentConflict,
+                        format!(
+                            "loopback streams to its own headset on 127.0.0.1 over QUIC: {flag} does not apply (run `pi-streamer {flag} …` without `loopback`)"
+                        ),
+                    )
+                    .exit();
+            }
             let cfg = load_config(&args)?;
             let frames = args.frames.unwrap_or(600);
             if frames == 0 {

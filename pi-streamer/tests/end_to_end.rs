@@ -367,6 +367,27 @@ fn streamer_and_headless_client_as_two_processes() {
     }
 }
 
+/// Options that would be silently ignored are usage errors (exit 2), named in one line.
+#[test]
+fn impossible_option_combinations_are_refused_at_parse_time() {
+    for (bin, args) in [
+        (quest_client_bin(), vec!["--headless", "--dump", "/tmp/x"]),
+        (quest_client_bin(), vec!["--screenshot", "/tmp/x.png"]),
+        (
+            env!("CARGO_BIN_EXE_pi-streamer").into(),
+            vec!["loopback", "--peer", "1.2.3.4:5"],
+        ),
+    ] {
+        let out = command(&bin).args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("error:") && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
 #[test]
 fn bad_cli_values_are_clear_errors() {
     for args in [
@@ -380,6 +401,9 @@ fn bad_cli_values_are_clear_errors() {
         vec!["loopback", "--slice-bytes", "10"],
         vec!["loopback", "--encoder", "nvenc"],
         vec!["loopback", "--profile", "x"],
+        vec!["loopback", "--peer", "1.2.3.4:5"],
+        vec!["loopback", "--transport", "webrtc"],
+        vec!["loopback", "--listen", "127.0.0.1:1"],
         vec![],
     ] {
         let out = command(env!("CARGO_BIN_EXE_pi-streamer"))

@@ -98,6 +98,18 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    // clap counts a flag that is off as present for `requires`: say it here, at parse time.
+    let usage = |msg: &str| {
+        <Args as clap::CommandFactory>::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, msg)
+            .exit()
+    };
+    if args.dump.is_some() && !args.offscreen {
+        usage("--dump writes the --offscreen views; it needs --offscreen");
+    }
+    if args.screenshot.is_some() && !args.desktop {
+        usage("--screenshot saves the --desktop window; it needs --desktop");
+    }
     binoc_net::logging::init();
     if let Some(d) = args.duration {
         if !(d > 0.0 && d.is_finite()) {
