@@ -288,9 +288,8 @@ struct Inner {
     runtime: tokio::runtime::Handle,
     reconnect: bool,
     closing: AtomicBool,
-    /// Frames are queued only while a connection is up.
-    connected: AtomicBool,
-    /// The live connection's counters.
+    /// The live connection's counters; `None` while no connection is up (frames are then not
+    /// queued).
     current: Mutex<Option<Arc<OutputState>>>,
     ended: Mutex<Option<String>>,
     reports: Mutex<Vec<Report>>,
@@ -324,7 +323,6 @@ impl QuicOutput {
             runtime: tokio::runtime::Handle::current(),
             reconnect,
             closing: AtomicBool::new(false),
-            connected: AtomicBool::new(true),
             current: Mutex::new(Some(connection.state.clone())),
             ended: Mutex::new(None),
             reports: Mutex::new(Vec::new()),
@@ -366,7 +364,7 @@ impl Inner {
                 &live.connection.state,
                 &self.feedback,
             );
-            self.connected.store(false, Ordering::Relaxed);
+            *self.current.lock().unwrap_or_else(|p| p.into_inner()) = None;
             let lost = match end {
                 SenderEnd::Drained => None,
                 SenderEnd::ConnectionLost(why) => Some(why),
@@ -424,7 +422,6 @@ impl Inner {
             }
             *self.current.lock().unwrap_or_else(|p| p.into_inner()) =
                 Some(live.connection.state.clone());
-            self.connected.store(true, Ordering::Relaxed);
         }
     }
 
@@ -463,16 +460,15 @@ impl Output for QuicOutput {
     }
 
     fn offer(&self, frame: &Arc<EncodedFrame>) {
-        if !self.inner.connected.load(Ordering::Relaxed) {
-            return;
-        }
+        let current = self.inner.current.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(state) = current.as_ref() else {
+            return; // no headset now
+        };
         if let Some(old) = self.queue.push(frame.clone()) {
-            // The link is behind: the frame dropped breaks its eye's reference chain.
+            // The link is behind: the frame dropped breaks its eye's reference chain. Counted
+            // on the live connection (it is the one behind).
             self.inner.feedback.request_keyframe(old.eye);
-            // Counted on the live connection (it is the one behind).
-            if let Some(state) = &*self.inner.current.lock().unwrap_or_else(|p| p.into_inner()) {
-                state.eye(old.eye).dropped_queue += 1;
-            }
+            state.eye(old.eye).dropped_queue += 1;
         }
     }
 
@@ -486,10 +482,7 @@ impl Output for QuicOutput {
 
     fn status(&self) -> String {
         let current = self.inner.current.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(state) = current
-            .as_ref()
-            .filter(|_| self.inner.connected.load(Ordering::Relaxed))
-        else {
+        let Some(state) = current.as_ref() else {
             return format!("{}: not connected", self.name);
         };
         let eyes: Vec<String> = Eye::BOTH
