@@ -108,6 +108,9 @@ struct Seen {
     /// With decoding on: pictures decoded, and the (eye, frame number) pixel codes they show.
     decoded: [u64; 2],
     codes: [Vec<(Eye, u32)>; 2],
+    /// Markers the streamer says it has matched per eye (its once-a-second HUD message): what
+    /// the streamer's report can count at most, whatever is still in flight.
+    acknowledged: [u64; 2],
 }
 
 /// Steering for a peer.
@@ -248,6 +251,9 @@ fn drive(
                         if let Some(e) = v["estimate_mbps"].as_f64() {
                             s.estimates.push(e);
                         }
+                        for e in 0..2 {
+                            s.acknowledged[e] = v["eyes"][e]["decoded"].as_u64().unwrap_or(0);
+                        }
                     }
                     if v["t"] == "ping" {
                         let pong = serde_json::json!({"t": "pong", "id": v["id"], "t0": v["t0"],
@@ -374,6 +380,9 @@ fn pli_from_a_viewer_makes_an_idr_for_that_eye() {
     let before = peer.seen.lock().unwrap().keyframes;
     peer.control.pli.store(2, Ordering::Relaxed); // the right eye
     peer.wait_for("an IDR on the right eye", |s| s.keyframes[1] > before[1]);
+    peer.wait_for("30 markers per eye matched by the streamer", |s| {
+        s.acknowledged.iter().all(|&m| m >= 30)
+    });
     let seen = peer.leave(server.addr);
     let report = server.finish();
     let v = viewer(&report, 0);
@@ -537,9 +546,24 @@ fn one_streamer_serves_the_headset_and_a_webrtc_viewer_at_once() {
         .recv_timeout(Duration::from_secs(20))
         .expect("listening");
     let peer = Peer::connect_with(web_addr, true);
-    peer.wait_for("30 decoded pictures with pixel codes per eye", |s| {
-        (0..2).all(|e| s.decoded[e] >= 30 && s.codes[e].len() >= 30)
+    // Until the streamer has matched 30 of the viewer's markers per eye (markers still in
+    // flight at DELETE are not counted).
+    peer.wait_for("30 decoded pictures per eye, their markers matched", |s| {
+        (0..2).all(|e| s.decoded[e] >= 30 && s.codes[e].len() >= 30 && s.acknowledged[e] >= 30)
     });
+    // And until the headset has decoded 30 per eye.
+    let t0 = Instant::now();
+    while !{
+        let r = headset.report();
+        r.eyes.left.counts.decoded >= 30 && r.eyes.right.counts.decoded >= 30
+    } {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "{:?}",
+            headset.report()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let seen = peer.leave(web_addr);
     stop.store(true, Ordering::Relaxed);
     let report = rt.block_on(session).unwrap().expect("the session");
