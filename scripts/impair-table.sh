@@ -3,7 +3,8 @@
 # impairment relay (`pi-streamer impair`), 2×1280x720@60 for SECONDS per row, one row per link.
 # Prints per row: frames decoded per eye (of those captured), capture→decoded p50/p99, keyframe
 # requests, frames dropped at the deadline, and what the relay did.
-# Usage: scripts/impair-table.sh [SECONDS]
+# Usage: scripts/impair-table.sh [SECONDS]; STREAMER_ARGS="--fec off" (say) is passed to every
+# streamer run, ROWS=1 skips the clean row.
 set -eu
 cd "$(dirname "$0")/.."
 secs="${1:-20}"
@@ -22,7 +23,7 @@ row() {
   relay=$!
   sleep 0.5
   $bin/pi-streamer --peer 127.0.0.1:$((port + 1)) --size 1280x720 --fps 60 --frames "$frames" \
-    --report json >"$out/streamer.json" 2>"$out/streamer.log" || true
+    ${STREAMER_ARGS:-} --report json >"$out/streamer.json" 2>"$out/streamer.log" || true
   kill -INT $relay 2>/dev/null || true; wait $relay || true
   wait $client || true
   python3 - "$name" "$out" <<'PY'
@@ -46,9 +47,13 @@ e = s["eyes"]
 l = s["latency_ms"]
 kr = [c.get("eyes", {}).get(x, {}).get("keyframe_requests", "?") for x in ("left", "right")]
 th = r.get("to_headset", {})
+fec = [e[x].get("fec") or {} for x in ("left", "right")]
+fec_text = (f"  fec +{fec[0].get('overhead_percent', 0):.0f}%/+{fec[1].get('overhead_percent', 0):.0f}%"
+            f" repaired {fec[0].get('repaired', 0)}/{fec[1].get('repaired', 0)}")
 print(f"{name:<34} decoded {e['left']['decoded']}/{e['left']['captured']} {e['right']['decoded']}/{e['right']['captured']}"
       f"  p50 {l['p50']:.1f} p99 {l['p99']:.1f} ms  keyframe req {kr[0]}/{kr[1]}"
       f"  deadline drops {e['left']['dropped_deadline']}/{e['right']['dropped_deadline']}"
+      f"{fec_text}"
       f"  relay lost {th.get('lost_random', 0)}+{th.get('lost_blackout', 0)}+{th.get('lost_queue', 0)} of {th.get('entered', 0)}")
 PY
 }

@@ -243,6 +243,7 @@ mod tests {
             bitstream: bitstream.clone(),
             first_byte_ns: 0,
             last_byte_ns: 0,
+            repaired_fragments: 0,
             fragments: 1,
         }
     }

@@ -151,6 +151,7 @@ pub(crate) async fn run(
                                 let mut s = shared.eye(eye);
                                 s.counts.received += 1;
                                 s.counts.bytes += frame.bitstream.len() as u64;
+                                s.counts.repaired += u64::from(frame.repaired_fragments > 0);
                             }
                             // A full queue means the decoder is behind: drop here; the decoder
                             // sees the sequence gap and asks for an IDR.
@@ -173,6 +174,7 @@ pub(crate) async fn run(
             _ = stats_tick.tick() => {
                 let malformed = shared.malformed_datagrams.load(Ordering::Relaxed);
                 for eye in Eye::BOTH {
+                    count_datagrams(&shared, &reassembler, eye);
                     let stats = shared.eye(eye).counts.wire(malformed);
                     let _ = out_tx.try_send(Outgoing::Msg(ToStreamer::Stats { eye, stats }));
                 }
@@ -182,6 +184,9 @@ pub(crate) async fn run(
         }
     };
     control_task.abort();
+    for eye in Eye::BOTH {
+        count_datagrams(&shared, &reassembler, eye);
+    }
     drop(frame_tx);
     // The decoders drain what they hold and exit; their last markers go out before the writer
     // finishes the stream.
@@ -194,4 +199,12 @@ pub(crate) async fn run(
     drop(out_tx);
     let _ = tokio::time::timeout(Duration::from_secs(1), writer_task).await;
     Ok(reason)
+}
+
+/// The reassembler's datagram loss count, into the eye's counters.
+fn count_datagrams(shared: &Shared, reassembler: &Reassembler, eye: Eye) {
+    let r = reassembler.stats(eye);
+    let mut s = shared.eye(eye);
+    s.counts.datagrams_expected = r.datagrams_expected;
+    s.counts.datagrams_received = r.datagrams_counted;
 }

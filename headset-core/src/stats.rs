@@ -36,6 +36,12 @@ pub struct EyeCounts {
     pub shown: u64,
     /// Bitstream bytes of the frames received.
     pub bytes: u64,
+    /// Frames rebuilt from parity fragments (forward error correction).
+    pub repaired: u64,
+    /// Fragment datagrams announced by the headers of the frames seen, and those that came:
+    /// the link's datagram loss.
+    pub datagrams_expected: u64,
+    pub datagrams_received: u64,
 }
 
 impl EyeCounts {
@@ -53,6 +59,9 @@ impl EyeCounts {
             decode_errors: self.decode_errors,
             wrong_eye: self.wrong_eye,
             malformed_datagrams,
+            datagrams_expected: self.datagrams_expected,
+            datagrams_received: self.datagrams_received,
+            repaired: self.repaired,
         }
     }
 }
@@ -226,6 +235,18 @@ impl ClientReport {
                 out += &format!(
                     "{name:<6} shown {} superseded {}: upload p50 {:.2} ms, display p50 {:.2} ms, glass-to-glass p50 {:.2} p99 {:.2} ms\n",
                     e.counts.shown, e.counts.superseded, e.upload_ms.p50, e.display_ms.p50, e.glass_to_glass_ms.p50, e.glass_to_glass_ms.p99
+                );
+            }
+        }
+        for (name, e) in [("left", &self.eyes.left), ("right", &self.eyes.right)] {
+            let c = &e.counts;
+            if c.datagrams_expected > 0 {
+                out += &format!(
+                    "{name:<6} datagrams {} of {} announced ({:.2} % lost), frames repaired from parity {}\n",
+                    c.datagrams_received,
+                    c.datagrams_expected,
+                    100.0 * (1.0 - c.datagrams_received as f64 / c.datagrams_expected as f64),
+                    c.repaired
                 );
             }
         }

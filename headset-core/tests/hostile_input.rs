@@ -8,7 +8,9 @@ use std::time::Duration;
 use binoc_net::{self as net, Identity};
 use headset_core::{Client, Headless, Shared};
 use shared_proto::fragment::{fragment_frame, OutgoingFrame};
-use shared_proto::wire::{FragmentHeader, FrameTiming, StreamInfo, ToHeadset, ToStreamer, VERSION};
+use shared_proto::wire::{
+    FragmentHeader, FrameTiming, ShardKind, StreamInfo, ToHeadset, ToStreamer, VERSION,
+};
 
 type ControlWriter = net::ControlWriter<ToHeadset>;
 type ControlReader = net::ControlReader<ToStreamer>;
@@ -125,14 +127,7 @@ async fn malformed_input_is_rejected_counted_and_survived() {
         send(d).await;
         sent_garbage += 1;
     }
-    let good = FragmentHeader {
-        eye: Eye::Left,
-        keyframe: true,
-        index: 0,
-        count: 1,
-        seq: 0,
-        frame_len: 100,
-    };
+    let good = FragmentHeader::data(Eye::Left, true, 0, 1, 0, 100);
     let mut hostile = Vec::new();
     for h in [
         FragmentHeader {
@@ -150,6 +145,11 @@ async fn malformed_input_is_rejected_counted_and_survived() {
             count: 2,
             ..good
         }, // index past count
+        FragmentHeader {
+            kind: ShardKind::Parity,
+            parity: 1,
+            ..good
+        }, // parity of a frame whose data never comes (garbage shard: the frame is lost)
     ] {
         let mut d = Vec::new();
         h.write(&mut d);

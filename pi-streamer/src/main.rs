@@ -255,6 +255,11 @@ struct RunArgs {
     /// SHA-256 fingerprint of the headset certificate to pin.
     #[arg(long)]
     peer_fingerprint: Option<String>,
+    /// Forward error correction of the QUIC video datagrams: adaptive (parity sized to the loss
+    /// the headset measures, none on a clean link), off, or a fixed overhead in percent of each
+    /// frame's fragments, e.g. 25 (transport.fec).
+    #[arg(long, value_parser = shared_proto::rules::fec::FecMode::parse)]
+    fec: Option<shared_proto::rules::fec::FecMode>,
     /// Final report format.
     #[arg(long, value_enum, default_value = "text")]
     report: ReportFormat,
@@ -342,6 +347,9 @@ fn load_config(args: &RunArgs) -> Result<StreamerConfig> {
     }
     if let Some(f) = &args.peer_fingerprint {
         cfg.transport.peer_fingerprint = Some(f.clone());
+    }
+    if let Some(f) = args.fec {
+        cfg.transport.fec = f;
     }
     // The overrides pass the checks the file's keys did, with the same limits
     // (config::limits): `--fps 500` is refused as `fps: 500` is.

@@ -33,10 +33,27 @@ pub struct EyeReport {
     pub unmatched_markers: u64,
     /// The client's own counters, as last reported.
     pub client: Option<ClientStats>,
+    /// Forward error correction (QUIC outputs; `None` when no parity was sent and the
+    /// receiver measured no loss).
+    pub fec: Option<FecReport>,
     pub bitrate_mbps: f64,
     /// capture → decoded.
     pub latency_ms: Summary,
     pub stages_ms: BTreeMap<&'static str, Summary>,
+}
+
+/// One eye's forward error correction, as the sender did it and the receiver saw it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FecReport {
+    pub mode: String,
+    pub data_datagrams: u64,
+    pub parity_datagrams: u64,
+    /// Parity datagrams per data datagram, percent.
+    pub overhead_percent: f64,
+    /// Datagram loss the receiver measured (of what the headers announced), percent.
+    pub measured_loss_percent: f64,
+    /// Frames the receiver rebuilt from parity.
+    pub repaired: u64,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -115,6 +132,31 @@ fn rate(bytes: u64, first: Option<u64>, last: Option<u64>) -> f64 {
     }
 }
 
+fn fec_report(c: &OutputCounters) -> Option<FecReport> {
+    let client = c.client.unwrap_or_default();
+    if c.parity_sent == 0 && client.datagrams_expected == client.datagrams_received {
+        return None;
+    }
+    let pct = |a: u64, b: u64| {
+        if b > 0 {
+            100.0 * a as f64 / b as f64
+        } else {
+            0.0
+        }
+    };
+    Some(FecReport {
+        mode: c.fec.mode().to_string(),
+        data_datagrams: c.data_datagrams,
+        parity_datagrams: c.parity_sent,
+        overhead_percent: pct(c.parity_sent, c.data_datagrams),
+        measured_loss_percent: pct(
+            client.datagrams_expected - client.datagrams_received.min(client.datagrams_expected),
+            client.datagrams_expected,
+        ),
+        repaired: client.repaired,
+    })
+}
+
 impl Report {
     /// The report of one output: its own counters and markers, with the pipeline's counters
     /// over the output's lifetime. `cpu_ns`: the process's CPU time over it (0: not its own to
@@ -173,6 +215,7 @@ impl Report {
                 keyframes: p.keyframes - since.keyframes,
                 unmatched_markers: c.unmatched_markers,
                 client: c.client,
+                fec: fec_report(&c),
                 bitrate_mbps: rate(c.bytes_sent, c.first_send_ns, c.last_send_ns),
                 latency_ms: c.total.summary(),
                 stages_ms: stages(&c),
@@ -288,6 +331,14 @@ impl Report {
             self.eyes.right.dropped_queue,
             self.eyes.right.dropped_deadline,
         );
+        for (name, e) in [("left", &self.eyes.left), ("right", &self.eyes.right)] {
+            if let Some(f) = &e.fec {
+                o += &format!(
+                    "FEC {name} ({}): {} parity datagrams for {} data ({:.1} % overhead), {:.2} % of datagrams lost on the link, {} frames repaired\n",
+                    f.mode, f.parity_datagrams, f.data_datagrams, f.overhead_percent, f.measured_loss_percent, f.repaired
+                );
+            }
+        }
         if let Some(c) = &self.clock {
             o += &format!(
                 "clock: offset {} ns ± {} ns, drift {:.1} ppm ({} samples)\n",

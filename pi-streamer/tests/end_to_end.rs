@@ -85,12 +85,23 @@ fn loopback_delivers_both_eyes_to_the_right_eye() {
     );
 }
 
-/// The impairment relay between streamer and headset: delayed, jittered within each frame,
-/// reordered and duplicated datagrams (both ways) still give every frame, on the right eye;
-/// the relay's counters say what it did.
-#[test]
-fn a_session_through_the_impairment_relay_delivers_every_frame() {
-    use pi_streamer::impair::{Impairment, Relay};
+/// What a session through the impairment relay left: the streamer's outcome, the relay's
+/// counters (to the headset, to the streamer) and the headset's own report.
+struct RelayRun {
+    outcome: pi_streamer::session::SessionOutcome,
+    relay: [pi_streamer::impair::LinkCounters; 2],
+    client: headset_core::ClientReport,
+}
+
+/// Streams `frames` of `cfg` to an in-process headless headset through the relay, with
+/// `to_headset` and `to_streamer` as the two directions' links.
+fn through_relay(
+    mut cfg: StreamerConfig,
+    frames: u64,
+    to_headset: pi_streamer::impair::Impairment,
+    to_streamer: pi_streamer::impair::Impairment,
+) -> RelayRun {
+    use pi_streamer::impair::Relay;
     let rt = rt();
     let identity = binoc_net::Identity::generate().unwrap();
     let shared = headset_core::Shared::new(None, None);
@@ -105,6 +116,39 @@ fn a_session_through_the_impairment_relay_delivers_every_frame() {
     });
     let headset = client.local_addr().unwrap();
     let client_task = rt.spawn(client.run());
+    let relay = rt
+        .block_on(Relay::start(
+            "127.0.0.1:0".parse().unwrap(),
+            headset,
+            to_headset,
+            to_streamer,
+        ))
+        .unwrap();
+    cfg.transport.peer_fingerprint = Some(identity.fingerprint());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let outcome = rt
+        .block_on(pi_streamer::session::stream_to(
+            &cfg,
+            relay.listen,
+            Some(frames),
+            stop,
+        ))
+        .unwrap();
+    shared.finish();
+    rt.block_on(client_task).unwrap().unwrap();
+    RelayRun {
+        outcome,
+        relay: relay.counters(),
+        client: shared.report(),
+    }
+}
+
+/// The impairment relay between streamer and headset: delayed, jittered within each frame,
+/// reordered and duplicated datagrams (both ways) still give every frame, on the right eye;
+/// the relay's counters say what it did. Nothing is lost, so no parity is sent.
+#[test]
+fn a_session_through_the_impairment_relay_delivers_every_frame() {
+    use pi_streamer::impair::Impairment;
     let link = Impairment {
         delay_ns: 10_000_000,
         jitter_ns: 3_000_000,
@@ -112,30 +156,15 @@ fn a_session_through_the_impairment_relay_delivers_every_frame() {
         duplicate: 0.05,
         ..Default::default()
     };
-    let relay = rt
-        .block_on(Relay::start(
-            "127.0.0.1:0".parse().unwrap(),
-            headset,
-            link.clone(),
-            Impairment { seed: 2, ..link },
-        ))
-        .unwrap();
-    let mut cfg = small_config();
-    cfg.transport.peer_fingerprint = Some(identity.fingerprint());
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let outcome = rt
-        .block_on(pi_streamer::session::stream_to(
-            &cfg,
-            relay.listen,
-            Some(60),
-            stop,
-        ))
-        .unwrap();
-    shared.finish();
-    rt.block_on(client_task).unwrap().unwrap();
-    assert!(outcome.connection_lost.is_none());
-    assert_every_frame_accounted(&outcome.report, 60);
-    let [to_headset, to_streamer] = relay.counters();
+    let run = through_relay(
+        small_config(),
+        60,
+        link.clone(),
+        Impairment { seed: 2, ..link },
+    );
+    assert!(run.outcome.connection_lost.is_none());
+    assert_every_frame_accounted(&run.outcome.report, 60);
+    let [to_headset, to_streamer] = run.relay;
     assert!(
         to_headset.entered > 120 && to_streamer.entered > 0,
         "{to_headset:?}"
@@ -146,11 +175,72 @@ fn a_session_through_the_impairment_relay_delivers_every_frame() {
         to_headset.entered + to_headset.duplicated,
         "nothing lost on this link"
     );
-    let client = shared.report();
     assert_eq!(
-        client.eyes.left.counts.wrong_eye + client.eyes.right.counts.wrong_eye,
+        run.client.eyes.left.counts.wrong_eye + run.client.eyes.right.counts.wrong_eye,
         0
     );
+    // Duplicates are not loss: a clean link pays no parity.
+    for e in [
+        &run.outcome.report.eyes.left,
+        &run.outcome.report.eyes.right,
+    ] {
+        assert!(e.fec.is_none(), "{:?}", e.fec);
+    }
+}
+
+/// 5 % of the datagrams to the headset lost: the headset measures the loss, the streamer sends
+/// parity sized to it, and frames missing fragments are rebuilt from it. A rebuilt frame is
+/// exact (its pixel code names its own eye and frame), never a corrupted one shown as good.
+#[test]
+fn lost_datagrams_are_rebuilt_from_parity_sized_to_the_measured_loss() {
+    use pi_streamer::impair::Impairment;
+    let run = through_relay(
+        small_config(),
+        150,
+        Impairment {
+            loss: 0.05,
+            seed: 5,
+            ..Default::default()
+        },
+        Impairment::default(),
+    );
+    let [to_headset, _] = run.relay;
+    assert!(to_headset.lost_random > 0, "{to_headset:?}");
+    for (name, e, c) in [
+        (
+            "left",
+            &run.outcome.report.eyes.left,
+            &run.client.eyes.left.counts,
+        ),
+        (
+            "right",
+            &run.outcome.report.eyes.right,
+            &run.client.eyes.right.counts,
+        ),
+    ] {
+        let fec = e.fec.as_ref().unwrap_or_else(|| panic!("{name}: no FEC"));
+        assert_eq!(fec.mode, "adaptive");
+        assert!(fec.parity_datagrams > 0, "{name}: {fec:?}");
+        assert!(
+            (2.0..10.0).contains(&fec.measured_loss_percent),
+            "{name}: the headset measured {} % of 5 %",
+            fec.measured_loss_percent
+        );
+        assert!(c.repaired > 0, "{name}: nothing rebuilt: {c:?}");
+        assert_eq!(fec.repaired, c.repaired.min(fec.repaired), "{name}");
+        assert!(e.decoded > 0);
+        assert_eq!(
+            (
+                e.wrong_eye,
+                e.code_mismatch,
+                e.unreadable_code,
+                e.unmatched_markers
+            ),
+            (0, 0, 0, 0),
+            "{name}"
+        );
+        assert_eq!((c.wrong_eye, c.code_mismatch), (0, 0), "{name}");
+    }
 }
 
 #[test]

@@ -5,9 +5,10 @@
 //! or it waited longer than its deadline) is reported lost. Its memory is bounded by a byte
 //! budget and a cap on frames in flight, whatever a peer sends.
 
+use crate::rules::fec::LossMeter;
 use crate::wire::{
-    parse_fragment, FragmentHeader, FrameTiming, Reader, WireError, FRAGMENT_HEADER_LEN,
-    MAX_FRAGMENTS,
+    parse_fragment, FragmentHeader, FrameTiming, Reader, ShardKind, WireError, FRAGMENT_HEADER_LEN,
+    MAX_FRAGMENTS, MAX_PARITY,
 };
 use crate::{Eye, Nanos};
 
@@ -21,20 +22,42 @@ pub struct OutgoingFrame<'a> {
     pub bitstream: &'a [u8],
 }
 
+/// How a frame went onto the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fragmented {
+    pub data: u16,
+    pub parity: u16,
+}
+
 /// Cuts a frame into datagrams of at most `max_datagram` bytes each and calls `emit` for every
 /// datagram in order. Returns the number of datagrams.
 pub fn fragment_frame(
     frame: &OutgoingFrame<'_>,
     max_datagram: usize,
-    mut emit: impl FnMut(Vec<u8>),
+    emit: impl FnMut(Vec<u8>),
 ) -> Result<u16, WireError> {
-    if max_datagram <= FRAGMENT_HEADER_LEN {
+    fragment_frame_with_parity(frame, max_datagram, |_| 0, emit).map(|f| f.data)
+}
+
+/// [`fragment_frame`] with forward error correction: `parity_for(data fragments)` says how
+/// many Reed–Solomon parity fragments follow the data fragments (any `data` of the
+/// `data + parity` rebuild the frame; at most `max(data, 4)`). Parity shards are a chunk long
+/// rounded up to even; chunks are cut at most `max_datagram` rounded down to even, so no
+/// datagram exceeds `max_datagram`.
+pub fn fragment_frame_with_parity(
+    frame: &OutgoingFrame<'_>,
+    max_datagram: usize,
+    parity_for: impl FnOnce(u16) -> u16,
+    mut emit: impl FnMut(Vec<u8>),
+) -> Result<Fragmented, WireError> {
+    if max_datagram <= FRAGMENT_HEADER_LEN + 1 {
         return Err(WireError::Invalid {
             field: "max_datagram",
             why: "no room for payload",
         });
     }
-    let max_chunk = max_datagram - FRAGMENT_HEADER_LEN;
+    // One byte kept for a parity shard's padding to an even size.
+    let max_chunk = (max_datagram - FRAGMENT_HEADER_LEN) & !1;
     let mut blob = Vec::with_capacity(FrameTiming::LEN + frame.bitstream.len());
     let mut timing = frame.timing;
     timing.encoded_len = frame.bitstream.len() as u32;
@@ -49,18 +72,34 @@ pub fn fragment_frame(
             limit: MAX_FRAGMENTS.into(),
         });
     }
-    let header = FragmentHeader {
-        eye: frame.eye,
-        keyframe: frame.keyframe,
-        index: 0,
-        count: count as u16,
-        seq: frame.seq,
-        frame_len: u32::try_from(len).map_err(|_| WireError::Invalid {
-            field: "frame",
-            why: "too long",
-        })?,
-    };
+    let frame_len = u32::try_from(len).map_err(|_| WireError::Invalid {
+        field: "frame",
+        why: "too long",
+    })?;
+    let mut header = FragmentHeader::data(
+        frame.eye,
+        frame.keyframe,
+        0,
+        count as u16,
+        frame.seq,
+        frame_len,
+    );
+    // The wire's bound: never more parity than max(data, 4).
+    header.parity = parity_for(count as u16)
+        .min((count as u16).max(4))
+        .min(MAX_PARITY);
     header.validate()?;
+    let parity = if header.parity > 0 {
+        match parity_shards(&header, &blob) {
+            Some(p) => p,
+            None => {
+                header.parity = 0;
+                Vec::new()
+            }
+        }
+    } else {
+        Vec::new()
+    };
     for index in 0..count as u16 {
         let h = FragmentHeader { index, ..header };
         let range = h.range();
@@ -69,7 +108,44 @@ pub fn fragment_frame(
         d.extend_from_slice(&blob[range]);
         emit(d);
     }
-    Ok(count as u16)
+    for (index, shard) in parity.iter().enumerate() {
+        let h = FragmentHeader {
+            kind: ShardKind::Parity,
+            index: index as u16,
+            ..header
+        };
+        let mut d = Vec::with_capacity(FRAGMENT_HEADER_LEN + shard.len());
+        h.write(&mut d);
+        d.extend_from_slice(shard);
+        emit(d);
+    }
+    Ok(Fragmented {
+        data: header.count,
+        parity: header.parity,
+    })
+}
+
+/// The frame's chunks, each zero-padded to the shard size.
+fn padded_chunks(h: &FragmentHeader, blob: &[u8]) -> Vec<u8> {
+    let (chunk, shard) = (h.chunk_len() as usize, h.shard_len());
+    let mut padded = vec![0u8; shard * usize::from(h.count)];
+    for i in 0..h.count {
+        let r = FragmentHeader::chunk_range(chunk, blob.len(), i);
+        let at = shard * usize::from(i);
+        padded[at..at + r.len()].copy_from_slice(&blob[r]);
+    }
+    padded
+}
+
+/// Reed–Solomon parity over the frame's chunks (`None` if the code cannot take the counts).
+fn parity_shards(h: &FragmentHeader, blob: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let padded = padded_chunks(h, blob);
+    reed_solomon_simd::encode(
+        usize::from(h.count),
+        usize::from(h.parity),
+        padded.chunks(h.shard_len()),
+    )
+    .ok()
 }
 
 /// A frame put back together, with when its first and last bytes arrived (receiver clock).
@@ -83,6 +159,8 @@ pub struct CompletedFrame {
     pub first_byte_ns: Nanos,
     pub last_byte_ns: Nanos,
     pub fragments: u16,
+    /// Data fragments rebuilt from parity (0: every chunk arrived).
+    pub repaired_fragments: u16,
 }
 
 /// Limits of the reassembler (memory and waiting time).
@@ -121,6 +199,15 @@ pub struct ReassemblyStats {
     pub lost: u64,
     /// Partial frames evicted to stay within the memory budget.
     pub evicted: u64,
+    /// Frames completed by rebuilding missing chunks from parity, and the chunks rebuilt.
+    pub repaired: u64,
+    pub repaired_fragments: u64,
+    /// Parity fragments that arrived after their frame was complete (or delivered without
+    /// them): the overhead that was not needed.
+    pub unused_parity: u64,
+    /// The link's datagram loss as the headers announce it (see [`LossMeter`]).
+    pub datagrams_expected: u64,
+    pub datagrams_counted: u64,
 }
 
 /// What one inserted datagram led to.
@@ -136,8 +223,17 @@ struct Partial {
     blob: Vec<u8>,
     have: Vec<bool>,
     received: u16,
+    /// Parity shards received (index, shard).
+    parity: Vec<(u16, Vec<u8>)>,
     first_byte_ns: Nanos,
     last_byte_ns: Nanos,
+}
+
+impl Partial {
+    /// Bytes this partial frame may come to hold (its blob and every parity shard).
+    fn budget(h: &FragmentHeader) -> usize {
+        h.frame_len as usize + usize::from(h.parity) * h.shard_len()
+    }
 }
 
 /// `a` is newer than `b` in wrapping sequence-number space.
@@ -145,9 +241,45 @@ pub fn seq_newer(a: u32, b: u32) -> bool {
     a != b && a.wrapping_sub(b) < 1 << 31
 }
 
+/// Rebuilds a partial frame's missing chunks from its parity shards (it holds at least
+/// `count` shards in all). False if the code refuses them.
+fn repair(p: &mut Partial) -> bool {
+    let h = p.header;
+    let (chunk, shard) = (h.chunk_len() as usize, h.shard_len());
+    let padded = padded_chunks(&h, &p.blob);
+    let originals = (0..h.count)
+        .filter(|&i| p.have[usize::from(i)])
+        .map(|i| (usize::from(i), &padded[shard * usize::from(i)..][..shard]));
+    let recovery = p
+        .parity
+        .iter()
+        .map(|(i, s)| (usize::from(*i), s.as_slice()));
+    let Ok(restored) = reed_solomon_simd::decode(
+        usize::from(h.count),
+        usize::from(h.parity),
+        originals,
+        recovery,
+    ) else {
+        return false;
+    };
+    for (i, data) in restored {
+        let Ok(i) = u16::try_from(i) else {
+            return false;
+        };
+        let r = FragmentHeader::chunk_range(chunk, p.blob.len(), i);
+        if i >= h.count || data.len() < r.len() {
+            return false;
+        }
+        p.blob[r.clone()].copy_from_slice(&data[..r.len()]);
+        p.have[usize::from(i)] = true;
+    }
+    p.have.iter().all(|&x| x)
+}
+
 #[derive(Default)]
 struct EyeState {
     partials: Vec<Partial>,
+    meter: LossMeter,
     /// Highest sequence number delivered or declared lost: anything at or below is stale.
     floor: Option<u32>,
     stats: ReassemblyStats,
@@ -155,7 +287,10 @@ struct EyeState {
 
 impl EyeState {
     fn partial_bytes(&self) -> usize {
-        self.partials.iter().map(|p| p.blob.len()).sum()
+        self.partials
+            .iter()
+            .map(|p| Partial::budget(&p.header))
+            .sum()
     }
 
     fn is_stale(&self, seq: u32) -> bool {
@@ -200,7 +335,13 @@ impl Reassembler {
     }
 
     pub fn stats(&self, eye: Eye) -> ReassemblyStats {
-        self.eyes[eye.index()].stats
+        let st = &self.eyes[eye.index()];
+        let (expected, counted) = st.meter.totals();
+        ReassemblyStats {
+            datagrams_expected: expected,
+            datagrams_counted: counted,
+            ..st.stats
+        }
     }
 
     /// Datagrams that did not parse at all (so belong to no eye).
@@ -224,31 +365,49 @@ impl Reassembler {
         }
     }
 
-    /// Inserts one already-parsed fragment.
-    pub fn insert(&mut self, h: FragmentHeader, chunk: &[u8], now: Nanos) -> Insertion {
+    /// Inserts one already-parsed fragment (data or parity).
+    pub fn insert(&mut self, h: FragmentHeader, payload: &[u8], now: Nanos) -> Insertion {
         let limits = self.limits;
         let st = &mut self.eyes[h.eye.index()];
         let mut out = Insertion::default();
         st.stats.datagrams += 1;
-        st.stats.bytes += chunk.len() as u64;
+        st.stats.bytes += payload.len() as u64;
+        let slot = match h.kind {
+            ShardKind::Data => h.index,
+            ShardKind::Parity => h.count + h.index,
+        };
+        st.meter.on_datagram(h.seq, h.count + h.parity, slot);
         if st.is_stale(h.seq) {
-            st.stats.stale += 1;
+            if h.kind == ShardKind::Parity {
+                st.stats.unused_parity += 1;
+            } else {
+                st.stats.stale += 1;
+            }
             return out;
         }
         let pos = match st.partials.iter().position(|p| p.header.seq == h.seq) {
             Some(i) => {
                 let p = &st.partials[i].header;
-                if p.count != h.count || p.frame_len != h.frame_len || p.keyframe != h.keyframe {
+                if p.count != h.count
+                    || p.parity != h.parity
+                    || p.frame_len != h.frame_len
+                    || p.keyframe != h.keyframe
+                {
                     st.stats.inconsistent += 1;
                     return out;
                 }
                 i
             }
             None => {
+                let budget = Partial::budget(&h);
+                if budget > limits.max_partial_bytes {
+                    st.stats.inconsistent += 1;
+                    return out;
+                }
                 // Make room: by count, then by bytes, evicting the oldest partial frames.
                 while st.partials.len() >= limits.max_partial_frames
                     || (!st.partials.is_empty()
-                        && st.partial_bytes() + h.frame_len as usize > limits.max_partial_bytes)
+                        && st.partial_bytes() + budget > limits.max_partial_bytes)
                 {
                     let oldest = (0..st.partials.len())
                         .min_by(|&a, &b| {
@@ -266,19 +425,20 @@ impl Reassembler {
                     out.lost.push(p.header.seq);
                     st.raise_floor(p.header.seq);
                 }
-                if h.frame_len as usize > limits.max_partial_bytes {
-                    st.stats.inconsistent += 1;
-                    return out;
-                }
                 if st.is_stale(h.seq) {
                     st.stats.stale += 1;
                     return out;
                 }
                 st.partials.push(Partial {
-                    header: h,
+                    header: FragmentHeader {
+                        kind: ShardKind::Data,
+                        index: 0,
+                        ..h
+                    },
                     blob: vec![0; h.frame_len as usize],
                     have: vec![false; h.count as usize],
                     received: 0,
+                    parity: Vec::new(),
                     first_byte_ns: now,
                     last_byte_ns: now,
                 });
@@ -286,22 +446,48 @@ impl Reassembler {
             }
         };
         let p = &mut st.partials[pos];
-        let idx = h.index as usize;
-        if p.have[idx] {
-            st.stats.duplicates += 1;
-            return out;
+        match h.kind {
+            ShardKind::Data => {
+                let idx = h.index as usize;
+                if p.have[idx] {
+                    st.stats.duplicates += 1;
+                    return out;
+                }
+                p.have[idx] = true;
+                p.received += 1;
+                p.blob[h.range()].copy_from_slice(payload);
+            }
+            ShardKind::Parity => {
+                if p.parity.iter().any(|(i, _)| *i == h.index) {
+                    st.stats.duplicates += 1;
+                    return out;
+                }
+                p.parity.push((h.index, payload.to_vec()));
+            }
         }
-        p.have[idx] = true;
-        p.received += 1;
-        p.blob[h.range()].copy_from_slice(chunk);
         p.last_byte_ns = now;
-        if p.received < p.header.count {
+        let have = usize::from(p.received) + p.parity.len();
+        if have < usize::from(p.header.count) {
             return out;
         }
-        let p = st.partials.swap_remove(pos);
+        let mut p = st.partials.swap_remove(pos);
         let seq = p.header.seq;
         st.lose_older_than(seq, &mut out.lost);
         st.raise_floor(seq);
+        let missing = p.header.count - p.received;
+        if missing > 0 {
+            if !repair(&mut p) {
+                st.stats.inconsistent += 1;
+                st.stats.lost += 1;
+                out.lost.push(seq);
+                return out;
+            }
+            st.stats.repaired += 1;
+            st.stats.repaired_fragments += u64::from(missing);
+        }
+        // Parity that came but was not needed, and the shards still on their way (counted as
+        // they arrive, stale).
+        st.stats.unused_parity += p.parity.len().saturating_sub(usize::from(missing)) as u64;
         let mut r = Reader::new(&p.blob);
         let timing = match FrameTiming::parse(&mut r) {
             Ok(t) if t.encoded_len as usize == r.remaining() => t,
@@ -324,6 +510,7 @@ impl Reassembler {
             first_byte_ns: p.first_byte_ns,
             last_byte_ns: p.last_byte_ns,
             fragments: p.header.count,
+            repaired_fragments: missing,
         });
         out
     }
@@ -411,6 +598,104 @@ mod tests {
         }
     }
 
+    fn frags_with_parity(seq: u32, len: usize, parity: u16) -> (Vec<u8>, Vec<Vec<u8>>) {
+        let bitstream: Vec<u8> = (0..len).map(|i| (i * 13 + seq as usize) as u8).collect();
+        let mut out = Vec::new();
+        let f = OutgoingFrame {
+            eye: Eye::Left,
+            seq,
+            keyframe: false,
+            timing: timing(seq as u64),
+            bitstream: &bitstream,
+        };
+        let done = fragment_frame_with_parity(&f, 1200, |_| parity, |d| out.push(d)).unwrap();
+        // The wire's bound: never more parity than max(data, 4).
+        assert_eq!(done.parity, parity.min(done.data.max(4)));
+        assert_eq!(out.len(), usize::from(done.data + done.parity));
+        (bitstream, out)
+    }
+
+    #[test]
+    fn any_count_of_data_and_parity_rebuilds_the_frame() {
+        // 5 data fragments (the last short, odd-sized) + 3 parity: every way of losing 3.
+        let len = 4 * 1180 + 333 - FrameTiming::LEN;
+        let (bits, ds) = frags_with_parity(7, len, 3);
+        assert_eq!(ds.len(), 8);
+        assert!(ds.iter().all(|d| d.len() <= 1200));
+        for lost in 0u32..256 {
+            if lost.count_ones() > 3 {
+                continue;
+            }
+            let mut r = Reassembler::new(ReassemblyLimits::default());
+            let mut done = None;
+            for (i, d) in ds.iter().enumerate() {
+                if lost >> i & 1 == 0 {
+                    if let Some(c) = r.insert_datagram(d, i as u64).unwrap().completed {
+                        assert!(done.is_none(), "delivered twice");
+                        done = Some(c);
+                    }
+                }
+            }
+            let c = done.unwrap_or_else(|| panic!("lost {lost:08b}: not rebuilt"));
+            assert_eq!(c.bitstream, bits, "lost {lost:08b}");
+            let data_lost = (lost & 0b11111).count_ones() as u16;
+            assert_eq!(c.repaired_fragments, data_lost);
+            assert_eq!(r.stats(Eye::Left).repaired, u64::from(data_lost > 0));
+        }
+        // Four lost of eight: not enough left; the frame expires, nothing is delivered.
+        let mut r = Reassembler::new(ReassemblyLimits::default());
+        for d in &ds[4..] {
+            assert!(r.insert_datagram(d, 0).unwrap().completed.is_none());
+        }
+        assert_eq!(r.expire(u64::MAX), vec![(Eye::Left, 7)]);
+    }
+
+    #[test]
+    fn parity_datagrams_are_never_longer_than_the_limit() {
+        for len in [1usize, 2, 3, 1131, 1133, 5000, 70_001] {
+            let (_, ds) = frags_with_parity(1, len, 1);
+            assert!(ds.iter().all(|d| d.len() <= 1200), "{len}");
+        }
+    }
+
+    #[test]
+    fn the_meter_counts_what_arrived_of_what_was_announced() {
+        let mut r = Reassembler::new(ReassemblyLimits::default());
+        for seq in 0..40 {
+            let (_, ds) = frags_with_parity(seq, 3000, 2); // 3 data + 2 parity
+            for (i, d) in ds.iter().enumerate() {
+                if i != 1 {
+                    r.insert_datagram(d, u64::from(seq)).unwrap();
+                }
+            }
+        }
+        let s = r.stats(Eye::Left);
+        assert_eq!(s.completed, 40);
+        assert_eq!(s.repaired, 40);
+        // The frames that left the meter's window: 5 announced, 4 arrived.
+        assert!(s.datagrams_expected >= 5 * 30, "{s:?}");
+        assert_eq!(s.datagrams_counted * 5, s.datagrams_expected * 4);
+        // The second parity shard of each frame was not needed.
+        assert_eq!(s.unused_parity, 40);
+    }
+
+    #[test]
+    fn a_corrupted_parity_shard_never_yields_a_frame_that_does_not_parse() {
+        let (_, mut ds) = frags_with_parity(3, 3000, 1);
+        let last = ds.len() - 1;
+        for b in &mut ds[last][FRAGMENT_HEADER_LEN..] {
+            *b ^= 0x5a;
+        }
+        let mut r = Reassembler::new(ReassemblyLimits::default());
+        // Chunk 0 (the timing block) lost, rebuilt from a garbage shard.
+        for d in &ds[1..] {
+            if let Some(c) = r.insert_datagram(d, 0).unwrap().completed {
+                panic!("a garbage rebuild was delivered: {:?}", c.timing);
+            }
+        }
+        assert_eq!(r.stats(Eye::Left).lost, 1);
+    }
+
     #[test]
     fn newer_complete_frame_declares_older_partial_lost() {
         let mut r = Reassembler::new(ReassemblyLimits::default());
@@ -458,14 +743,7 @@ mod tests {
     #[test]
     fn garbage_blob_timing_is_lost_not_delivered() {
         // A well-formed fragment whose blob has a bogus timing block.
-        let h = FragmentHeader {
-            eye: Eye::Left,
-            keyframe: false,
-            index: 0,
-            count: 1,
-            seq: 0,
-            frame_len: 60,
-        };
+        let h = FragmentHeader::data(Eye::Left, false, 0, 1, 0, 60);
         let mut d = Vec::new();
         h.write(&mut d);
         d.extend_from_slice(&[0xff; 60]);
@@ -485,14 +763,7 @@ mod tests {
         let mut r = Reassembler::new(limits);
         for seq in 0..1000u32 {
             // Claims of huge frames, one fragment each, never completed.
-            let h = FragmentHeader {
-                eye: Eye::Left,
-                keyframe: false,
-                index: 0,
-                count: 1000,
-                seq,
-                frame_len: 400_000,
-            };
+            let h = FragmentHeader::data(Eye::Left, false, 0, 1000, seq, 400_000);
             let mut d = Vec::new();
             h.write(&mut d);
             d.extend(std::iter::repeat_n(0u8, h.range().len()));
@@ -516,6 +787,33 @@ mod tests {
             for (i, d) in ds.iter().enumerate() {
                 let _ = r.insert_datagram(d, i as u64);
                 prop_assert!(r.buffered_bytes() <= 1 << 16);
+            }
+        }
+
+        #[test]
+        fn parity_rebuilds_whatever_is_lost_up_to_its_count(
+            len in 1usize..20_000,
+            parity in 0u16..6,
+            drop_mask in any::<u32>(),
+        ) {
+            let (bits, ds) = frags_with_parity(1, len, parity);
+            let parity = ds.iter().filter(|d| d[3] == crate::wire::TYPE_PARITY_FRAGMENT).count();
+            let n = ds.len().min(32);
+            let lost = (0..n).filter(|i| drop_mask >> i & 1 == 1).count();
+            let mut r = Reassembler::new(ReassemblyLimits::default());
+            let mut got = None;
+            for (i, d) in ds.iter().enumerate() {
+                if i >= 32 || drop_mask >> i & 1 == 0 {
+                    if let Some(c) = r.insert_datagram(d, 0).unwrap().completed {
+                        got = Some(c);
+                    }
+                }
+            }
+            if lost <= parity {
+                prop_assert_eq!(got.map(|c| c.bitstream), Some(bits));
+            } else if let Some(c) = got {
+                // Enough survived anyway (the lost ones were parity): still exact.
+                prop_assert_eq!(c.bitstream, bits);
             }
         }
 

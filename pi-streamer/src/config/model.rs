@@ -414,6 +414,10 @@ pub struct TransportConfig {
     /// What limits the QUIC datagrams in flight: `media` (a fixed window that loss and
     /// reordering do not shrink; the default), or quinn's `cubic` / `bbr` (docs/decisions.md).
     pub congestion: binoc_net::congestion::Congestion,
+    /// Forward error correction of the QUIC video datagrams: `adaptive` (parity sized to the
+    /// loss the headset measures, none on a clean link; the default), `off`, or a fixed
+    /// overhead in percent of each frame's fragments.
+    pub fec: shared_proto::rules::fec::FecMode,
     /// SHA-256 fingerprint (hex) of the headset's certificate to pin. Without it the streamer
     /// accepts any certificate and logs its fingerprint (trust on first use).
     pub peer_fingerprint: Option<String>,
@@ -432,6 +436,7 @@ impl Default for TransportConfig {
             pacing_mbps: 1000.0,
             max_datagram_bytes: 1200,
             congestion: Default::default(),
+            fec: Default::default(),
             peer_fingerprint: None,
             kinds: vec![TransportKind::Quic],
             webrtc: WebrtcConfig::default(),

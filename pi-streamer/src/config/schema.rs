@@ -451,6 +451,7 @@ fn read_transport(c: &mut Checker, n: &Node, k: &str) -> Option<TransportConfig>
     tm.set(c, "congestion", &mut t.congestion, |c, n, k| {
         c.choice(n, k, &binoc_net::congestion::Congestion::ALL)
     });
+    tm.set(c, "fec", &mut t.fec, |c, n, k| c.parsed(n, k));
     tm.set(c, "kind", &mut t.kinds, read_transport_kinds);
     tm.set(c, "webrtc", &mut t.webrtc, read_webrtc);
     tm.finish(
@@ -460,6 +461,7 @@ fn read_transport(c: &mut Checker, n: &Node, k: &str) -> Option<TransportConfig>
             limits::PACING_MBPS.key,
             limits::MAX_DATAGRAM_BYTES.key,
             "congestion",
+            "fec",
             "peer_fingerprint",
             "kind",
             "webrtc",

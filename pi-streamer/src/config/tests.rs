@@ -468,3 +468,25 @@ fn transport_congestion_is_a_choice_with_media_the_default() {
     let e = err("transport:\n  congestion: reno\n");
     assert!(e.starts_with("t.yaml:2") && e.contains("congestion"), "{e}");
 }
+
+#[test]
+fn transport_fec_is_adaptive_by_default_off_or_a_fixed_percent() {
+    use shared_proto::rules::fec::FecMode;
+    assert_eq!(StreamerConfig::embedded().transport.fec, FecMode::Adaptive);
+    for (text, mode) in [
+        ("off", FecMode::Off),
+        ("adaptive", FecMode::Adaptive),
+        ("25", FecMode::Fixed { percent: 25 }),
+        ("\"10%\"", FecMode::Fixed { percent: 10 }),
+    ] {
+        let cfg =
+            StreamerConfig::from_yaml(&format!("transport:\n  fec: {text}\n"), "t.yaml").unwrap();
+        assert_eq!(cfg.transport.fec, mode, "{text}");
+        let back = StreamerConfig::from_yaml(&cfg.to_yaml(), "again").unwrap();
+        assert_eq!(back.transport.fec, mode, "round trip of {text}");
+    }
+    for bad in ["0", "150", "lots", "true"] {
+        let e = err(&format!("transport:\n  fec: {bad}\n"));
+        assert!(e.starts_with("t.yaml:2") && e.contains("fec"), "{bad}: {e}");
+    }
+}

@@ -5,6 +5,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use shared_proto::clock::ClockEstimate;
 use shared_proto::latency::{frame_latency, Series, Stage};
+use shared_proto::rules::fec::FecPolicy;
 use shared_proto::rules::ledger::{self, FrameKey, Ledger};
 use shared_proto::wire::{ClientStats, FrameMarker, FrameTiming};
 use shared_proto::{Eye, Nanos};
@@ -40,6 +41,12 @@ pub struct OutputCounters {
     pub client: Option<ClientStats>,
     /// Sent frames awaiting their marker.
     pub ledger: Ledger,
+    /// Forward error correction (QUIC): the parity rule fed by the receiver's stats, and the
+    /// parity datagrams and bytes sent.
+    pub fec: FecPolicy,
+    pub parity_sent: u64,
+    pub parity_bytes: u64,
+    pub data_datagrams: u64,
 }
 
 impl OutputCounters {
@@ -47,6 +54,12 @@ impl OutputCounters {
     /// name. Booked before the first byte leaves, so a fast marker cannot overtake it.
     pub fn book_sending(&mut self, key: FrameKey, timing: FrameTiming) {
         self.ledger.book(key, timing);
+    }
+
+    /// The receiver's periodic counters: kept for the report, and fed to the parity rule.
+    pub fn on_client_stats(&mut self, stats: ClientStats) {
+        self.fec.on_receiver_stats(&stats);
+        self.client = Some(stats);
     }
 
     pub fn record_sent(&mut self, timing: &FrameTiming, bytes: usize, done_ns: Nanos) {

@@ -11,11 +11,14 @@
 //! * [`refchain`]: the reference chain of one eye's stream: a sequence gap or an unusable frame
 //!   → wait for a keyframe, ask for one (rate-limited).
 //! * [`keyframe`]: the encoder side: keyframe requests merged within a minimum interval.
+//! * [`fec`]: forward error correction: the receiver's datagram loss count, and the sender's
+//!   parity per frame sized to it.
 //! * [`ledger`]: frames sent and awaiting their marker, keyed by [`ledger::FrameKey`]; the
 //!   pixel-code check of a marker.
 
 pub mod bitrate;
 pub mod budget;
+pub mod fec;
 pub mod handshake;
 pub mod keyframe;
 pub mod ledger;

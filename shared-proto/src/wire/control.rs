@@ -41,6 +41,13 @@ pub struct ClientStats {
     pub decode_errors: u64,
     pub wrong_eye: u64,
     pub malformed_datagrams: u64,
+    /// Fragment datagrams (data and parity) of the frames seen, as their headers announce
+    /// them, and how many of those arrived: the link's datagram loss, which sizes the
+    /// streamer's forward error correction.
+    pub datagrams_expected: u64,
+    pub datagrams_received: u64,
+    /// Frames rebuilt from parity fragments.
+    pub repaired: u64,
 }
 
 /// Reason carried by a keyframe request.
@@ -242,6 +249,9 @@ impl ClientStats {
                 self.decode_errors,
                 self.wrong_eye,
                 self.malformed_datagrams,
+                self.datagrams_expected,
+                self.datagrams_received,
+                self.repaired,
             ],
         );
     }
@@ -254,6 +264,9 @@ impl ClientStats {
             decode_errors: r.u64()?,
             wrong_eye: r.u64()?,
             malformed_datagrams: r.u64()?,
+            datagrams_expected: r.u64()?,
+            datagrams_received: r.u64()?,
+            repaired: r.u64()?,
         })
     }
 }
@@ -327,10 +340,10 @@ impl<M: Message> ControlDecoder<M> {
     }
 }
 
-/// Picks the highest version both sides speak.
+/// Picks the highest version both sides speak (this build: [`VERSION`] only).
 pub fn negotiate_version(peer_min: u8, peer_max: u8) -> Option<u8> {
     let v = peer_max.min(VERSION);
-    (v >= peer_min && v >= 1).then_some(v)
+    (v >= peer_min && v >= VERSION).then_some(v)
 }
 
 #[cfg(test)]
@@ -348,9 +361,11 @@ mod tests {
 
     #[test]
     fn version_negotiation() {
-        assert_eq!(negotiate_version(1, 1), Some(1));
-        assert_eq!(negotiate_version(1, 9), Some(1));
-        assert_eq!(negotiate_version(2, 9), None);
+        assert_eq!(negotiate_version(VERSION, VERSION), Some(VERSION));
+        assert_eq!(negotiate_version(1, 9), Some(VERSION));
+        // Version 1 (no parity fragments) is not spoken any more.
+        assert_eq!(negotiate_version(1, 1), None);
+        assert_eq!(negotiate_version(VERSION + 1, 9), None);
         assert_eq!(negotiate_version(0, 0), None);
     }
 

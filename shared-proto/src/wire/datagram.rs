@@ -2,34 +2,89 @@
 //! frame blob (layout in the module doc of [`crate::wire`]).
 
 use super::{
-    Reader, WireError, FLAG_KEYFRAME, MAGIC, MAX_FRAGMENTS, MAX_FRAME_LEN, TYPE_VIDEO_FRAGMENT,
-    VERSION,
+    Reader, WireError, FLAG_KEYFRAME, MAGIC, MAX_FRAGMENTS, MAX_FRAME_LEN, MAX_PARITY,
+    TYPE_PARITY_FRAGMENT, TYPE_VIDEO_FRAGMENT, VERSION,
 };
 use crate::{Eye, Nanos};
 
-/// The fixed header of a video fragment datagram.
+/// What a fragment datagram carries: a chunk of the frame blob, or one Reed–Solomon parity
+/// shard computed over the frame's chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShardKind {
+    Data,
+    Parity,
+}
+
+/// The fixed header of a video fragment datagram (data or parity).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FragmentHeader {
     pub eye: Eye,
     pub keyframe: bool,
+    pub kind: ShardKind,
+    /// Data: the chunk's index (`< count`); parity: the shard's index (`< parity`).
     pub index: u16,
+    /// Data fragments of the frame.
     pub count: u16,
+    /// Parity fragments of the frame (0: no forward error correction).
+    pub parity: u16,
     pub seq: u32,
     pub frame_len: u32,
 }
 
 impl FragmentHeader {
+    /// A data fragment's header (no parity).
+    pub fn data(
+        eye: Eye,
+        keyframe: bool,
+        index: u16,
+        count: u16,
+        seq: u32,
+        frame_len: u32,
+    ) -> Self {
+        FragmentHeader {
+            eye,
+            keyframe,
+            kind: ShardKind::Data,
+            index,
+            count,
+            parity: 0,
+            seq,
+            frame_len,
+        }
+    }
+
     /// Size of each chunk but the last.
     pub fn chunk_len(&self) -> u32 {
         self.frame_len.div_ceil(u32::from(self.count))
     }
 
-    /// Byte range of this fragment inside the frame blob.
+    /// Size of a Reed–Solomon shard: the chunk size rounded up to even (the code works on
+    /// 16-bit symbols); data chunks are zero-padded to it when parity is computed.
+    pub fn shard_len(&self) -> usize {
+        (self.chunk_len() as usize).next_multiple_of(2)
+    }
+
+    /// Byte range of a data fragment inside the frame blob (`index` as a chunk index).
     pub fn range(&self) -> std::ops::Range<usize> {
-        let chunk = self.chunk_len() as usize;
-        let start = chunk * self.index as usize;
-        let end = (start + chunk).min(self.frame_len as usize);
-        start..end
+        Self::chunk_range(
+            self.chunk_len() as usize,
+            self.frame_len as usize,
+            self.index,
+        )
+    }
+
+    /// Byte range of data chunk `index` of a frame of `frame_len` bytes cut in `chunk`s.
+    pub fn chunk_range(chunk: usize, frame_len: usize, index: u16) -> std::ops::Range<usize> {
+        let start = chunk * index as usize;
+        start.min(frame_len)..(start + chunk).min(frame_len)
+    }
+
+    /// The payload size this header implies.
+    pub fn payload_len(&self) -> usize {
+        match self.kind {
+            ShardKind::Data => self.range().len(),
+            ShardKind::Parity => self.shard_len(),
+        }
     }
 
     /// Checks the header's internal consistency (bounds, counts).
@@ -53,7 +108,17 @@ impl FragmentHeader {
                 why: "zero or above the limit",
             });
         }
-        if self.index >= self.count {
+        if self.parity > MAX_PARITY || self.parity > self.count.max(4) {
+            return Err(WireError::Invalid {
+                field: "parity count",
+                why: "above the limit (or more than the data fragments)",
+            });
+        }
+        let limit = match self.kind {
+            ShardKind::Data => self.count,
+            ShardKind::Parity => self.parity,
+        };
+        if self.index >= limit {
             return Err(WireError::Invalid {
                 field: "fragment index",
                 why: "not below the count",
@@ -65,11 +130,17 @@ impl FragmentHeader {
                 why: "more fragments than bytes",
             });
         }
-        // With ceil-sized chunks, every fragment must hold at least one byte.
-        if self.range().is_empty() {
+        // With ceil-sized chunks, every data fragment must hold at least one byte.
+        if Self::chunk_range(
+            self.chunk_len() as usize,
+            self.frame_len as usize,
+            self.count - 1,
+        )
+        .is_empty()
+        {
             return Err(WireError::Invalid {
-                field: "fragment index",
-                why: "empty chunk",
+                field: "fragment count",
+                why: "a chunk would be empty",
             });
         }
         Ok(())
@@ -78,19 +149,22 @@ impl FragmentHeader {
     pub fn write(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&MAGIC);
         out.push(VERSION);
-        out.push(TYPE_VIDEO_FRAGMENT);
+        out.push(match self.kind {
+            ShardKind::Data => TYPE_VIDEO_FRAGMENT,
+            ShardKind::Parity => TYPE_PARITY_FRAGMENT,
+        });
         out.push(self.eye as u8);
         out.push(if self.keyframe { FLAG_KEYFRAME } else { 0 });
         out.extend_from_slice(&self.index.to_be_bytes());
         out.extend_from_slice(&self.count.to_be_bytes());
-        out.extend_from_slice(&0u16.to_be_bytes());
+        out.extend_from_slice(&self.parity.to_be_bytes());
         out.extend_from_slice(&self.seq.to_be_bytes());
         out.extend_from_slice(&self.frame_len.to_be_bytes());
     }
 }
 
-/// Parses one video fragment datagram into its header and chunk, checking that the chunk has
-/// exactly the size the header implies.
+/// Parses one fragment datagram (data or parity) into its header and payload, checking that
+/// the payload has exactly the size the header implies.
 pub fn parse_fragment(datagram: &[u8]) -> Result<(FragmentHeader, &[u8]), WireError> {
     let mut r = Reader::new(datagram);
     let magic = r.array::<2>()?;
@@ -101,10 +175,11 @@ pub fn parse_fragment(datagram: &[u8]) -> Result<(FragmentHeader, &[u8]), WireEr
     if version != VERSION {
         return Err(WireError::UnsupportedVersion(version));
     }
-    let ty = r.u8()?;
-    if ty != TYPE_VIDEO_FRAGMENT {
-        return Err(WireError::UnknownType(ty));
-    }
+    let kind = match r.u8()? {
+        TYPE_VIDEO_FRAGMENT => ShardKind::Data,
+        TYPE_PARITY_FRAGMENT => ShardKind::Parity,
+        ty => return Err(WireError::UnknownType(ty)),
+    };
     let eye = r.eye()?;
     let flags = r.u8()?;
     if flags & !FLAG_KEYFRAME != 0 {
@@ -113,33 +188,25 @@ pub fn parse_fragment(datagram: &[u8]) -> Result<(FragmentHeader, &[u8]), WireEr
             why: "unknown bits set",
         });
     }
-    let index = r.u16()?;
-    let count = r.u16()?;
-    if r.u16()? != 0 {
-        return Err(WireError::Invalid {
-            field: "reserved",
-            why: "must be zero",
-        });
-    }
-    let seq = r.u32()?;
-    let frame_len = r.u32()?;
     let h = FragmentHeader {
         eye,
         keyframe: flags & FLAG_KEYFRAME != 0,
-        index,
-        count,
-        seq,
-        frame_len,
+        kind,
+        index: r.u16()?,
+        count: r.u16()?,
+        parity: r.u16()?,
+        seq: r.u32()?,
+        frame_len: r.u32()?,
     };
     h.validate()?;
-    let chunk = r.rest();
-    if chunk.len() != h.range().len() {
+    let payload = r.rest();
+    if payload.len() != h.payload_len() {
         return Err(WireError::Invalid {
             field: "fragment payload",
             why: "size does not match header",
         });
     }
-    Ok((h, chunk))
+    Ok((h, payload))
 }
 
 /// Per-frame timestamps on the streamer's clock, carried at the start of every frame blob.
@@ -155,7 +222,7 @@ pub struct FrameTiming {
     pub send_ns: Nanos,
     /// Encoded bitstream bytes (without the timing block).
     pub encoded_len: u32,
-    /// Reserved flags; must be 0 in version 1.
+    /// Reserved flags; must be 0.
     pub reserved: u32,
 }
 
@@ -212,14 +279,7 @@ mod tests {
 
     #[test]
     fn fragment_header_rejects_bad_fields() {
-        let good = FragmentHeader {
-            eye: Eye::Left,
-            keyframe: true,
-            index: 0,
-            count: 1,
-            seq: 0,
-            frame_len: 60,
-        };
+        let good = FragmentHeader::data(Eye::Left, true, 0, 1, 0, 60);
         let mut d = Vec::new();
         good.write(&mut d);
         d.extend_from_slice(&[0; 60]);
@@ -266,23 +326,65 @@ mod tests {
                 frame_len: 49,
                 ..good
             },
+            // Parity: the index counts parity shards; never more parity than data (but 4).
+            FragmentHeader {
+                kind: ShardKind::Parity,
+                index: 0,
+                parity: 0,
+                ..good
+            },
+            FragmentHeader {
+                kind: ShardKind::Parity,
+                index: 2,
+                parity: 2,
+                ..good
+            },
+            FragmentHeader {
+                count: 2,
+                parity: 5,
+                ..good
+            },
+            FragmentHeader {
+                parity: MAX_PARITY + 1,
+                count: MAX_FRAGMENTS,
+                frame_len: MAX_FRAME_LEN,
+                ..good
+            },
         ] {
             assert!(h.validate().is_err(), "{h:?}");
         }
+
+        // A parity datagram: type 2, its payload one even-sized shard.
+        let parity = FragmentHeader {
+            kind: ShardKind::Parity,
+            count: 3,
+            parity: 2,
+            index: 1,
+            frame_len: 61, // chunks of 21: shards of 22
+            ..good
+        };
+        let mut d = Vec::new();
+        parity.write(&mut d);
+        assert_eq!(d[3], TYPE_PARITY_FRAGMENT);
+        d.extend_from_slice(&[7; 22]);
+        assert_eq!(parse_fragment(&d), Ok((parity, &[7u8; 22][..])));
+        assert!(parse_fragment(&d[..d.len() - 1]).is_err());
+        d[3] = 3;
+        assert_eq!(parse_fragment(&d), Err(WireError::UnknownType(3)));
     }
 
     proptest! {
         #[test]
         fn fragment_parse_never_panics(d in proptest::collection::vec(any::<u8>(), 0..256)) {
-            if let Ok((h, chunk)) = parse_fragment(&d) {
-                prop_assert_eq!(chunk.len(), h.range().len());
+            if let Ok((h, payload)) = parse_fragment(&d) {
+                prop_assert_eq!(payload.len(), h.payload_len());
                 prop_assert!(h.range().end <= h.frame_len as usize);
             }
         }
 
         #[test]
         fn fragment_header_mutations_never_panic(idx in 0u16..20, count in 0u16..20, len in 0u32..2000, flip in 0usize..20, val in any::<u8>()) {
-            let h = FragmentHeader { eye: Eye::Left, keyframe: false, index: idx, count, seq: 1, frame_len: len };
+            let h = FragmentHeader::data(Eye::Left, false, idx, count, 1, len);
             let mut d = Vec::new();
             h.write(&mut d);
             d.extend(std::iter::repeat_n(0u8, 100));

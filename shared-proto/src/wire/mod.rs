@@ -1,4 +1,4 @@
-//! The binoc wire format, version 1.
+//! The binoc wire format, version 2.
 //!
 //! Two kinds of payload travel between streamer and headset:
 //!
@@ -8,21 +8,25 @@
 //!   ```text
 //!   offset size field
 //!   0      2    magic 0xB1 0x0C
-//!   2      1    version (1)
-//!   3      1    type (1 = video fragment)
+//!   2      1    version (2)
+//!   3      1    type (1 = data fragment, 2 = parity fragment)
 //!   4      1    eye (0 left, 1 right)
 //!   5      1    flags (bit 0: keyframe)
-//!   6      2    fragment index
-//!   8      2    fragment count
-//!   10     2    reserved (must be 0)
+//!   6      2    index: the data chunk's (type 1) or the parity shard's (type 2)
+//!   8      2    count: data fragments of the frame
+//!   10     2    parity: parity fragments of the frame (0 = no forward error correction)
 //!   12     4    seq: per-eye sequence number of the encoded frame (gaps = lost references)
 //!   16     4    frame length: bytes of the reassembled frame blob (timing block + bitstream)
-//!   20     ..   this fragment's chunk of the frame blob
+//!   20     ..   type 1: this fragment's chunk of the frame blob
+//!               type 2: one Reed–Solomon shard (GF(2^16), reed-solomon-simd) over the
+//!               frame's chunks, each zero-padded to `ceil(len / count)` rounded up to even
 //!   ```
 //!
 //!   The frame blob starts with a [`FrameTiming`] block (48 bytes) followed by the H.264
 //!   Annex-B bitstream. It is cut into `count` chunks of `ceil(len / count)` bytes (the last
-//!   one shorter), so every fragment's offset and size follow from its header alone.
+//!   one shorter), so every fragment's offset and size follow from its header alone. Any
+//!   `count` of the `count + parity` fragments rebuild the frame.
+//!   Version 1 (no parity, field 10 reserved) is refused at the handshake.
 //!
 //! * **Control messages** on one reliable bidirectional QUIC stream, each framed as a
 //!   `u32` length followed by a one-byte type and the fields. They are split by direction
@@ -45,16 +49,17 @@ pub use control::{
     negotiate_version, ClientStats, ControlDecoder, FrameMarker, KeyframeReason, Message,
     StreamInfo,
 };
-pub use datagram::{parse_fragment, FragmentHeader, FrameTiming};
+pub use datagram::{parse_fragment, FragmentHeader, FrameTiming, ShardKind};
 pub use to_headset::ToHeadset;
 pub use to_streamer::ToStreamer;
 
 use crate::Eye;
 
 pub const MAGIC: [u8; 2] = [0xB1, 0x0C];
-/// The one protocol version this build speaks. Peers negotiate in [`Control::Hello`].
-pub const VERSION: u8 = 1;
+/// The one protocol version this build speaks. Peers negotiate in [`ToHeadset::Hello`].
+pub const VERSION: u8 = 2;
 pub const TYPE_VIDEO_FRAGMENT: u8 = 1;
+pub const TYPE_PARITY_FRAGMENT: u8 = 2;
 pub const FRAGMENT_HEADER_LEN: usize = 20;
 pub const FLAG_KEYFRAME: u8 = 1;
 
@@ -63,6 +68,8 @@ pub const FLAG_KEYFRAME: u8 = 1;
 pub const MAX_FRAME_LEN: u32 = 4 * 1024 * 1024;
 /// Upper bound on fragments per frame.
 pub const MAX_FRAGMENTS: u16 = 8192;
+/// Upper bound on parity fragments per frame (Reed–Solomon allows 32768 shards in all).
+pub const MAX_PARITY: u16 = 2048;
 /// Upper bound on one control message body.
 pub const MAX_CONTROL_LEN: u32 = 64 * 1024;
 

@@ -146,6 +146,9 @@ mod tests {
                 decode_errors: 4,
                 wrong_eye: 5,
                 malformed_datagrams: 6,
+                datagrams_expected: 7,
+                datagrams_received: 8,
+                repaired: 9,
             },
         });
         roundtrip(ToStreamer::Bye {

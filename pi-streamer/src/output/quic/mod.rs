@@ -19,6 +19,7 @@ use anyhow::{Context, Result};
 use binoc_net::os_clock::{monotonic_ns, process_cpu_ns};
 use binoc_net::{ControlReader, ControlWriter};
 use shared_proto::clock::{ClockSync, ClockSyncConfig};
+use shared_proto::rules::fec::FecPolicy;
 use shared_proto::rules::handshake;
 use shared_proto::rules::ledger::FrameKey;
 use shared_proto::rules::ping::PingSchedule;
@@ -105,6 +106,9 @@ impl Connection {
         tracing::info!(%peer, version, "connected");
 
         let state = Arc::new(OutputState::new(&feedback.pipeline));
+        for eye in Eye::BOTH {
+            state.eye(eye).fec = FecPolicy::new(cfg.transport.fec);
+        }
         let (control_tx, mut control_rx) = mpsc::channel::<ToHeadset>(256);
         let pings = Arc::new(Mutex::new(PingSchedule::new()));
         let mut tasks = Vec::new();
@@ -188,7 +192,7 @@ impl Connection {
                         tracing::debug!(%eye, ?reason, "keyframe requested");
                         feedback.request_keyframe(eye);
                     }
-                    ToStreamer::Stats { eye, stats } => state.eye(eye).client = Some(stats),
+                    ToStreamer::Stats { eye, stats } => state.eye(eye).on_client_stats(stats),
                     ToStreamer::Bye { reason } => {
                         tracing::info!("headset said bye: {reason}");
                         break;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use binoc_net::os_clock::monotonic_ns;
 use bytes::Bytes;
-use shared_proto::fragment::{fragment_frame, OutgoingFrame};
+use shared_proto::fragment::{fragment_frame_with_parity, OutgoingFrame};
 use shared_proto::rules::ledger::FrameKey;
 use shared_proto::rules::pacer::Pacer;
 
@@ -89,13 +89,32 @@ pub fn run(
             timing,
             bitstream: &f.data,
         };
-        if let Err(e) = fragment_frame(&out, max_datagram, |d| datagrams.push(d)) {
-            tracing::error!(eye = %f.eye, "cannot fragment frame of {} bytes: {e}", f.data.len());
-            feedback.request_keyframe(f.eye);
-            continue;
-        }
+        // Parity as this receiver's measured loss asks (none on a clean link).
+        let fec = state.eye(f.eye).fec.clone();
+        let shape = match fragment_frame_with_parity(
+            &out,
+            max_datagram,
+            |k| fec.parity_for(k),
+            |d| datagrams.push(d),
+        ) {
+            Ok(shape) => shape,
+            Err(e) => {
+                tracing::error!(eye = %f.eye, "cannot fragment frame of {} bytes: {e}", f.data.len());
+                feedback.request_keyframe(f.eye);
+                continue;
+            }
+        };
         let key = FrameKey::Seq(f.seq);
-        state.eye(f.eye).book_sending(key, timing);
+        {
+            let mut c = state.eye(f.eye);
+            c.book_sending(key, timing);
+            c.data_datagrams += u64::from(shape.data);
+            c.parity_sent += u64::from(shape.parity);
+            c.parity_bytes += datagrams[usize::from(shape.data)..]
+                .iter()
+                .map(|d| d.len() as u64)
+                .sum::<u64>();
+        }
         let mut abandoned = false;
         for d in datagrams.drain(..) {
             let t = monotonic_ns();
