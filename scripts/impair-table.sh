@@ -26,6 +26,9 @@ row() {
     ${STREAMER_ARGS:-} --report json >"$out/streamer.json" 2>"$out/streamer.log" || true
   kill -INT $relay 2>/dev/null || true; wait $relay || true
   wait $client || true
+  # Each row's logs stay for a look (KEEP_LOGS=1 keeps the directory).
+  mkdir -p "$out/$(echo "$name" | tr -c 'a-zA-Z0-9\n' '_')"
+  cp "$out"/*.log "$out"/*.json "$out/$(echo "$name" | tr -c 'a-zA-Z0-9\n' '_')/" 2>/dev/null || true
   python3 - "$name" "$out" <<'PY'
 import json, sys
 name, out = sys.argv[1], sys.argv[2]
@@ -64,4 +67,4 @@ row "20±5 ms jitter, reordered" --delay-ms 20 --jitter-ms 5 --reorder
 row "2 % loss + 20±5 ms jitter" --loss-pct 2 --delay-ms 20 --jitter-ms 5
 row "bursty 2 % (mean burst 5)" --loss-pct 2 --burst 5
 row "6 Mbit/s cap" --rate-mbps 6
-rm -rf "$out"
+if [ -n "${KEEP_LOGS:-}" ]; then echo "logs: $out"; else rm -rf "$out"; fi

@@ -11,6 +11,7 @@ pub mod control;
 pub mod endpoint;
 pub mod identity;
 pub mod logging;
+pub mod metrics;
 pub mod os_clock;
 pub mod pinning;
 

@@ -260,6 +260,10 @@ struct RunArgs {
     /// frame's fragments, e.g. 25 (transport.fec).
     #[arg(long, value_parser = shared_proto::rules::fec::FecMode::parse)]
     fec: Option<shared_proto::rules::fec::FecMode>,
+    /// Serve the live counters in the Prometheus text format at http://ADDR/metrics (every
+    /// receiver's report so far, the encoders' counters and bitrate targets).
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics: Option<std::net::SocketAddr>,
     /// Final report format.
     #[arg(long, value_enum, default_value = "text")]
     report: ReportFormat,
@@ -445,6 +449,7 @@ fn real_main(cli: Cli) -> Result<()> {
                 ("--transport", args.transport.is_some()),
                 ("--listen", args.listen.is_some()),
                 ("--peer-fingerprint", args.peer_fingerprint.is_some()),
+                ("--metrics", args.metrics.is_some()),
             ];
             if let Some((flag, _)) = ignored.iter().find(|(_, given)| *given) {
                 <Cli as clap::CommandFactory>::command()
@@ -485,10 +490,25 @@ fn run(args: RunArgs) -> Result<()> {
     let rt = runtime()?;
     let report = rt.block_on(async {
         let stop = stop_on_ctrl_c();
+        let live = Arc::new(session::Live::default());
+        let _metrics = match args.metrics {
+            Some(addr) => {
+                let live = live.clone();
+                Some(
+                    binoc_net::metrics::serve(
+                        addr,
+                        "binoc_streamer",
+                        Arc::new(move || live.collect()),
+                    )
+                    .await?,
+                )
+            }
+            None => None,
+        };
         // A source that fails (a camera unplugged, a file ended early) ends the session; run
         // mode starts a new one after 1 s.
         loop {
-            let shared = session::Shared::new(&cfg);
+            let shared = session::Shared::with_live(&cfg, live.clone());
             let mut outputs: Vec<Box<dyn Output>> = Vec::new();
             for kind in &cfg.transport.kinds {
                 match kind {

@@ -105,7 +105,7 @@ impl IdrControl {
 
 /// What the encoder side counted for one eye (each output counts its own sending and
 /// markers: [`crate::output::OutputCounters`]).
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
 pub struct EncoderCounters {
     pub captured: u64,
     /// Raw frames replaced in the capture slot because the encoder was still busy.

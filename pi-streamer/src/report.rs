@@ -37,6 +37,9 @@ pub struct EyeReport {
     /// receiver measured no loss).
     pub fec: Option<FecReport>,
     pub bitrate_mbps: f64,
+    /// The encoder's bitrate target at the end, set from the receivers' link estimates
+    /// (`None`: as configured).
+    pub encoder_target_mbps: Option<f64>,
     /// capture → decoded.
     pub latency_ms: Summary,
     pub stages_ms: BTreeMap<&'static str, Summary>,
@@ -54,6 +57,15 @@ pub struct FecReport {
     pub measured_loss_percent: f64,
     /// Frames the receiver rebuilt from parity.
     pub repaired: u64,
+}
+
+/// The output's own link estimate at the end (the QUIC path's; WebRTC viewers have TWCC).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LinkReport {
+    pub estimate_mbps: f64,
+    /// Times the estimate was cut (queueing delay or congestion loss).
+    pub decreases: u64,
+    pub queue_ms: f64,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -75,6 +87,8 @@ pub struct ClockReport {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Report {
     pub eyes: EyesReport,
+    /// The link estimate (QUIC outputs).
+    pub link: Option<LinkReport>,
     /// Stages of capture → decoded over both eyes; they partition `latency_ms`.
     pub stages_ms: BTreeMap<&'static str, Summary>,
     /// capture → decoded over both eyes.
@@ -217,6 +231,12 @@ impl Report {
                 client: c.client,
                 fec: fec_report(&c),
                 bitrate_mbps: rate(c.bytes_sent, c.first_send_ns, c.last_send_ns),
+                encoder_target_mbps: match pipeline.target_bps[eye.index()]
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                {
+                    0 => None,
+                    bps => Some(f64::from(bps) / 1e6),
+                },
                 latency_ms: c.total.summary(),
                 stages_ms: stages(&c),
             }
@@ -228,8 +248,19 @@ impl Report {
             samples_used: c.samples_used,
         });
         let [left, right] = eyes;
+        let link = state
+            .link
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|l| LinkReport {
+                estimate_mbps: l.estimate_bps() as f64 / 1e6,
+                decreases: l.decreases(),
+                queue_ms: l.queue_ns() as f64 / 1e6,
+            });
         Report {
             eyes: EyesReport { left, right },
+            link,
             stages_ms: Stage::ALL
                 .iter()
                 .zip(&all_stages)
@@ -338,6 +369,18 @@ impl Report {
                     f.mode, f.parity_datagrams, f.data_datagrams, f.overhead_percent, f.measured_loss_percent, f.repaired
                 );
             }
+        }
+        if let Some(l) = &self.link {
+            o += &format!(
+                "link estimate {:.1} Mbit/s (cut {} times; queueing delay {:.1} ms at the end), encoders at {}\n",
+                l.estimate_mbps,
+                l.decreases,
+                l.queue_ms,
+                match (self.eyes.left.encoder_target_mbps, self.eyes.right.encoder_target_mbps) {
+                    (Some(a), Some(b)) => format!("{a:.2} + {b:.2} Mbit/s"),
+                    _ => "their configured bitrate".into(),
+                }
+            );
         }
         if let Some(c) = &self.clock {
             o += &format!(

@@ -31,13 +31,76 @@ use crate::source;
 pub struct Shared {
     pub pipeline: Arc<PipelineState>,
     pub feedback: Arc<Feedback>,
+    /// Where a metrics scrape finds this session while it runs.
+    pub live: Arc<Live>,
 }
 
 impl Shared {
     pub fn new(cfg: &StreamerConfig) -> Self {
+        Self::with_live(cfg, Arc::default())
+    }
+
+    /// A session that shows itself in `live` (one `Live` outlives the sessions of a long run).
+    pub fn with_live(cfg: &StreamerConfig, live: Arc<Live>) -> Self {
         let pipeline = PipelineState::new(cfg);
         let feedback = Feedback::new(cfg, pipeline.clone());
-        Shared { pipeline, feedback }
+        Shared {
+            pipeline,
+            feedback,
+            live,
+        }
+    }
+}
+
+/// What `--metrics` sees: the running session's pipeline and outputs (nothing between
+/// sessions).
+#[derive(Default)]
+pub struct Live {
+    running: std::sync::Mutex<Option<LiveSession>>,
+}
+
+type LiveSession = (Arc<PipelineState>, Arc<[Box<dyn Output>]>);
+
+impl Live {
+    fn set(&self, s: Option<LiveSession>) {
+        *self.running.lock().unwrap_or_else(|p| p.into_inner()) = s;
+    }
+
+    /// The pipeline's counters and every live receiver's report, labelled (for
+    /// [`binoc_net::metrics`]).
+    pub fn collect(&self) -> Vec<binoc_net::metrics::Labelled> {
+        let running = self
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let Some((pipeline, outputs)) = running else {
+            return vec![(Vec::new(), serde_json::json!({ "session_running": 0 }))];
+        };
+        let c = pipeline.snapshot();
+        let target = |e: usize| pipeline.target_bps[e].load(Ordering::Relaxed);
+        let mut out = vec![(
+            Vec::new(),
+            serde_json::json!({
+                "session_running": 1,
+                "pipeline": {
+                    "left": { "counters": c[0], "target_bps": target(0) },
+                    "right": { "counters": c[1], "target_bps": target(1) },
+                },
+            }),
+        )];
+        for o in outputs.iter() {
+            for (receiver, report) in o.live() {
+                let labels = vec![
+                    ("output".to_string(), o.name().to_string()),
+                    ("receiver".to_string(), receiver),
+                ];
+                if let Ok(v) = serde_json::to_value(&report) {
+                    out.push((labels, serde_json::json!({ "receiver": v })));
+                }
+            }
+        }
+        out
     }
 }
 
@@ -81,6 +144,15 @@ pub async fn run(
     }
     let outputs: Arc<[Box<dyn Output>]> = outputs.into();
     let state = shared.pipeline.clone();
+    shared.live.set(Some((state.clone(), outputs.clone())));
+    // However the session ends, a scrape stops seeing it.
+    struct Unset<'a>(&'a Live);
+    impl Drop for Unset<'_> {
+        fn drop(&mut self) {
+            self.0.set(None);
+        }
+    }
+    let _unset = Unset(&shared.live);
     let source = source::open(cfg, frames)?;
     let (tx, rx) = crossbeam_channel::bounded::<EncodedFrame>(4);
     let t0 = monotonic_ns();

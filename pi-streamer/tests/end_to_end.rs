@@ -243,6 +243,52 @@ fn lost_datagrams_are_rebuilt_from_parity_sized_to_the_measured_loss() {
     }
 }
 
+/// A link slower than the stream: the queueing delay the headset's markers show lowers the
+/// link estimate, and the encoders' bitrate follows it down, so frames keep arriving.
+#[test]
+fn a_link_slower_than_the_stream_lowers_the_bitrate() {
+    use pi_streamer::impair::Impairment;
+    let mut cfg = small_config(); // 2 Mbit/s per eye
+    cfg.transport.webrtc.min_bitrate_mbps = 0.1;
+    let run = through_relay(
+        cfg,
+        240,
+        Impairment {
+            rate_bps: Some(1.5e6),
+            queue_ns: 200_000_000,
+            ..Default::default()
+        },
+        Impairment::default(),
+    );
+    let r = &run.outcome.report;
+    let link = r
+        .link
+        .as_ref()
+        .expect("the QUIC output has a link estimate");
+    assert!(link.decreases > 0, "{link:?}");
+    assert!(
+        link.estimate_mbps < 1.5 * 1.5,
+        "the estimate {} Mbit/s stays above the link's 1.5",
+        link.estimate_mbps
+    );
+    // The encoders followed it: both eyes together under the link's rate.
+    let targets: f64 = [&r.eyes.left, &r.eyes.right]
+        .iter()
+        .map(|e| {
+            e.encoder_target_mbps
+                .expect("a target set from the estimate")
+        })
+        .sum();
+    assert!(
+        targets < 1.5,
+        "encoders at {targets} Mbit/s on a 1.5 Mbit/s link"
+    );
+    for e in [&r.eyes.left, &r.eyes.right] {
+        assert!(e.decoded > 0);
+        assert_eq!((e.wrong_eye, e.code_mismatch), (0, 0));
+    }
+}
+
 #[test]
 fn y4m_side_by_side_source_splits_into_the_two_eyes() {
     // Record the synthetic source as one side-by-side file, then stream it back.
@@ -302,6 +348,26 @@ fn free_udp_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET /metrics` on 127.0.0.1:`port` (`None` if nothing answers yet).
+fn scrape(port: u16) -> Option<String> {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    out.starts_with("HTTP/1.1 200").then_some(out)
 }
 
 fn run_with_timeout(mut child: std::process::Child, limit: Duration) -> (bool, String, String) {
@@ -398,6 +464,7 @@ fn quest_client_bin() -> std::path::PathBuf {
 #[test]
 fn streamer_and_headless_client_as_two_processes() {
     let port = free_udp_port();
+    let (client_metrics, streamer_metrics) = (free_tcp_port(), free_tcp_port());
     let client = spawn(
         quest_client_bin(),
         &[
@@ -410,6 +477,8 @@ fn streamer_and_headless_client_as_two_processes() {
             "1",
             "--report",
             "json",
+            "--metrics",
+            &format!("127.0.0.1:{client_metrics}"),
         ],
     );
     // The streamer retries until the client listens, so no start-up race.
@@ -428,7 +497,48 @@ fn streamer_and_headless_client_as_two_processes() {
             "2000",
             "--report",
             "json",
+            "--metrics",
+            &format!("127.0.0.1:{streamer_metrics}"),
         ],
+    );
+    // While they stream, both serve their live counters (scraped until each shows decoded
+    // frames on both eyes, or the processes end).
+    let decoded_in = |text: &str, name: &str| -> Vec<f64> {
+        text.lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+            .collect()
+    };
+    let (mut seen_client, mut seen_streamer) = (None, None);
+    let t0 = Instant::now();
+    while (seen_client.is_none() || seen_streamer.is_none())
+        && t0.elapsed() < Duration::from_secs(60)
+    {
+        if let Some(text) = scrape(client_metrics) {
+            let d = decoded_in(&text, "binoc_headset_eyes_decoded{");
+            if d.len() == 2 && d.iter().all(|&v| v > 0.0) {
+                seen_client = Some(text);
+            }
+        }
+        if let Some(text) = scrape(streamer_metrics) {
+            let d = decoded_in(&text, "binoc_streamer_receiver_eyes_decoded{");
+            if d.len() == 2 && d.iter().all(|&v| v > 0.0) {
+                seen_streamer = Some(text);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let text = seen_streamer.expect("the streamer's metrics showed decoded frames on both eyes");
+    assert!(
+        text.contains("binoc_streamer_session_running 1")
+            && text.contains("binoc_streamer_pipeline_counters_encoded{eye=\"left\"}")
+            && text.contains("output=\"quic 127.0.0.1:"),
+        "{text}"
+    );
+    let text = seen_client.expect("the headset's metrics showed decoded frames on both eyes");
+    assert!(
+        text.contains("binoc_headset_eyes_latency_ms_p50{eye=\"right\"}"),
+        "{text}"
     );
     let (ok, out, err) = run_with_timeout(streamer, Duration::from_secs(120));
     assert!(ok, "streamer failed: {err}");

@@ -94,6 +94,10 @@ struct Args {
     /// streamer pins stays stable. Without it, a fresh identity is made for this run.
     #[arg(long)]
     identity: Option<PathBuf>,
+    /// Serve the live counters (per eye: received, decoded, lost, repaired, latency…) in the
+    /// Prometheus text format at http://ADDR/metrics (headless mode).
+    #[arg(long, value_name = "ADDR:PORT", requires = "headless")]
+    metrics: Option<SocketAddr>,
 }
 
 fn main() -> Result<()> {
@@ -132,6 +136,18 @@ fn main() -> Result<()> {
         let shared = Shared::new(args.frames, args.sessions);
         let client = Client::bind(args.listen, &identity, shared.clone(), Arc::new(Headless))?;
         tracing::info!(listen = %client.local_addr()?, fingerprint = %identity.fingerprint(), "listening");
+        let _metrics = match args.metrics {
+            Some(addr) => {
+                let live = shared.clone();
+                let collect: binoc_net::metrics::Collect = Arc::new(move || {
+                    serde_json::to_value(live.report())
+                        .map(|v| vec![(Vec::new(), v)])
+                        .unwrap_or_default()
+                });
+                Some(binoc_net::metrics::serve(addr, "binoc_headset", collect).await?)
+            }
+            None => None,
+        };
         let stopper = shared.clone();
         let duration = args.duration;
         tokio::spawn(async move {

@@ -7,6 +7,7 @@ use shared_proto::clock::ClockEstimate;
 use shared_proto::latency::{frame_latency, Series, Stage};
 use shared_proto::rules::fec::FecPolicy;
 use shared_proto::rules::ledger::{self, FrameKey, Ledger};
+use shared_proto::rules::rate::LinkEstimator;
 use shared_proto::wire::{ClientStats, FrameMarker, FrameTiming};
 use shared_proto::{Eye, Nanos};
 
@@ -56,9 +57,10 @@ impl OutputCounters {
         self.ledger.book(key, timing);
     }
 
-    /// The receiver's periodic counters: kept for the report, and fed to the parity rule.
-    pub fn on_client_stats(&mut self, stats: ClientStats) {
-        self.fec.on_receiver_stats(&stats);
+    /// The receiver's periodic counters: kept for the report, and fed to the parity rule
+    /// (`congested`: see [`FecPolicy::on_receiver_stats`]).
+    pub fn on_client_stats(&mut self, stats: ClientStats, congested: bool) {
+        self.fec.on_receiver_stats(&stats, congested);
         self.client = Some(stats);
     }
 
@@ -70,7 +72,7 @@ impl OutputCounters {
     }
 
     /// A marker for the frame booked under `key` (`frame_no`: what the marker says the frame
-    /// was, when it says), received at `received_ns`.
+    /// was, when it says), received at `received_ns`. The frame's timing if it was booked.
     pub fn on_marker(
         &mut self,
         key: FrameKey,
@@ -78,10 +80,10 @@ impl OutputCounters {
         m: &FrameMarker,
         clock: &ClockEstimate,
         received_ns: Nanos,
-    ) {
+    ) -> Option<FrameTiming> {
         let Ok(timing) = self.ledger.take(key, frame_no) else {
             self.unmatched_markers += 1;
-            return;
+            return None;
         };
         self.markers += 1;
         let code = ledger::check_code(m.eye, m.pixel_code, timing.frame_no);
@@ -109,6 +111,16 @@ impl OutputCounters {
                 series.push(*v);
             }
         }
+        Some(timing)
+    }
+
+    /// Parity datagrams per data datagram sent so far (0 without forward error correction).
+    pub fn parity_overhead(&self) -> f64 {
+        if self.data_datagrams == 0 {
+            0.0
+        } else {
+            self.parity_sent as f64 / self.data_datagrams as f64
+        }
     }
 }
 
@@ -118,6 +130,8 @@ pub struct OutputState {
     pub eyes: [Mutex<OutputCounters>; 2],
     pub clock: Mutex<Option<ClockEstimate>>,
     pub since: [EncoderCounters; 2],
+    /// The output's own link estimate (the QUIC path's [`LinkEstimator`]), when it has one.
+    pub link: Mutex<Option<LinkEstimator>>,
 }
 
 impl OutputState {
@@ -127,6 +141,7 @@ impl OutputState {
             eyes: Default::default(),
             clock: Mutex::new(None),
             since: pipeline.snapshot(),
+            link: Mutex::new(None),
         }
     }
 

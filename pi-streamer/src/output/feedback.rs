@@ -58,6 +58,14 @@ impl Feedback {
         self.pipeline.target_bps[eye.index()].load(Ordering::Relaxed)
     }
 
+    /// The link estimates at which both eyes get their floor and their configured bitrate.
+    pub fn estimate_range(&self) -> (u64, u64) {
+        (
+            bitrate::estimate_for(self.bounds.map(|b| b.min_bps.min(b.max_bps))),
+            self.initial_estimate(),
+        )
+    }
+
     /// Where a receiver's estimator should start so that the configured bitrate is its first
     /// target.
     pub fn initial_estimate(&self) -> u64 {

@@ -39,6 +39,8 @@ pub trait Output: Send + Sync {
     fn ended(&self) -> Option<String>;
     /// A one-line status for the periodic log of a long session.
     fn status(&self) -> String;
+    /// Each live receiver's report so far (its name, the report), for `--metrics`.
+    fn live(&self) -> Vec<(String, Report)>;
     /// The stream is over (no more frames will be offered): finish sending, wait for the last
     /// markers, and report.
     fn finish(&self) -> Pin<Box<dyn Future<Output = OutputReport> + Send + '_>>;

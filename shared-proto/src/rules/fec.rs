@@ -10,7 +10,9 @@
 //!   rise, slow to fall) → for a frame of `k` data fragments, the fewest parity fragments `m`
 //!   such that losing more than `m` of the `k + m` is rarer than [`TARGET_FRAME_LOSS`] at that
 //!   loss rate. A clean link gets none. Frames that still die after repair (bursty loss that
-//!   a binomial model under-counts) raise a safety margin on the estimate.
+//!   a binomial model under-counts) raise a safety margin on the estimate. A window with more
+//!   loss than [`crate::rules::rate::CONGESTION_LOSS`] is a queue overflowing, which parity
+//!   would feed: it is left to the link estimate and does not move this one.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -151,7 +153,10 @@ impl FecPolicy {
 
     /// The receiver's cumulative counts for this eye (sent every half second). Counts that go
     /// backwards (a restarted or lying receiver) start a new baseline and change nothing.
-    pub fn on_receiver_stats(&mut self, s: &ClientStats) {
+    /// `congested`: the link estimate says a queue is the cause of any loss now
+    /// ([`crate::rules::rate::LinkEstimator::congested`]); such a window does not move the
+    /// estimate.
+    pub fn on_receiver_stats(&mut self, s: &ClientStats, congested: bool) {
         let Some(last) = self.last.replace(*s) else {
             return;
         };
@@ -176,6 +181,12 @@ impl FecPolicy {
             return;
         }
         let sample = 1.0 - self.window_received as f64 / self.window_expected as f64;
+        if congested || sample > crate::rules::rate::CONGESTION_LOSS {
+            // A queue overflowing, not Wi-Fi: the link estimate lowers the rate
+            // (`rules::rate`); parity would only add to the queue.
+            self.clear_window();
+            return;
+        }
         // Quick to rise (the next frames need the parity now), slow to fall (Wi-Fi loss comes
         // and goes; ~15 s from 2 % to off once the link is clean).
         let weight = if sample > self.loss { 0.5 } else { 0.1 };
@@ -194,6 +205,10 @@ impl FecPolicy {
         } else {
             self.margin = (self.margin * 0.97).max(1.5);
         }
+        self.clear_window();
+    }
+
+    fn clear_window(&mut self) {
         self.window_expected = 0;
         self.window_received = 0;
         self.window_frames = 0;
@@ -328,14 +343,14 @@ mod tests {
     fn feed(policy: &mut FecPolicy, windows: u64, p: f64, frame_loss: f64) {
         let mut s = policy.last.unwrap_or_default();
         if policy.last.is_none() {
-            policy.on_receiver_stats(&s);
+            policy.on_receiver_stats(&s, false);
         }
         for _ in 0..windows {
             s.datagrams_expected += 1000;
             s.datagrams_received += (1000.0 * (1.0 - p)) as u64;
             s.received += 60;
             s.lost += (60.0 * frame_loss) as u64;
-            policy.on_receiver_stats(&s);
+            policy.on_receiver_stats(&s, false);
         }
     }
 
@@ -375,8 +390,9 @@ mod tests {
         assert!(p.parity_for(100) > low);
         assert_eq!(p.parity_for(1), 1);
         // Capped at half the data fragments.
-        feed(&mut p, 10, 0.4, 0.0);
-        assert_eq!(p.parity_for(100), 50);
+        let mut fixed_high = FecPolicy::new(FecMode::Adaptive);
+        fixed_high.loss = 0.3;
+        assert_eq!(fixed_high.parity_for(100), 50);
     }
 
     #[test]
@@ -399,6 +415,28 @@ mod tests {
     }
 
     #[test]
+    fn congestion_loss_is_left_to_the_link_estimate() {
+        let mut p = FecPolicy::new(FecMode::Adaptive);
+        feed(&mut p, 10, 0.4, 0.5);
+        assert_eq!(p.parity_for(14), 0, "a queue overflowing gets no parity");
+        feed(&mut p, 4, 0.02, 0.0);
+        assert!(p.parity_for(14) > 0, "Wi-Fi loss after it still does");
+    }
+
+    #[test]
+    fn loss_on_a_congested_link_is_not_parity_s_to_answer() {
+        let mut p = FecPolicy::new(FecMode::Adaptive);
+        let mut s = ClientStats::default();
+        p.on_receiver_stats(&s, false);
+        for _ in 0..6 {
+            s.datagrams_expected += 1000;
+            s.datagrams_received += 970;
+            p.on_receiver_stats(&s, true);
+        }
+        assert_eq!(p.parity_for(14), 0);
+    }
+
+    #[test]
     fn fixed_and_off() {
         let fixed = FecPolicy::new(FecMode::Fixed { percent: 25 });
         assert_eq!(fixed.parity_for(14), 4);
@@ -411,10 +449,10 @@ mod tests {
     #[test]
     fn lying_counts_change_nothing() {
         let mut p = FecPolicy::new(FecMode::default());
-        p.on_receiver_stats(&stats(1000, 1000, 60, 0));
-        p.on_receiver_stats(&stats(500, 400, 30, 0)); // backwards: a new baseline
-        p.on_receiver_stats(&stats(600, 900, 40, 0)); // more received than expected
-        p.on_receiver_stats(&stats(u64::MAX, 0, u64::MAX, u64::MAX));
+        p.on_receiver_stats(&stats(1000, 1000, 60, 0), false);
+        p.on_receiver_stats(&stats(500, 400, 30, 0), false); // backwards: a new baseline
+        p.on_receiver_stats(&stats(600, 900, 40, 0), false); // more received than expected
+        p.on_receiver_stats(&stats(u64::MAX, 0, u64::MAX, u64::MAX), false);
         assert_eq!(p.loss(), 0.0);
         assert_eq!(p.parity_for(14), 0);
     }

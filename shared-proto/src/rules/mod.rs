@@ -13,6 +13,7 @@
 //! * [`keyframe`]: the encoder side: keyframe requests merged within a minimum interval.
 //! * [`fec`]: forward error correction: the receiver's datagram loss count, and the sender's
 //!   parity per frame sized to it.
+//! * [`rate`]: the QUIC path's link estimate from queueing delay and congestion loss.
 //! * [`ledger`]: frames sent and awaiting their marker, keyed by [`ledger::FrameKey`]; the
 //!   pixel-code check of a marker.
 
@@ -24,4 +25,5 @@ pub mod keyframe;
 pub mod ledger;
 pub mod pacer;
 pub mod ping;
+pub mod rate;
 pub mod refchain;

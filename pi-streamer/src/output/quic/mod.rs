@@ -6,6 +6,7 @@
 //! that connection and, if asked to, dials again every second while the rest of the session
 //! (the pipeline, other outputs) goes on; the new connection starts with a keyframe.
 
+mod link;
 pub mod sender;
 
 use std::future::Future;
@@ -31,6 +32,7 @@ use crate::config::StreamerConfig;
 use crate::output::{Feedback, FrameQueue, Output, OutputReport, OutputState};
 use crate::pipeline::EncodedFrame;
 use crate::report::Report;
+use link::LinkFeed;
 use sender::SenderEnd;
 
 /// Frames waiting for the sender (both eyes); more means the link is behind, and the oldest
@@ -139,8 +141,10 @@ impl Connection {
                 tokio::time::sleep(Duration::from_nanos(next.saturating_sub(monotonic_ns()))).await;
             }
         }));
-        // Reader task: pongs → clock sync, markers → latency, keyframe requests → encoder.
+        // Reader task: pongs → clock sync, markers → latency and the link estimate, keyframe
+        // requests → encoder.
         let (est_tx, reader_state) = (control_tx.clone(), state.clone());
+        let mut link = LinkFeed::new(peer, &state, feedback.clone());
         tasks.push(tokio::spawn(async move {
             let state = reader_state;
             let mut sync = ClockSync::new(ClockSyncConfig::default());
@@ -179,20 +183,26 @@ impl Connection {
                     }
                     ToStreamer::Marker(m) => {
                         if let Some(clock) = state.clock() {
-                            state.eye(m.eye).on_marker(
+                            let timing = state.eye(m.eye).on_marker(
                                 FrameKey::Seq(m.seq),
                                 Some(m.frame_no),
                                 &m,
                                 &clock,
                                 now,
                             );
+                            if let Some(t) = timing {
+                                link.on_frame(now, &state, &t, &m);
+                            }
                         }
                     }
                     ToStreamer::KeyframeRequest { eye, reason } => {
                         tracing::debug!(%eye, ?reason, "keyframe requested");
                         feedback.request_keyframe(eye);
                     }
-                    ToStreamer::Stats { eye, stats } => state.eye(eye).on_client_stats(stats),
+                    ToStreamer::Stats { eye, stats } => {
+                        let congested = link.on_stats(now, eye, &stats, &state);
+                        state.eye(eye).on_client_stats(stats, congested);
+                    }
                     ToStreamer::Bye { reason } => {
                         tracing::info!("headset said bye: {reason}");
                         break;
@@ -501,6 +511,17 @@ impl Output for QuicOutput {
             })
             .collect();
         format!("{}: {}", self.name, eyes.join(" | "))
+    }
+
+    fn live(&self) -> Vec<(String, Report)> {
+        let current = self.inner.current.lock().unwrap_or_else(|p| p.into_inner());
+        current
+            .iter()
+            .map(|state| {
+                let r = Report::build(&self.inner.feedback.pipeline, state, 0.0, 0);
+                (self.name.clone(), r)
+            })
+            .collect()
     }
 
     fn finish(&self) -> Pin<Box<dyn Future<Output = OutputReport> + Send + '_>> {

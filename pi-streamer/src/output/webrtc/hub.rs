@@ -31,6 +31,8 @@ pub struct ViewerReport {
 
 struct Entry {
     frames: FrameQueue,
+    /// The viewer's counters (its thread owns the rest of it).
+    state: Arc<crate::output::OutputState>,
     wake: Arc<Wake>,
     /// Frames dropped from this viewer's queue (it was behind).
     overflows: Arc<AtomicU64>,
@@ -123,6 +125,17 @@ impl Hub {
         .await;
     }
 
+    /// Each live viewer's report so far.
+    pub fn live(&self) -> Vec<(String, Report)> {
+        self.viewers()
+            .iter()
+            .map(|(id, e)| {
+                let r = Report::build(&self.feedback.pipeline, &e.state, 0.0, 0);
+                (format!("webrtc {id}"), r)
+            })
+            .collect()
+    }
+
     pub fn reports(&self) -> Vec<ViewerReport> {
         self.finished
             .lock()
@@ -170,6 +183,7 @@ impl whep::Sessions for HubSessions {
             id.clone(),
             Entry {
                 frames: queue,
+                state: v.state.clone(),
                 wake,
                 overflows: Arc::new(AtomicU64::new(0)),
             },
@@ -221,6 +235,7 @@ mod tests {
             id.into(),
             Entry {
                 frames: queue,
+                state: Arc::new(crate::output::OutputState::new(&hub.feedback.pipeline)),
                 wake: Arc::new(Wake::new().unwrap()),
                 overflows: Default::default(),
             },

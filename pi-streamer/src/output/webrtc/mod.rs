@@ -130,6 +130,10 @@ impl Output for WebrtcOutput {
         format!("{}: {} viewer(s)", self.name, self.hub.viewer_count())
     }
 
+    fn live(&self) -> Vec<(String, crate::report::Report)> {
+        self.hub.live()
+    }
+
     fn finish(&self) -> Pin<Box<dyn Future<Output = OutputReport> + Send + '_>> {
         Box::pin(async move {
             if !self.finished.swap(true, Ordering::Relaxed) {

@@ -42,7 +42,7 @@ impl Viewer {
                     self.counters.code_read_race[m.eye.index()] += 1;
                     marker.pixel_code = None;
                 }
-                c.on_marker(key, None, &marker, &clock, now);
+                let _ = c.on_marker(key, None, &marker, &clock, now);
             }
             Err(e) => {
                 self.counters.malformed_messages += 1;

@@ -1,0 +1,144 @@
+//! The headset's link estimate ([`LinkEstimator`], a pure rule) fed from this connection's
+//! markers and stats, and published to the encoders through [`Feedback`] as the bitrate the
+//! video may take once parity is paid for.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use shared_proto::rules::rate::LinkEstimator;
+use shared_proto::wire::{ClientStats, FrameMarker, FrameTiming};
+use shared_proto::{Eye, Nanos};
+
+use crate::output::{Feedback, OutputState};
+
+/// Headroom over the configured bitrate that the estimate may reach, so that parity on a fast
+/// but lossy link does not lower the picture's bitrate (the encoders never exceed their
+/// configured bitrate anyway).
+const PARITY_HEADROOM: f64 = 1.5;
+/// Publish at least this often, and at once when the estimate moved by more than 2 %.
+const REPUBLISH_NS: Nanos = 1_000_000_000;
+
+/// Each connection's estimate has its own name: a lost connection's feed, dropped late, never
+/// clears its successor's estimate.
+static CONNECTIONS: AtomicU64 = AtomicU64::new(0);
+
+/// One connection's feed; dropping it (the reader task ends or is aborted) withdraws its
+/// estimate.
+pub(super) struct LinkFeed {
+    name: String,
+    feedback: Arc<Feedback>,
+    last_stats: [Option<ClientStats>; 2],
+    published: Option<(Nanos, u64)>,
+}
+
+impl Drop for LinkFeed {
+    fn drop(&mut self) {
+        self.feedback.estimate(&self.name, None);
+    }
+}
+
+impl LinkFeed {
+    /// Starts `state`'s estimator at the top of its range.
+    pub fn new(peer: std::net::SocketAddr, state: &OutputState, feedback: Arc<Feedback>) -> Self {
+        let n = CONNECTIONS.fetch_add(1, Ordering::Relaxed);
+        let name = format!("quic {peer} #{n}");
+        let (min, max) = feedback.estimate_range();
+        let top = (max as f64 * PARITY_HEADROOM) as u64;
+        *state.link.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(LinkEstimator::new(top, min, top));
+        LinkFeed {
+            name,
+            feedback,
+            last_stats: [None; 2],
+            published: None,
+        }
+    }
+
+    fn with_link(state: &OutputState, f: impl FnOnce(&mut LinkEstimator)) {
+        if let Some(l) = state
+            .link
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
+            f(l);
+        }
+    }
+
+    /// A matched marker of a frame sent with `timing`.
+    pub fn on_frame(
+        &mut self,
+        now: Nanos,
+        state: &OutputState,
+        timing: &FrameTiming,
+        m: &FrameMarker,
+    ) {
+        let overhead = state.eye(m.eye).parity_overhead();
+        let bytes = ((u64::from(timing.encoded_len) + FrameTiming::LEN as u64) as f64
+            * (1.0 + overhead)) as u64;
+        Self::with_link(state, |l| {
+            l.on_frame(now, timing.send_ns, m.first_byte_ns, bytes)
+        });
+        self.publish(now, state);
+    }
+
+    /// The headset's periodic counters for `eye`: their datagram loss since the last ones.
+    /// Whether the link is congested now (its loss is then not parity's to answer).
+    pub fn on_stats(
+        &mut self,
+        now: Nanos,
+        eye: Eye,
+        stats: &ClientStats,
+        state: &OutputState,
+    ) -> bool {
+        if let Some(last) = self.last_stats[eye.index()].replace(*stats) {
+            if let (Some(e), Some(r)) = (
+                stats
+                    .datagrams_expected
+                    .checked_sub(last.datagrams_expected),
+                stats
+                    .datagrams_received
+                    .checked_sub(last.datagrams_received),
+            ) {
+                Self::with_link(state, |l| l.on_loss(now, e, r));
+            }
+        }
+        self.publish(now, state);
+        state
+            .link
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|l| l.congested(now))
+    }
+
+    fn publish(&mut self, now: Nanos, state: &OutputState) {
+        let Some(link) = state.link.lock().unwrap_or_else(|p| p.into_inner()).clone() else {
+            return;
+        };
+        let overhead = Eye::BOTH
+            .iter()
+            .map(|&e| state.eye(e).parity_overhead())
+            .fold(0.0, f64::max);
+        let video = (link.estimate_bps() as f64 / (1.0 + overhead)) as u64;
+        let due = match self.published {
+            None => true,
+            Some((at, bps)) => {
+                now.saturating_sub(at) >= REPUBLISH_NS
+                    || (video as f64 - bps as f64).abs() > 0.02 * bps as f64
+            }
+        };
+        if due {
+            if self.published.is_some_and(|(_, bps)| video < bps * 9 / 10) {
+                tracing::info!(
+                    estimate_mbps = link.estimate_bps() as f64 / 1e6,
+                    queue_ms = link.queue_ns() as f64 / 1e6,
+                    parity_overhead = overhead,
+                    "headset link: bitrate lowered"
+                );
+            }
+            self.feedback.estimate(&self.name, Some(video));
+            self.published = Some((now, video));
+        }
+    }
+}
