@@ -11,7 +11,7 @@ use binoc_net::os_clock::monotonic_ns;
 use binoc_net::{ControlReader, ControlWriter};
 use shared_proto::clock::ClockEstimate;
 use shared_proto::fragment::{CompletedFrame, Reassembler, ReassemblyLimits};
-use shared_proto::rules::handshake;
+use shared_proto::rules::{handshake, retransmit};
 use shared_proto::wire::{ToHeadset, ToStreamer};
 use shared_proto::Eye;
 use tokio::sync::mpsc;
@@ -128,7 +128,7 @@ pub(crate) async fn run(
     });
 
     let mut reassembler = Reassembler::new(ReassemblyLimits::default());
-    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    let mut tick = tokio::time::interval(Duration::from_millis(2));
     let mut stats_tick = tokio::time::interval(Duration::from_millis(500));
     let finished = shared.finished();
     tokio::pin!(finished);
@@ -167,8 +167,15 @@ pub(crate) async fn run(
                 }
             }
             _ = tick.tick() => {
-                for (eye, seq) in reassembler.expire(monotonic_ns()) {
+                let now = monotonic_ns();
+                for (eye, seq) in reassembler.expire(now) {
                     tracing::debug!(%eye, seq, "frame expired incomplete");
+                }
+                // What parity cannot make up is asked for again (the streamer answers if the
+                // frame can still be in time).
+                for (eye, seq, missing) in reassembler.nacks(now, retransmit::NACK_WAIT_NS) {
+                    shared.eye(eye).counts.nacks += 1;
+                    let _ = out_tx.try_send(Outgoing::Msg(ToStreamer::Nack { eye, seq, missing }));
                 }
             }
             _ = stats_tick.tick() => {

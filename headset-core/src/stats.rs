@@ -38,6 +38,8 @@ pub struct EyeCounts {
     pub bytes: u64,
     /// Frames rebuilt from parity fragments (forward error correction).
     pub repaired: u64,
+    /// Frames whose missing fragments were asked for again (more lost than parity made up).
+    pub nacks: u64,
     /// Fragment datagrams announced by the headers of the frames seen, and those that came:
     /// the link's datagram loss.
     pub datagrams_expected: u64,
@@ -242,11 +244,12 @@ impl ClientReport {
             let c = &e.counts;
             if c.datagrams_expected > 0 {
                 out += &format!(
-                    "{name:<6} datagrams {} of {} announced ({:.2} % lost), frames repaired from parity {}\n",
+                    "{name:<6} datagrams {} of {} announced ({:.2} % lost), frames repaired from parity {}, fragments asked for again in {} frames\n",
                     c.datagrams_received,
                     c.datagrams_expected,
                     100.0 * (1.0 - c.datagrams_received as f64 / c.datagrams_expected as f64),
-                    c.repaired
+                    c.repaired,
+                    c.nacks
                 );
             }
         }

@@ -57,6 +57,11 @@ pub struct FecReport {
     pub measured_loss_percent: f64,
     /// Frames the receiver rebuilt from parity.
     pub repaired: u64,
+    /// Selective retransmission: the receiver's requests, the datagrams sent again, and the
+    /// requests not answered (too late for the frame's deadline, or no longer kept).
+    pub nacks: u64,
+    pub resent: u64,
+    pub nacks_refused: u64,
 }
 
 /// The output's own link estimate at the end (the QUIC path's; WebRTC viewers have TWCC).
@@ -148,7 +153,8 @@ fn rate(bytes: u64, first: Option<u64>, last: Option<u64>) -> f64 {
 
 fn fec_report(c: &OutputCounters) -> Option<FecReport> {
     let client = c.client.unwrap_or_default();
-    if c.parity_sent == 0 && client.datagrams_expected == client.datagrams_received {
+    if c.parity_sent == 0 && c.nacks == 0 && client.datagrams_expected == client.datagrams_received
+    {
         return None;
     }
     let pct = |a: u64, b: u64| {
@@ -168,6 +174,9 @@ fn fec_report(c: &OutputCounters) -> Option<FecReport> {
             client.datagrams_expected,
         ),
         repaired: client.repaired,
+        nacks: c.nacks,
+        resent: c.resent,
+        nacks_refused: c.nacks_refused,
     })
 }
 
@@ -365,8 +374,8 @@ impl Report {
         for (name, e) in [("left", &self.eyes.left), ("right", &self.eyes.right)] {
             if let Some(f) = &e.fec {
                 o += &format!(
-                    "FEC {name} ({}): {} parity datagrams for {} data ({:.1} % overhead), {:.2} % of datagrams lost on the link, {} frames repaired\n",
-                    f.mode, f.parity_datagrams, f.data_datagrams, f.overhead_percent, f.measured_loss_percent, f.repaired
+                    "FEC {name} ({}): {} parity datagrams for {} data ({:.1} % overhead), {:.2} % of datagrams lost on the link, {} frames repaired; {} requests for lost fragments, {} datagrams sent again, {} too late\n",
+                    f.mode, f.parity_datagrams, f.data_datagrams, f.overhead_percent, f.measured_loss_percent, f.repaired, f.nacks, f.resent, f.nacks_refused
                 );
             }
         }

@@ -199,6 +199,8 @@ pub struct ReassemblyStats {
     pub lost: u64,
     /// Partial frames evicted to stay within the memory budget.
     pub evicted: u64,
+    /// Partial frames whose missing fragments were asked for again.
+    pub nacks: u64,
     /// Frames completed by rebuilding missing chunks from parity, and the chunks rebuilt.
     pub repaired: u64,
     pub repaired_fragments: u64,
@@ -225,6 +227,8 @@ struct Partial {
     received: u16,
     /// Parity shards received (index, shard).
     parity: Vec<(u16, Vec<u8>)>,
+    /// Whether the missing fragments have been asked for ([`Reassembler::nacks`]).
+    nacked: bool,
     first_byte_ns: Nanos,
     last_byte_ns: Nanos,
 }
@@ -439,6 +443,7 @@ impl Reassembler {
                     have: vec![false; h.count as usize],
                     received: 0,
                     parity: Vec::new(),
+                    nacked: false,
                     first_byte_ns: now,
                     last_byte_ns: now,
                 });
@@ -512,6 +517,34 @@ impl Reassembler {
             fragments: p.header.count,
             repaired_fragments: missing,
         });
+        out
+    }
+
+    /// The requests for missing fragments due at `now` ([`crate::rules::retransmit`]): for
+    /// each partial frame without a fragment for `wait_ns` that lacks more than its parity can
+    /// make up, once, that many of its missing data fragments.
+    pub fn nacks(&mut self, now: Nanos, wait_ns: Nanos) -> Vec<(Eye, u32, Vec<u16>)> {
+        let mut out = Vec::new();
+        for eye in Eye::BOTH {
+            let st = &mut self.eyes[eye.index()];
+            for p in &mut st.partials {
+                if p.nacked || now.saturating_sub(p.last_byte_ns) < wait_ns {
+                    continue;
+                }
+                let have = usize::from(p.received) + p.parity.len();
+                let need = usize::from(p.header.count).saturating_sub(have);
+                if need == 0 {
+                    continue;
+                }
+                let missing: Vec<u16> = (0..p.header.count)
+                    .filter(|&i| !p.have[usize::from(i)])
+                    .take(need.min(crate::wire::MAX_NACK))
+                    .collect();
+                p.nacked = true;
+                st.stats.nacks += 1;
+                out.push((eye, p.header.seq, missing));
+            }
+        }
         out
     }
 
@@ -648,6 +681,30 @@ mod tests {
             assert!(r.insert_datagram(d, 0).unwrap().completed.is_none());
         }
         assert_eq!(r.expire(u64::MAX), vec![(Eye::Left, 7)]);
+    }
+
+    #[test]
+    fn a_frame_short_of_its_parity_asks_once_for_what_is_missing() {
+        let (bits, ds) = frags_with_parity(4, 5 * 1180 - FrameTiming::LEN, 1); // 5 data + 1
+        let mut r = Reassembler::new(ReassemblyLimits::default());
+        // Data 1 and 3 lost: one more than the parity makes up.
+        for (i, d) in ds.iter().enumerate() {
+            if i != 1 && i != 3 {
+                assert!(r.insert_datagram(d, 10).unwrap().completed.is_none());
+            }
+        }
+        assert!(r.nacks(12, 5).is_empty(), "its burst may not be over");
+        assert_eq!(r.nacks(15, 5), vec![(Eye::Left, 4, vec![1])]);
+        assert!(r.nacks(30, 5).is_empty(), "asked once");
+        // The one fragment sent again completes it (parity makes up the other).
+        let c = r.insert_datagram(&ds[1], 20).unwrap().completed.unwrap();
+        assert_eq!(c.bitstream, bits);
+        assert_eq!(r.stats(Eye::Left).nacks, 1);
+        // Its parity never came: the missing data is asked for (one fragment, as one is short).
+        let (_, ds) = frags_with_parity(5, 3000, 1);
+        r.insert_datagram(&ds[1], 40).unwrap();
+        r.insert_datagram(&ds[2], 40).unwrap();
+        assert_eq!(r.nacks(100, 5), vec![(Eye::Left, 5, vec![0])]);
     }
 
     #[test]

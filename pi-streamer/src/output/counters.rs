@@ -48,6 +48,11 @@ pub struct OutputCounters {
     pub parity_sent: u64,
     pub parity_bytes: u64,
     pub data_datagrams: u64,
+    /// Selective retransmission (QUIC): requests received, datagrams sent again, and
+    /// requests not answered (the frame could not be in time any more, or was not kept).
+    pub nacks: u64,
+    pub resent: u64,
+    pub nacks_refused: u64,
 }
 
 impl OutputCounters {

@@ -9,7 +9,7 @@
 //! * [`FecPolicy`] (sender): the receiver's counts (`ClientStats`) → a loss estimate (quick to
 //!   rise, slow to fall) → for a frame of `k` data fragments, the fewest parity fragments `m`
 //!   such that losing more than `m` of the `k + m` is rarer than [`TARGET_FRAME_LOSS`] at that
-//!   loss rate. A clean link gets none. Frames that still die after repair (bursty loss that
+//!   loss rate. A clean link gets none once measured (2 % is assumed until the first report). Frames that still die after repair (bursty loss that
 //!   a binomial model under-counts) raise a safety margin on the estimate. A window with more
 //!   loss than [`crate::rules::rate::CONGESTION_LOSS`] is a queue overflowing, which parity
 //!   would feed: it is left to the link estimate and does not move this one.
@@ -23,6 +23,9 @@ use crate::wire::ClientStats;
 pub const TARGET_FRAME_LOSS: f64 = 0.002;
 /// Below this measured datagram loss no parity is sent (a clean link pays nothing).
 pub const MIN_LOSS: f64 = 0.001;
+/// The loss assumed until the receiver's first report (Wi-Fi's usual; a clean link pays for
+/// it during its first ~0.5 s only, a lossy one is protected from its first frame).
+pub const INITIAL_LOSS: f64 = 0.02;
 /// The most parity the adaptive mode adds, in percent of a frame's data fragments.
 pub const MAX_ADAPTIVE_OVERHEAD_PERCENT: u32 = 50;
 /// Datagrams a measurement window needs before it moves the estimate.
@@ -110,8 +113,9 @@ fn tail_above(n: u32, m: u32, p: f64) -> f64 {
 #[derive(Debug, Clone)]
 pub struct FecPolicy {
     mode: FecMode,
-    /// Estimated datagram loss (0..1).
+    /// Estimated datagram loss (0..1); [`INITIAL_LOSS`] until the first measured window.
     loss: f64,
+    measured: bool,
     /// Multiplier on the estimate (≥ 1.5), raised while repaired frames still die.
     margin: f64,
     /// The receiver's last cumulative counts, and what has accumulated since the last window.
@@ -132,7 +136,8 @@ impl FecPolicy {
     pub fn new(mode: FecMode) -> Self {
         FecPolicy {
             mode,
-            loss: 0.0,
+            loss: INITIAL_LOSS,
+            measured: false,
             margin: 1.5,
             last: None,
             window_expected: 0,
@@ -187,9 +192,17 @@ impl FecPolicy {
             self.clear_window();
             return;
         }
-        // Quick to rise (the next frames need the parity now), slow to fall (Wi-Fi loss comes
-        // and goes; ~15 s from 2 % to off once the link is clean).
-        let weight = if sample > self.loss { 0.5 } else { 0.1 };
+        // The first measurement replaces the assumption; then quick to rise (the next frames
+        // need the parity now), slow to fall (Wi-Fi loss comes and goes; ~15 s from 2 % to off
+        // once the link is clean).
+        let weight = if !self.measured {
+            1.0
+        } else if sample > self.loss {
+            0.5
+        } else {
+            0.1
+        };
+        self.measured = true;
         self.loss += weight * (sample - self.loss);
         if self.loss < MIN_LOSS / 10.0 {
             self.loss = 0.0;
@@ -368,7 +381,9 @@ mod tests {
     #[test]
     fn a_clean_link_pays_nothing() {
         let mut p = FecPolicy::new(FecMode::default());
-        assert_eq!(p.parity_for(14), 0, "no measurement yet");
+        assert!(p.parity_for(14) > 0, "2 % assumed until the first report");
+        feed(&mut p, 1, 0.0, 0.0);
+        assert_eq!(p.parity_for(14), 0, "one clean report and it is off");
         feed(&mut p, 10, 0.0, 0.0);
         assert_eq!(p.parity_for(14), 0);
         assert_eq!(p.parity_for(400), 0);
@@ -417,6 +432,7 @@ mod tests {
     #[test]
     fn congestion_loss_is_left_to_the_link_estimate() {
         let mut p = FecPolicy::new(FecMode::Adaptive);
+        feed(&mut p, 1, 0.0, 0.0);
         feed(&mut p, 10, 0.4, 0.5);
         assert_eq!(p.parity_for(14), 0, "a queue overflowing gets no parity");
         feed(&mut p, 4, 0.02, 0.0);
@@ -427,6 +443,9 @@ mod tests {
     fn loss_on_a_congested_link_is_not_parity_s_to_answer() {
         let mut p = FecPolicy::new(FecMode::Adaptive);
         let mut s = ClientStats::default();
+        p.on_receiver_stats(&s, false);
+        s.datagrams_expected += 1000;
+        s.datagrams_received += 1000;
         p.on_receiver_stats(&s, false);
         for _ in 0..6 {
             s.datagrams_expected += 1000;
@@ -453,8 +472,7 @@ mod tests {
         p.on_receiver_stats(&stats(500, 400, 30, 0), false); // backwards: a new baseline
         p.on_receiver_stats(&stats(600, 900, 40, 0), false); // more received than expected
         p.on_receiver_stats(&stats(u64::MAX, 0, u64::MAX, u64::MAX), false);
-        assert_eq!(p.loss(), 0.0);
-        assert_eq!(p.parity_for(14), 0);
+        assert_eq!(p.loss(), INITIAL_LOSS, "nothing measured");
     }
 
     #[test]

@@ -13,6 +13,8 @@
 //! * [`keyframe`]: the encoder side: keyframe requests merged within a minimum interval.
 //! * [`fec`]: forward error correction: the receiver's datagram loss count, and the sender's
 //!   parity per frame sized to it.
+//! * [`retransmit`]: selective retransmission: what to ask for again, and what to send again
+//!   while it can still be in time.
 //! * [`rate`]: the QUIC path's link estimate from queueing delay and congestion loss.
 //! * [`ledger`]: frames sent and awaiting their marker, keyed by [`ledger::FrameKey`]; the
 //!   pixel-code check of a marker.
@@ -27,3 +29,4 @@ pub mod pacer;
 pub mod ping;
 pub mod rate;
 pub mod refchain;
+pub mod retransmit;

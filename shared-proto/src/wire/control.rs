@@ -91,8 +91,9 @@ pub(super) mod tag {
     pub const MARKER: u8 = 8;
     pub const STATS: u8 = 9;
     pub const BYE: u8 = 10;
+    pub const NACK: u8 = 11;
     /// The largest type byte in use: anything above is unknown in both directions.
-    pub const LAST: u8 = BYE;
+    pub const LAST: u8 = NACK;
 }
 
 /// A type byte this direction does not decode: misdirected if the other direction uses it.

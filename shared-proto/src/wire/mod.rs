@@ -51,7 +51,7 @@ pub use control::{
 };
 pub use datagram::{parse_fragment, FragmentHeader, FrameTiming, ShardKind};
 pub use to_headset::ToHeadset;
-pub use to_streamer::ToStreamer;
+pub use to_streamer::{ToStreamer, MAX_NACK};
 
 use crate::Eye;
 

@@ -33,7 +33,17 @@ pub enum ToStreamer {
     Bye {
         reason: String,
     },
+    /// Data fragments of frame `seq` that did not arrive, as many as its parity cannot make up
+    /// (at most [`MAX_NACK`]): the streamer sends them again if the frame can still be in time.
+    Nack {
+        eye: Eye,
+        seq: u32,
+        missing: Vec<u16>,
+    },
 }
+
+/// Fragments one `Nack` may ask for.
+pub const MAX_NACK: usize = 256;
 
 impl Message for ToStreamer {
     fn encode_body(&self, out: &mut Vec<u8>) {
@@ -69,6 +79,16 @@ impl Message for ToStreamer {
                 out.push(tag::BYE);
                 put_str(out, reason);
             }
+            ToStreamer::Nack { eye, seq, missing } => {
+                out.push(tag::NACK);
+                out.push(*eye as u8);
+                out.extend_from_slice(&seq.to_be_bytes());
+                let missing = &missing[..missing.len().min(MAX_NACK)];
+                out.extend_from_slice(&(missing.len() as u16).to_be_bytes());
+                for i in missing {
+                    out.extend_from_slice(&i.to_be_bytes());
+                }
+            }
         }
     }
 
@@ -97,6 +117,19 @@ impl Message for ToStreamer {
             tag::BYE => ToStreamer::Bye {
                 reason: get_str(&mut r)?,
             },
+            tag::NACK => {
+                let eye = r.eye()?;
+                let seq = r.u32()?;
+                let n = usize::from(r.u16()?);
+                if n == 0 || n > MAX_NACK {
+                    return Err(WireError::Invalid {
+                        field: "nack count",
+                        why: "zero or above the limit",
+                    });
+                }
+                let missing = (0..n).map(|_| r.u16()).collect::<Result<Vec<_>, _>>()?;
+                ToStreamer::Nack { eye, seq, missing }
+            }
             other => return Err(not_ours(other)),
         };
         r.finish()?;
@@ -154,6 +187,32 @@ mod tests {
         roundtrip(ToStreamer::Bye {
             reason: String::new(),
         });
+        roundtrip(ToStreamer::Nack {
+            eye: Eye::Right,
+            seq: 77,
+            missing: vec![0, 3, 9],
+        });
+    }
+
+    #[test]
+    fn nacks_are_bounded() {
+        let mut body = Vec::new();
+        ToStreamer::Nack {
+            eye: Eye::Left,
+            seq: 1,
+            missing: (0..1000).collect(),
+        }
+        .encode_body(&mut body);
+        // Encoding caps the list; a decoder refuses more than the cap, or none.
+        match ToStreamer::decode_body(&body) {
+            Ok(ToStreamer::Nack { missing, .. }) => assert_eq!(missing.len(), MAX_NACK),
+            other => panic!("{other:?}"),
+        }
+        let mut bad = vec![tag::NACK, 0, 0, 0, 0, 1];
+        bad.extend_from_slice(&((MAX_NACK + 1) as u16).to_be_bytes());
+        bad.extend(std::iter::repeat_n(0u8, 2 * (MAX_NACK + 1)));
+        assert!(ToStreamer::decode_body(&bad).is_err());
+        assert!(ToStreamer::decode_body(&[tag::NACK, 0, 0, 0, 0, 1, 0, 0]).is_err());
     }
 
     #[test]

@@ -19,11 +19,13 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use binoc_net::os_clock::{monotonic_ns, process_cpu_ns};
 use binoc_net::{ControlReader, ControlWriter};
+use bytes::Bytes;
 use shared_proto::clock::{ClockSync, ClockSyncConfig};
 use shared_proto::rules::fec::FecPolicy;
 use shared_proto::rules::handshake;
 use shared_proto::rules::ledger::FrameKey;
 use shared_proto::rules::ping::PingSchedule;
+use shared_proto::rules::retransmit::SentFrames;
 use shared_proto::wire::{ToHeadset, ToStreamer};
 use shared_proto::Eye;
 use tokio::sync::mpsc;
@@ -57,6 +59,8 @@ pub async fn resolve(peer: &str) -> Result<SocketAddr> {
 pub struct Connection {
     pub conn: quinn::Connection,
     pub state: Arc<OutputState>,
+    /// The last frames' data fragments, for selective retransmission.
+    pub sent: Arc<Mutex<SentFrames<Bytes>>>,
     control_tx: mpsc::Sender<ToHeadset>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -145,6 +149,9 @@ impl Connection {
         // requests → encoder.
         let (est_tx, reader_state) = (control_tx.clone(), state.clone());
         let mut link = LinkFeed::new(peer, &state, feedback.clone());
+        let sent = Arc::new(Mutex::new(SentFrames::default()));
+        let (resend_conn, resend_from) = (conn.clone(), sent.clone());
+        let deadline_ns = (cfg.deadlines.max_latency_ms * 1e6) as u64;
         tasks.push(tokio::spawn(async move {
             let state = reader_state;
             let mut sync = ClockSync::new(ClockSyncConfig::default());
@@ -203,6 +210,28 @@ impl Connection {
                         let congested = link.on_stats(now, eye, &stats, &state);
                         state.eye(eye).on_client_stats(stats, congested);
                     }
+                    ToStreamer::Nack { eye, seq, missing } => {
+                        let rtt = resend_conn.rtt().as_nanos() as u64;
+                        let again = resend_from
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .resend(eye, seq, &missing, now, rtt, deadline_ns);
+                        let mut c = state.eye(eye);
+                        c.nacks += 1;
+                        match again {
+                            Ok(datagrams) => {
+                                for d in datagrams {
+                                    if resend_conn.send_datagram(d).is_ok() {
+                                        c.resent += 1;
+                                    }
+                                }
+                            }
+                            Err(why) => {
+                                c.nacks_refused += 1;
+                                tracing::debug!(%eye, seq, ?why, "fragments asked for again: not sent");
+                            }
+                        }
+                    }
                     ToStreamer::Bye { reason } => {
                         tracing::info!("headset said bye: {reason}");
                         break;
@@ -216,6 +245,7 @@ impl Connection {
         let c = Connection {
             conn,
             state,
+            sent,
             control_tx,
             tasks,
         };
@@ -377,6 +407,7 @@ impl Inner {
                 &self.closing,
                 &live.connection.state,
                 &self.feedback,
+                &live.connection.sent,
             );
             *self.current.lock().unwrap_or_else(|p| p.into_inner()) = None;
             let lost = match end {

@@ -4,7 +4,7 @@
 //! frame's deadline before and while it goes out.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use binoc_net::os_clock::monotonic_ns;
@@ -12,6 +12,7 @@ use bytes::Bytes;
 use shared_proto::fragment::{fragment_frame_with_parity, OutgoingFrame};
 use shared_proto::rules::ledger::FrameKey;
 use shared_proto::rules::pacer::Pacer;
+use shared_proto::rules::retransmit::SentFrames;
 
 use crate::config::StreamerConfig;
 use crate::output::{Feedback, OutputState};
@@ -48,6 +49,7 @@ pub fn run(
     closing: &AtomicBool,
     state: &OutputState,
     feedback: &Feedback,
+    sent: &Mutex<SentFrames<Bytes>>,
 ) -> SenderEnd {
     let deadline_ns = (cfg.deadlines.max_latency_ms * 1e6) as u64;
     let mut pacer = Pacer::new(cfg.transport.pacing_mbps, 16 * 1024);
@@ -116,7 +118,8 @@ pub fn run(
                 .sum::<u64>();
         }
         let mut abandoned = false;
-        for d in datagrams.drain(..) {
+        let frame: Vec<Bytes> = datagrams.drain(..).map(Bytes::from).collect();
+        for d in &frame {
             let t = monotonic_ns();
             if t.saturating_sub(timing.capture_ns) > deadline_ns {
                 abandoned = true;
@@ -138,7 +141,7 @@ pub fn run(
             if abandoned {
                 break;
             }
-            if let Err(e) = conn.send_datagram(Bytes::from(d)) {
+            if let Err(e) = conn.send_datagram(d.clone()) {
                 return SenderEnd::ConnectionLost(e.to_string());
             }
         }
@@ -155,5 +158,11 @@ pub fn run(
         state
             .eye(f.eye)
             .record_sent(&timing, f.data.len(), monotonic_ns());
+        // Kept for selective retransmission (its data fragments: parity is not asked for).
+        let mut data = frame;
+        data.truncate(usize::from(shape.data));
+        sent.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keep(f.eye, f.seq, timing.capture_ns, data);
     }
 }
