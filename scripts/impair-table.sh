@@ -2,7 +2,8 @@
 # The Wi-Fi table: streamer and headless client as two processes (release builds), through the
 # impairment relay (`pi-streamer impair`), 2×1280x720@60 for SECONDS per row, one row per link.
 # Prints per row: frames decoded per eye (of those captured), capture→decoded p50/p99, keyframe
-# requests, frames dropped at the deadline, and what the relay did.
+# requests, frames dropped at the deadline, the longest gap between decoded pictures (the
+# headset's), parity overhead and frames repaired, and what the relay did.
 # Usage: scripts/impair-table.sh [SECONDS]; STREAMER_ARGS="--fec off" (say) is passed to every
 # streamer run, ROWS=1 skips the clean row.
 set -eu
@@ -49,6 +50,7 @@ if "eyes" not in s:
 e = s["eyes"]
 l = s["latency_ms"]
 kr = [c.get("eyes", {}).get(x, {}).get("keyframe_requests", "?") for x in ("left", "right")]
+fz = [c.get("eyes", {}).get(x, {}).get("longest_freeze_ms", 0) for x in ("left", "right")]
 th = r.get("to_headset", {})
 fec = [e[x].get("fec") or {} for x in ("left", "right")]
 fec_text = (f"  fec +{fec[0].get('overhead_percent', 0):.0f}%/+{fec[1].get('overhead_percent', 0):.0f}%"
@@ -56,6 +58,7 @@ fec_text = (f"  fec +{fec[0].get('overhead_percent', 0):.0f}%/+{fec[1].get('over
 print(f"{name:<34} decoded {e['left']['decoded']}/{e['left']['captured']} {e['right']['decoded']}/{e['right']['captured']}"
       f"  p50 {l['p50']:.1f} p99 {l['p99']:.1f} ms  keyframe req {kr[0]}/{kr[1]}"
       f"  deadline drops {e['left']['dropped_deadline']}/{e['right']['dropped_deadline']}"
+      f"  longest freeze {fz[0]:.0f}/{fz[1]:.0f} ms"
       f"{fec_text}"
       f"  relay lost {th.get('lost_random', 0)}+{th.get('lost_blackout', 0)}+{th.get('lost_queue', 0)} of {th.get('entered', 0)}")
 PY
@@ -67,4 +70,5 @@ row "20±5 ms jitter, reordered" --delay-ms 20 --jitter-ms 5 --reorder
 row "2 % loss + 20±5 ms jitter" --loss-pct 2 --delay-ms 20 --jitter-ms 5
 row "bursty 2 % (mean burst 5)" --loss-pct 2 --burst 5
 row "6 Mbit/s cap" --rate-mbps 6
+row "500 ms blackout at 5 s" --blackout 5,500
 if [ -n "${KEEP_LOGS:-}" ]; then echo "logs: $out"; else rm -rf "$out"; fi

@@ -142,6 +142,7 @@ pub(crate) fn run(
             let clock = shared.clock();
             let mut s = shared.eye(eye);
             s.counts.decoded += 1;
+            s.freezes.on_picture(monotonic_ns());
             if frame.keyframe {
                 s.counts.keyframes += 1;
             }

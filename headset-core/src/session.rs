@@ -128,7 +128,9 @@ pub(crate) async fn run(
     });
 
     let mut reassembler = Reassembler::new(ReassemblyLimits::default());
-    let mut tick = tokio::time::interval(Duration::from_millis(2));
+    // Expiry and retransmission requests: 5 ms granularity (a request goes out 5–10 ms after a
+    // frame's last fragment).
+    let mut tick = tokio::time::interval(Duration::from_millis(5));
     let mut stats_tick = tokio::time::interval(Duration::from_millis(500));
     let finished = shared.finished();
     tokio::pin!(finished);

@@ -68,10 +68,36 @@ impl EyeCounts {
     }
 }
 
+/// The longest time between two decoded pictures of an eye, and how often it exceeded
+/// [`FREEZE_NS`]: what a user sees as a freeze (after a blackout: the blackout plus the time to
+/// the first good picture).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Freezes {
+    last_ns: Option<u64>,
+    pub longest_ns: u64,
+    pub over: u64,
+}
+
+/// A gap between pictures longer than this is a freeze.
+pub const FREEZE_NS: u64 = 200_000_000;
+
+impl Freezes {
+    /// A picture decoded at `now_ns`.
+    pub fn on_picture(&mut self, now_ns: u64) {
+        if let Some(last) = self.last_ns {
+            let gap = now_ns.saturating_sub(last);
+            self.longest_ns = self.longest_ns.max(gap);
+            self.over += u64::from(gap > FREEZE_NS);
+        }
+        self.last_ns = Some(now_ns);
+    }
+}
+
 /// Per-eye counters and latency series.
 #[derive(Debug, Default)]
 pub struct EyeStats {
     pub counts: EyeCounts,
+    pub freezes: Freezes,
     /// capture → decoded on the streamer clock (via the announced clock estimate).
     pub latency: Series,
     /// last byte received → decoded.
@@ -98,6 +124,8 @@ impl EyeStats {
             upload_ms: self.upload.summary(),
             display_ms: self.display.summary(),
             glass_to_glass_ms: self.glass_to_glass.summary(),
+            longest_freeze_ms: self.freezes.longest_ns as f64 / 1e6,
+            freezes_over_200ms: self.freezes.over,
         }
     }
 }
@@ -205,6 +233,9 @@ pub struct EyeReport {
     pub display_ms: Summary,
     /// capture → displayed on the streamer clock, milliseconds (empty when headless).
     pub glass_to_glass_ms: Summary,
+    /// The longest time between two decoded pictures, and the gaps over 200 ms.
+    pub longest_freeze_ms: f64,
+    pub freezes_over_200ms: u64,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -244,7 +275,9 @@ impl ClientReport {
             let c = &e.counts;
             if c.datagrams_expected > 0 {
                 out += &format!(
-                    "{name:<6} datagrams {} of {} announced ({:.2} % lost), frames repaired from parity {}, fragments asked for again in {} frames\n",
+                    "{name:<6} longest freeze {:.0} ms ({} over 200 ms); datagrams {} of {} announced ({:.2} % lost), frames repaired from parity {}, fragments asked for again in {} frames\n",
+                    e.longest_freeze_ms,
+                    e.freezes_over_200ms,
                     c.datagrams_received,
                     c.datagrams_expected,
                     100.0 * (1.0 - c.datagrams_received as f64 / c.datagrams_expected as f64),
@@ -262,5 +295,20 @@ impl ClientReport {
             self.clock_uncertainty_ns.unwrap_or(0)
         );
         out
+    }
+}
+
+#[cfg(test)]
+mod freeze_tests {
+    use super::*;
+
+    #[test]
+    fn the_longest_gap_between_pictures_is_the_freeze() {
+        let mut f = Freezes::default();
+        for t in [0, 16, 33, 533, 550, 800] {
+            f.on_picture(t * 1_000_000);
+        }
+        assert_eq!(f.longest_ns, 500_000_000);
+        assert_eq!(f.over, 2, "500 ms and 250 ms");
     }
 }

@@ -19,7 +19,7 @@ use headset_core::Shared;
 
 const SCALE: usize = 2;
 const COLUMNS: usize = 46;
-const LINES: usize = 7;
+const LINES: usize = 10;
 pub const HUD_PIXELS: (usize, usize) = (COLUMNS * CELL_W * SCALE + 16, LINES * CELL_H * SCALE + 12);
 /// Samples the HUD's percentiles are taken over (about the last two seconds at 60 fps).
 const RECENT: usize = 120;
@@ -43,6 +43,11 @@ pub struct EyeFigures {
     pub decoded_p50: f64,
     pub g2g_p50: f64,
     pub g2g_p99: f64,
+    /// Datagram loss on the link (percent, of what the headers announced), frames rebuilt
+    /// from parity, frames whose fragments were asked for again.
+    pub loss_pct: f64,
+    pub repaired: u64,
+    pub nacks: u64,
 }
 
 /// The HUD's text.
@@ -58,6 +63,13 @@ pub fn hud_lines(eyes: &[EyeFigures; 2], clock_uncertainty_ms: Option<f64>) -> V
         out.push(format!(
             "{name:<3} {:>6.1} {:>7.1} {:>6.2} {:>7} {:>10}",
             e.fps, e.shown_fps, e.mbps, e.dropped, e.superseded
+        ));
+    }
+    out.push("LINK   LOSS% REPAIRED ASKED AGAIN".to_string());
+    for (name, e) in ["L", "R"].iter().zip(eyes) {
+        out.push(format!(
+            "{name:<6} {:>5.2} {:>8} {:>11}",
+            e.loss_pct, e.repaired, e.nacks
         ));
     }
     out.push("MS P50  DEC  UPL DISP C>DEC  G2G P50/P99".to_string());
@@ -213,6 +225,13 @@ fn figures(shared: &Shared, eye: Eye, prev: &mut (u64, u64, u64), dt: f64) -> Ey
         decoded_p50: recent_p50(&s.latency),
         g2g_p50: g2g.p50,
         g2g_p99: g2g.p99,
+        loss_pct: if s.counts.datagrams_expected > 0 {
+            100.0 * (1.0 - s.counts.datagrams_received as f64 / s.counts.datagrams_expected as f64)
+        } else {
+            0.0
+        },
+        repaired: s.counts.repaired,
+        nacks: s.counts.nacks,
     };
     *prev = (decoded, shown, bytes);
     f
@@ -259,6 +278,9 @@ mod tests {
             decoded_p50: 11.2,
             g2g_p50: 14.9,
             g2g_p99: 128.0,
+            loss_pct: 1.94,
+            repaired: 2718,
+            nacks: 31,
         };
         let lines = hud_lines(&[e, e], Some(0.25));
         assert_eq!(lines.len(), LINES);
@@ -280,6 +302,9 @@ mod tests {
             "11.2",
             "14.9/128.0",
             "0.25",
+            "1.94",
+            "2718",
+            "31",
         ] {
             assert!(all.contains(figure), "{figure} missing from\n{all}");
         }

@@ -21,8 +21,9 @@ pub enum FrameKey {
 
 /// Frames awaiting a marker, per eye.
 pub const BOOK_LEN: usize = 1024;
-/// How many frames on each side of a frame count as its neighbours: a busy browser's frame
-/// callback can run two frames late.
+/// How many frames sent before a frame count as its neighbours (a browser still showing an
+/// earlier frame); every frame sent after it counts (a busy browser's frame callback ran late:
+/// seen up to 9 frames, 300 ms, on a loaded machine).
 pub const NEIGHBOURS: usize = 2;
 /// Frames remembered in sending order (for [`Ledger::neighbours`]), markers or not.
 const RECENT_LEN: usize = 64;
@@ -84,15 +85,15 @@ impl Ledger {
             .map(|(_, t)| t.frame_no)
     }
 
-    /// Frame numbers of the [`NEIGHBOURS`] frames booked just before and just after `key`
-    /// (in the order sent; with frames dropped before sending they are more than one apart).
+    /// Frame numbers of the [`NEIGHBOURS`] frames booked just before `key` and of every frame
+    /// booked after it that is still remembered (in the order sent; with frames dropped before
+    /// sending they are more than one apart).
     pub fn neighbours(&self, key: FrameKey) -> Vec<u64> {
         let Some(i) = self.recent.iter().rposition(|(k, _)| *k == key) else {
             return Vec::new();
         };
         let lo = i.saturating_sub(NEIGHBOURS);
-        let hi = (i + NEIGHBOURS + 1).min(self.recent.len());
-        (lo..hi)
+        (lo..self.recent.len())
             .filter(|&j| j != i)
             .map(|j| self.recent[j].1)
             .collect()
@@ -130,9 +131,10 @@ pub fn check_code(eye: Eye, code: Option<(Eye, u32)>, frame_no: u64) -> CodeChec
 }
 
 /// A browser reads the code with `drawImage` inside `requestVideoFrameCallback`, where Chrome
-/// may already hold a later frame sent, or still an earlier one: a code of the right eye
-/// naming a neighbour (see [`Ledger::neighbours`]) belongs to no marker — a read race, to be
-/// counted as unreadable, not as a mismatch.
+/// may already hold a later frame sent (the callback ran late), or still an earlier one: a
+/// code of the right eye naming a neighbour (see [`Ledger::neighbours`]) belongs to no marker
+/// — a read race, to be counted as unreadable, not as a mismatch. An older frame beyond the
+/// two before, or the other eye, is a real mismatch.
 pub fn is_read_race(eye: Eye, code: Option<(Eye, u32)>, neighbours: &[u64]) -> bool {
     match code {
         Some((code_eye, n)) => {
@@ -184,7 +186,11 @@ mod tests {
         }
         l.unbook(FrameKey::Seq(200));
         assert_eq!(l.neighbours(FrameKey::Seq(300)), [9, 10, 13]);
-        assert_eq!(l.neighbours(FrameKey::Seq(100)), [10, 12]);
+        assert_eq!(
+            l.neighbours(FrameKey::Seq(100)),
+            [10, 12, 13],
+            "every later frame"
+        );
         assert_eq!(l.neighbours(FrameKey::Seq(400)), [10, 12]);
         assert!(l.neighbours(FrameKey::Seq(999)).is_empty());
     }
