@@ -59,8 +59,9 @@ impl Identity {
             return Ok(Identity { cert, key });
         }
         let ck = rcgen::generate_simple_self_signed(vec![SERVER_NAME.to_string()])?;
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating {} for the identity", dir.display()))?;
         }
         std::fs::write(
             path,

@@ -430,6 +430,13 @@ fn real_main(cli: Cli) -> Result<()> {
                 (_, n) => n.clone(),
             };
             let cfg = file.select(profile.as_deref(), &origin)?;
+            let unsupported = cfg.unsupported_here();
+            if !unsupported.is_empty() {
+                for (key, line, why) in &unsupported {
+                    eprintln!("{origin}:{line}: `{key}`: {why}");
+                }
+                bail!("{origin}: {} problem(s) for this build", unsupported.len());
+            }
             let (kind, why) = pi_streamer::encode::resolve(&cfg.encoder);
             if let Some(n) = name {
                 println!("# profile: {n}");

@@ -100,7 +100,16 @@ struct Args {
     metrics: Option<SocketAddr>,
 }
 
-fn main() -> Result<()> {
+/// A user's error is one line (`error: …`, every cause joined), never a backtrace, whatever
+/// `RUST_BACKTRACE` says.
+fn main() {
+    if let Err(e) = real_main() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main() -> Result<()> {
     let args = Args::parse();
     // clap counts a flag that is off as present for `requires`: say it here, at parse time.
     let usage = |msg: &str| {

@@ -121,8 +121,20 @@ pub fn parse(text: &str) -> Result<Node, (u64, String)> {
     let opts = serde_saphyr::options! { strict_booleans: true };
     serde_saphyr::from_str_with_options::<Node>(text, opts).map_err(|e| {
         let line = e.location().map(|l| l.line()).unwrap_or(0);
-        (line, e.without_snippet().to_string())
+        (line, in_users_words(&e.without_snippet().to_string()))
     })
+}
+
+/// The parser's messages that speak of its own API, said in the user's terms.
+fn in_users_words(msg: &str) -> String {
+    if let Some(rest) = msg.strip_prefix("duplicate mapping key: ") {
+        let key = rest
+            .split(", set DuplicateKeyPolicy")
+            .next()
+            .unwrap_or(rest);
+        return format!("`{key}` is given twice in the same mapping (again here): keep one");
+    }
+    msg.to_string()
 }
 
 /// One problem in a configuration: where, which key, what.
@@ -466,6 +478,21 @@ fn close(a: &str, b: &str) -> bool {
         prev = cur;
     }
     prev[b.len()] <= 2
+}
+
+#[cfg(test)]
+mod duplicate_tests {
+    use super::*;
+
+    #[test]
+    fn a_duplicate_key_is_named_in_the_users_words() {
+        let (line, msg) = parse("a:\n  fps: 30\n  fps: 60\n").unwrap_err();
+        assert_eq!(line, 3);
+        assert_eq!(
+            msg,
+            "`fps` is given twice in the same mapping (again here): keep one"
+        );
+    }
 }
 
 #[cfg(test)]

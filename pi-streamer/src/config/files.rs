@@ -46,6 +46,20 @@ impl ConfigFile {
     pub fn from_yaml(text: &str, origin: &str) -> Result<Self, ConfigError> {
         let root =
             yaml::parse(text).map_err(|(line, msg)| ConfigError::single(origin, line, "", msg))?;
+        // An empty file (or one of comments only) would run the built-in defaults without a
+        // word: almost always the wrong file.
+        let no_settings = text
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'));
+        if no_settings || matches!(root.value, Value::Null) {
+            return Err(ConfigError::single(
+                origin,
+                0,
+                "",
+                "the file holds no settings (empty, or only comments): give the profile's keys, \
+                 as in config/streamer.yaml (`pi-streamer check-config` prints the built-in one)",
+            ));
+        }
         let mut c = Checker::default();
         let is_profiles = matches!(&root.value, Value::Map(m)
             if m.iter().any(|(k, _)| matches!(&k.value, Value::Str(s) if s == "profiles")));
@@ -135,6 +149,34 @@ impl StreamerConfig {
 
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         ConfigFile::load(path)?.select(None, &path.display().to_string())
+    }
+
+    /// What this build cannot run although the file is valid (`check-config` refuses it, as
+    /// the run would fail at start): (key, line, why).
+    pub fn unsupported_here(&self) -> Vec<(String, u64, String)> {
+        let mut out = Vec::new();
+        for (name, eye) in [("left", &self.eyes.left), ("right", &self.eyes.right)] {
+            if matches!(eye.source, super::model::SourceSpec::Libcamera { .. })
+                && !cfg!(feature = "libcamera")
+            {
+                let key = format!("eyes.{name}.source");
+                let line = self
+                    .lines
+                    .iter()
+                    .find(|(k, _)| k.ends_with(&key))
+                    .map_or(0, |(_, l)| *l);
+                out.push((
+                    key,
+                    line,
+                    format!(
+                        "`{}` needs a pi-streamer built with libcamera, and this one is not: \
+                         on the Pi, `cargo build --release -p pi-streamer --features libcamera`",
+                        eye.source
+                    ),
+                ));
+            }
+        }
+        out
     }
 
     pub fn embedded() -> Self {

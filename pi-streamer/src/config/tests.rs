@@ -53,12 +53,18 @@ fn shipped_profiles_are_valid() {
 }
 
 #[test]
-fn empty_file_is_all_defaults() {
+fn an_explicitly_empty_mapping_is_all_defaults_an_empty_file_is_refused() {
     let c = StreamerConfig::from_yaml("{}", "t").unwrap();
     assert_eq!(c.eyes.left.fps, 60.0);
     assert_eq!(c.deadlines.max_latency_ms, 50.0);
-    let c = StreamerConfig::from_yaml("", "t").unwrap();
     assert_eq!(c.encoder.kind, EncoderKind::Auto);
+    // An empty file, or comments only, is almost always the wrong file: said, not run.
+    for text in ["", "# only a comment\n\n# another\n"] {
+        let e = StreamerConfig::from_yaml(text, "t.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("t.yaml") && e.contains("no settings"), "{e}");
+    }
 }
 
 #[test]
