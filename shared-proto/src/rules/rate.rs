@@ -9,7 +9,8 @@
 //!   eye's neighbour. Above [`OVERUSE_NS`] for two windows running (one keyframe's burst drains
 //!   within one) the link is over-used: the estimate drops to 85 % of the rate that actually
 //!   arrived in the last 500 ms, but by at most 30 % at a time (what arrived undercounts a
-//!   stream that is not using its estimate, and frames lost on the way); below
+//!   stream that is not using its estimate, and frames lost on the way) unless the queue is
+//!   over twice the threshold (then straight to 85 % of what arrived); below
 //!   [`UNDERUSE_NS`] (and not within half a second of a decrease) it grows 8 % per second.
 //! * **Loss** (per receiver stats): Wi-Fi's random loss is forward error correction's to repair
 //!   and does not move the estimate; loss above [`CONGESTION_LOSS`] is a queue overflowing:
@@ -167,7 +168,14 @@ impl LinkEstimator {
             self.overused += 1;
             if self.overused >= 2 && now >= self.hold_until {
                 let arrived = self.received_bps(now).map_or(0.0, |r| 0.85 * r);
-                self.decrease_to(now, arrived.max(0.7 * self.estimate));
+                // A queue of twice the threshold is no keyframe's burst: the link is that far
+                // below the estimate, so go straight to what arrives.
+                let floor = if self.queue_ns > 2 * OVERUSE_NS && arrived > 0.0 {
+                    0.0
+                } else {
+                    0.7 * self.estimate
+                };
+                self.decrease_to(now, arrived.max(floor));
             }
             self.last_grow = None;
             return;
