@@ -192,14 +192,22 @@ impl LinkEstimator {
         }
     }
 
-    /// The receiver's datagram counts over its last report interval (both eyes).
-    pub fn on_loss(&mut self, now: Nanos, expected: u64, received: u64) {
+    /// The receiver's datagram counts over its last report interval, and the rate they
+    /// arrived at (bit/s, both eyes) when the caller knows it. Under congestion loss the
+    /// estimate drops by half the loss rate, and at least to 85 % of what arrived: with a queue
+    /// overflowing, nearly every frame dies and no marker comes back, so this is the only
+    /// signal, and the arrived rate is the link's.
+    pub fn on_loss(&mut self, now: Nanos, expected: u64, received: u64, arrived_bps: Option<f64>) {
         if expected < 20 || received > expected {
             return;
         }
         let loss = 1.0 - received as f64 / expected as f64;
         if loss > CONGESTION_LOSS {
-            self.decrease_to(now, self.estimate * (1.0 - 0.5 * loss));
+            let mut target = self.estimate * (1.0 - 0.5 * loss);
+            if let Some(a) = arrived_bps.filter(|a| a.is_finite() && *a > 0.0) {
+                target = target.min(0.85 * a);
+            }
+            self.decrease_to(now, target);
         }
     }
 }
@@ -279,19 +287,22 @@ mod tests {
     #[test]
     fn random_loss_leaves_the_estimate_congestion_loss_cuts_it() {
         let mut e = LinkEstimator::new(20_000_000, 2_000_000, 20_000_000);
-        e.on_loss(0, 1000, 980); // 2 %: Wi-Fi, parity's job
+        e.on_loss(0, 1000, 980, Some(1e6)); // 2 %: Wi-Fi, parity's job
         assert_eq!(e.estimate_bps(), 20_000_000);
         assert!(!e.congested(MS));
-        e.on_loss(MS, 1000, 600); // 40 %: a queue overflowing
+        e.on_loss(MS, 1000, 600, None); // 40 %: a queue overflowing
         assert_eq!(e.estimate_bps(), 16_000_000);
         assert!(e.congested(2 * MS) && !e.congested(3000 * MS));
+        // With the arrived rate known, straight to 85 % of it.
+        e.on_loss(2 * MS, 1000, 600, Some(6e6));
+        assert_eq!(e.estimate_bps(), 5_100_000);
         // Never below the floor; lying counts change nothing.
         for i in 0..50 {
-            e.on_loss(i * MS, 1000, 0);
+            e.on_loss(i * MS, 1000, 0, Some(f64::NAN));
         }
         assert_eq!(e.estimate_bps(), 2_000_000);
-        e.on_loss(0, 10, 20);
-        e.on_loss(0, u64::MAX, 0);
+        e.on_loss(0, 10, 20, None);
+        e.on_loss(0, u64::MAX, 0, None);
         assert_eq!(e.estimate_bps(), 2_000_000);
     }
 

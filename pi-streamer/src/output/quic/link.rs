@@ -27,7 +27,9 @@ static CONNECTIONS: AtomicU64 = AtomicU64::new(0);
 pub(super) struct LinkFeed {
     name: String,
     feedback: Arc<Feedback>,
-    last_stats: [Option<ClientStats>; 2],
+    /// Each eye's last stats, when they came, and the rate its datagrams arrived at since.
+    last_stats: [Option<(Nanos, ClientStats)>; 2],
+    arrived_bps: [Option<f64>; 2],
     published: Option<(Nanos, u64)>,
 }
 
@@ -50,6 +52,7 @@ impl LinkFeed {
             name,
             feedback,
             last_stats: [None; 2],
+            arrived_bps: [None; 2],
             published: None,
         }
     }
@@ -91,7 +94,7 @@ impl LinkFeed {
         stats: &ClientStats,
         state: &OutputState,
     ) -> bool {
-        if let Some(last) = self.last_stats[eye.index()].replace(*stats) {
+        if let Some((at, last)) = self.last_stats[eye.index()].replace((now, *stats)) {
             if let (Some(e), Some(r)) = (
                 stats
                     .datagrams_expected
@@ -100,7 +103,19 @@ impl LinkFeed {
                     .datagrams_received
                     .checked_sub(last.datagrams_received),
             ) {
-                Self::with_link(state, |l| l.on_loss(now, e, r));
+                // The datagrams that arrived, at this eye's mean data datagram size.
+                let dt = now.saturating_sub(at) as f64 / 1e9;
+                let size = {
+                    let c = state.eye(eye);
+                    c.bytes_sent as f64 / c.data_datagrams.max(1) as f64
+                };
+                self.arrived_bps[eye.index()] = (dt > 0.05).then(|| r as f64 * size * 8.0 / dt);
+                let both = match self.arrived_bps {
+                    [Some(a), Some(b)] => Some(a + b),
+                    [Some(a), None] | [None, Some(a)] => Some(2.0 * a),
+                    [None, None] => None,
+                };
+                Self::with_link(state, |l| l.on_loss(now, e, r, both));
             }
         }
         self.publish(now, state);
