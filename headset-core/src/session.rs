@@ -136,6 +136,9 @@ pub(crate) async fn run(
     tokio::pin!(finished);
     let reason = loop {
         tokio::select! {
+            // Datagrams first: after a stall (a busy machine), the fragments waiting in quinn's
+            // queue are taken in before the tick can expire their frames as incomplete.
+            biased;
             d = conn.read_datagram() => {
                 let d = match d {
                     Ok(d) => d,

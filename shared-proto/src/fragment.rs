@@ -380,7 +380,9 @@ impl Reassembler {
             ShardKind::Data => h.index,
             ShardKind::Parity => h.count + h.index,
         };
-        st.meter.on_datagram(h.seq, h.count + h.parity, slot);
+        if !h.retransmit {
+            st.meter.on_datagram(h.seq, h.count + h.parity, slot);
+        }
         if st.is_stale(h.seq) {
             if h.kind == ShardKind::Parity {
                 st.stats.unused_parity += 1;

@@ -2,8 +2,8 @@
 //! frame blob (layout in the module doc of [`crate::wire`]).
 
 use super::{
-    Reader, WireError, FLAG_KEYFRAME, MAGIC, MAX_FRAGMENTS, MAX_FRAME_LEN, MAX_PARITY,
-    TYPE_PARITY_FRAGMENT, TYPE_VIDEO_FRAGMENT, VERSION,
+    Reader, WireError, FLAG_KEYFRAME, FLAG_RETRANSMIT, MAGIC, MAX_FRAGMENTS, MAX_FRAME_LEN,
+    MAX_PARITY, TYPE_PARITY_FRAGMENT, TYPE_VIDEO_FRAGMENT, VERSION,
 };
 use crate::{Eye, Nanos};
 
@@ -29,6 +29,8 @@ pub struct FragmentHeader {
     pub parity: u16,
     pub seq: u32,
     pub frame_len: u32,
+    /// Sent again on the receiver's request (not counted as the link's delivery).
+    pub retransmit: bool,
 }
 
 impl FragmentHeader {
@@ -50,6 +52,7 @@ impl FragmentHeader {
             parity: 0,
             seq,
             frame_len,
+            retransmit: false,
         }
     }
 
@@ -154,7 +157,10 @@ impl FragmentHeader {
             ShardKind::Parity => TYPE_PARITY_FRAGMENT,
         });
         out.push(self.eye as u8);
-        out.push(if self.keyframe { FLAG_KEYFRAME } else { 0 });
+        out.push(
+            if self.keyframe { FLAG_KEYFRAME } else { 0 }
+                | if self.retransmit { FLAG_RETRANSMIT } else { 0 },
+        );
         out.extend_from_slice(&self.index.to_be_bytes());
         out.extend_from_slice(&self.count.to_be_bytes());
         out.extend_from_slice(&self.parity.to_be_bytes());
@@ -182,7 +188,7 @@ pub fn parse_fragment(datagram: &[u8]) -> Result<(FragmentHeader, &[u8]), WireEr
     };
     let eye = r.eye()?;
     let flags = r.u8()?;
-    if flags & !FLAG_KEYFRAME != 0 {
+    if flags & !(FLAG_KEYFRAME | FLAG_RETRANSMIT) != 0 {
         return Err(WireError::Invalid {
             field: "flags",
             why: "unknown bits set",
@@ -197,6 +203,7 @@ pub fn parse_fragment(datagram: &[u8]) -> Result<(FragmentHeader, &[u8]), WireEr
         parity: r.u16()?,
         seq: r.u32()?,
         frame_len: r.u32()?,
+        retransmit: flags & FLAG_RETRANSMIT != 0,
     };
     h.validate()?;
     let payload = r.rest();

@@ -11,7 +11,7 @@
 //!   2      1    version (2)
 //!   3      1    type (1 = data fragment, 2 = parity fragment)
 //!   4      1    eye (0 left, 1 right)
-//!   5      1    flags (bit 0: keyframe)
+//!   5      1    flags (bit 0: keyframe, bit 1: sent again on request)
 //!   6      2    index: the data chunk's (type 1) or the parity shard's (type 2)
 //!   8      2    count: data fragments of the frame
 //!   10     2    parity: parity fragments of the frame (0 = no forward error correction)
@@ -62,6 +62,17 @@ pub const TYPE_VIDEO_FRAGMENT: u8 = 1;
 pub const TYPE_PARITY_FRAGMENT: u8 = 2;
 pub const FRAGMENT_HEADER_LEN: usize = 20;
 pub const FLAG_KEYFRAME: u8 = 1;
+/// A data fragment sent again on request: the receiver's loss count leaves it out.
+pub const FLAG_RETRANSMIT: u8 = 2;
+
+/// `datagram` (a serialized fragment) marked as sent again; its offset 5 is the flags byte.
+pub fn mark_retransmitted(datagram: &[u8]) -> Vec<u8> {
+    let mut d = datagram.to_vec();
+    if let Some(f) = d.get_mut(5) {
+        *f |= FLAG_RETRANSMIT;
+    }
+    d
+}
 
 /// Upper bound on one reassembled frame (timing block + bitstream). A 1080p IDR at 50 Mbit/s
 /// is well below 1 MiB; anything larger is hostile or broken.

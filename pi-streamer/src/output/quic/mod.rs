@@ -26,7 +26,7 @@ use shared_proto::rules::handshake;
 use shared_proto::rules::ledger::FrameKey;
 use shared_proto::rules::ping::PingSchedule;
 use shared_proto::rules::retransmit::SentFrames;
-use shared_proto::wire::{ToHeadset, ToStreamer};
+use shared_proto::wire::{mark_retransmitted, ToHeadset, ToStreamer};
 use shared_proto::Eye;
 use tokio::sync::mpsc;
 
@@ -212,7 +212,7 @@ impl Connection {
                     }
                     ToStreamer::Nack { eye, seq, missing } => {
                         let rtt = resend_conn.rtt().as_nanos() as u64;
-                        let again = resend_from
+                        let again: Result<Vec<Bytes>, _> = resend_from
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
                             .resend(eye, seq, &missing, now, rtt, deadline_ns);
@@ -221,6 +221,9 @@ impl Connection {
                         match again {
                             Ok(datagrams) => {
                                 for d in datagrams {
+                                    // Marked, so that the headset's loss count (which
+                                    // sizes the parity) still sees the link's loss.
+                                    let d = Bytes::from(mark_retransmitted(&d));
                                     if resend_conn.send_datagram(d).is_ok() {
                                         c.resent += 1;
                                     }
