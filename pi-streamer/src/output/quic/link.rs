@@ -128,14 +128,21 @@ impl LinkFeed {
     }
 
     fn publish(&mut self, now: Nanos, state: &OutputState) {
-        let Some(link) = state.link.lock().unwrap_or_else(|p| p.into_inner()).clone() else {
+        // The two figures, not a copy of the estimator's windows (this runs on every marker).
+        let Some((estimate_bps, queue_ns)) = state
+            .link
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|l| (l.estimate_bps(), l.queue_ns()))
+        else {
             return;
         };
         let overhead = Eye::BOTH
             .iter()
             .map(|&e| state.eye(e).parity_overhead())
             .fold(0.0, f64::max);
-        let video = (link.estimate_bps() as f64 / (1.0 + overhead)) as u64;
+        let video = (estimate_bps as f64 / (1.0 + overhead)) as u64;
         let due = match self.published {
             None => true,
             Some((at, bps)) => {
@@ -146,8 +153,8 @@ impl LinkFeed {
         if due {
             if self.published.is_some_and(|(_, bps)| video < bps * 9 / 10) {
                 tracing::info!(
-                    estimate_mbps = link.estimate_bps() as f64 / 1e6,
-                    queue_ms = link.queue_ns() as f64 / 1e6,
+                    estimate_mbps = estimate_bps as f64 / 1e6,
+                    queue_ms = queue_ns as f64 / 1e6,
                     parity_overhead = overhead,
                     "headset link: bitrate lowered"
                 );
