@@ -121,6 +121,7 @@ pub(crate) async fn run(
                 ToHeadset::ClockEstimate(announced) => {
                     control_shared.set_clock(ClockEstimate::from_announced(announced));
                 }
+                ToHeadset::LinkStatus(l) => control_shared.set_link(l),
                 ToHeadset::Bye { reason } => return format!("streamer said bye: {reason}"),
                 ToHeadset::Hello { .. } => return "a second Hello: protocol error".to_string(),
             }

@@ -1,12 +1,13 @@
 //! What the headset counts and measures, per eye, and the report it prints. Each counter is
 //! declared once ([`EyeCounts`]): the live statistics and the report share it.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use shared_proto::clock::ClockEstimate;
-use shared_proto::latency::{Series, Summary};
-use shared_proto::wire::ClientStats;
+use shared_proto::latency::{LatencyHistogram, Series, Summary};
+use shared_proto::wire::{ClientStats, LinkStatus};
 use shared_proto::Eye;
 use tokio::sync::watch;
 
@@ -126,6 +127,17 @@ impl EyeStats {
             glass_to_glass_ms: self.glass_to_glass.summary(),
             longest_freeze_ms: self.freezes.longest_ns as f64 / 1e6,
             freezes_over_200ms: self.freezes.over,
+            latency_histogram_ms: [
+                ("capture_to_decoded", &self.latency),
+                ("decode", &self.decode),
+                ("upload", &self.upload),
+                ("display", &self.display),
+                ("glass_to_glass", &self.glass_to_glass),
+            ]
+            .into_iter()
+            .filter(|(_, s)| s.histogram().count > 0)
+            .map(|(name, s)| (name, s.histogram().clone()))
+            .collect(),
         }
     }
 }
@@ -134,6 +146,9 @@ impl EyeStats {
 pub struct Shared {
     pub eyes: [Mutex<EyeStats>; 2],
     pub clock: Mutex<Option<ClockEstimate>>,
+    /// The streamer's view of the link (its estimate, the encoders' bitrate, the parity), as
+    /// last announced.
+    pub link: Mutex<Option<LinkStatus>>,
     pub malformed_datagrams: AtomicU64,
     pub sessions: AtomicU64,
     /// Stop after this many streamer sessions have ended.
@@ -151,6 +166,7 @@ impl Shared {
         Arc::new(Shared {
             eyes: Default::default(),
             clock: Mutex::new(None),
+            link: Mutex::new(None),
             malformed_datagrams: AtomicU64::new(0),
             sessions: AtomicU64::new(0),
             session_limit,
@@ -173,6 +189,15 @@ impl Shared {
 
     pub(crate) fn set_clock(&self, c: ClockEstimate) {
         *self.clock.lock().unwrap_or_else(|p| p.into_inner()) = Some(c);
+    }
+
+    /// The streamer's view of the link, as last announced.
+    pub fn link(&self) -> Option<LinkStatus> {
+        *self.link.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn set_link(&self, l: LinkStatus) {
+        *self.link.lock().unwrap_or_else(|p| p.into_inner()) = Some(l);
     }
 
     pub(crate) fn check_target(&self) {
@@ -212,6 +237,7 @@ impl Shared {
             sessions: self.sessions.load(Ordering::Relaxed),
             clock_offset_ns: clock.map(|c| c.offset_ns as i64),
             clock_uncertainty_ns: clock.map(|c| c.uncertainty_ns()),
+            link: self.link(),
         }
     }
 }
@@ -236,6 +262,8 @@ pub struct EyeReport {
     /// The longest time between two decoded pictures, and the gaps over 200 ms.
     pub longest_freeze_ms: f64,
     pub freezes_over_200ms: u64,
+    /// Every frame of the run, bucketed: the Prometheus histograms of `--metrics`.
+    pub latency_histogram_ms: BTreeMap<&'static str, LatencyHistogram>,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -251,6 +279,8 @@ pub struct ClientReport {
     pub sessions: u64,
     pub clock_offset_ns: Option<i64>,
     pub clock_uncertainty_ns: Option<u64>,
+    /// The streamer's view of the link when it last said (QUIC).
+    pub link: Option<LinkStatus>,
 }
 
 impl ClientReport {
@@ -285,6 +315,18 @@ impl ClientReport {
                     c.nacks
                 );
             }
+        }
+        if let Some(l) = &self.link {
+            out += &format!(
+                "streamer's link estimate {:.1} Mbit/s (cut {} times, queueing delay {:.1} ms), encoders at {:.1} + {:.1} Mbit/s, parity {:.1} % + {:.1} %\n",
+                l.estimate_bps as f64 / 1e6,
+                l.decreases,
+                l.queue_us as f64 / 1e3,
+                l.target_bps[0] as f64 / 1e6,
+                l.target_bps[1] as f64 / 1e6,
+                l.parity_permille[0] as f64 / 10.0,
+                l.parity_permille[1] as f64 / 10.0
+            );
         }
         out += &format!(
             "malformed datagrams: {}, sessions: {}, clock offset: {} (± {} ns)\n",

@@ -8,6 +8,11 @@
 //! in step. Under `left`/`right` the path turns into an `eye` label.
 //!
 //! The server answers only `GET /metrics` (404 otherwise), reads headers within 5 s, ends any
+//! An object shaped as `shared_proto::latency::LatencyHistogram` (`le_ms`, `counts`, `sum_ms`,
+//! `count`) becomes a histogram (`_bucket{le=…}`, `_sum`, `_count`, in milliseconds) instead:
+//! every frame's latency per stage, for quantiles over any window in Prometheus.
+//!
+//! The server answers only `GET /metrics` (404 otherwise), reads headers within 5 s, ends any
 //! connection after 10 s and serves at most 16 connections at once: a scraper on the LAN cannot
 //! hold the process's resources.
 
@@ -33,8 +38,43 @@ pub type Labelled = (Vec<(String, String)>, serde_json::Value);
 /// What is live at a scrape.
 pub type Collect = Arc<dyn Fn() -> Vec<Labelled> + Send + Sync>;
 
-/// One gauge sample: labels and value, grouped by metric name.
-type Families = BTreeMap<String, Vec<(Vec<(String, String)>, f64)>>;
+type Labels = Vec<(String, String)>;
+
+/// One histogram: (upper bound, samples in that bucket only) with `f64::MAX` for the last,
+/// the sum and the count.
+type HistogramSample = (Vec<(f64, u64)>, f64, u64);
+
+/// The samples of one scrape, grouped by metric name: gauges and histograms.
+#[derive(Default)]
+pub struct Families {
+    gauges: BTreeMap<String, Vec<(Labels, f64)>>,
+    histograms: BTreeMap<String, Vec<(Labels, HistogramSample)>>,
+}
+
+/// `value` as a latency histogram, if it has that shape.
+fn as_histogram(map: &serde_json::Map<String, serde_json::Value>) -> Option<HistogramSample> {
+    if map.len() != 4 {
+        return None;
+    }
+    let bounds = map.get("le_ms")?.as_array()?;
+    let counts = map.get("counts")?.as_array()?;
+    if counts.len() != bounds.len() + 1 {
+        return None;
+    }
+    let mut buckets = Vec::with_capacity(counts.len());
+    for (i, c) in counts.iter().enumerate() {
+        let le = match bounds.get(i) {
+            Some(b) => b.as_f64()?,
+            None => f64::MAX,
+        };
+        buckets.push((le, c.as_u64()?));
+    }
+    Some((
+        buckets,
+        map.get("sum_ms")?.as_f64()?,
+        map.get("count")?.as_u64()?,
+    ))
+}
 
 /// Turns every numeric leaf of `value` into a sample of `families` (see the module doc).
 pub fn flatten(
@@ -47,6 +87,7 @@ pub fn flatten(
         serde_json::Value::Number(n) => {
             if let Some(v) = n.as_f64() {
                 families
+                    .gauges
                     .entry(prefix.to_string())
                     .or_default()
                     .push((labels.to_vec(), v));
@@ -54,9 +95,19 @@ pub fn flatten(
         }
         serde_json::Value::Bool(b) => {
             families
+                .gauges
                 .entry(prefix.to_string())
                 .or_default()
                 .push((labels.to_vec(), f64::from(u8::from(*b))));
+        }
+        serde_json::Value::Object(map) if as_histogram(map).is_some() => {
+            if let Some(h) = as_histogram(map) {
+                families
+                    .histograms
+                    .entry(prefix.to_string())
+                    .or_default()
+                    .push((labels.to_vec(), h));
+            }
         }
         serde_json::Value::Object(map) => {
             for (k, v) in map {
@@ -102,11 +153,37 @@ impl std::fmt::Debug for JsonCollector {
 
 impl Collector for JsonCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let mut families = Families::new();
+        let mut families = Families::default();
         for (labels, value) in (self.collect)() {
             flatten(&self.prefix, &labels, &value, &mut families);
         }
-        for (name, samples) in &families {
+        for (name, samples) in &families.histograms {
+            let mut family = encoder.encode_descriptor(
+                name,
+                "binoc latency, milliseconds, every frame (see the report of the same name)",
+                None,
+                prometheus_client::metrics::MetricType::Histogram,
+            )?;
+            for (labels, (buckets, sum, count)) in samples {
+                let no_exemplars: Option<
+                    &std::collections::HashMap<
+                        usize,
+                        prometheus_client::metrics::exemplar::Exemplar<Labels, f64>,
+                    >,
+                > = None;
+                if labels.is_empty() {
+                    family.encode_histogram(*sum, *count, buckets, no_exemplars)?;
+                } else {
+                    family.encode_family(labels)?.encode_histogram(
+                        *sum,
+                        *count,
+                        buckets,
+                        no_exemplars,
+                    )?;
+                }
+            }
+        }
+        for (name, samples) in &families.gauges {
             let mut family = encoder.encode_descriptor(
                 name,
                 "binoc live counter (see the report of the same name)",
@@ -226,6 +303,7 @@ mod tests {
             "peer": "10.0.0.2",
             "connections": [1, 2],
             "connected": true,
+            "hist": {"left": {"le_ms": [1.0, 5.0], "counts": [2, 3, 1], "sum_ms": 17.5, "count": 6}},
         });
         let collect: Collect =
             Arc::new(move || vec![(vec![("receiver".into(), "quic #0".into())], report.clone())]);
@@ -237,6 +315,12 @@ mod tests {
             "binoc_bitrate_mbps{receiver=\"quic #0\"} 3.25",
             "binoc_connected{receiver=\"quic #0\"} 1.0",
             "# TYPE binoc_eyes_decoded gauge",
+            "# TYPE binoc_hist histogram",
+            "binoc_hist_sum{receiver=\"quic #0\",eye=\"left\"} 17.5",
+            "binoc_hist_count{receiver=\"quic #0\",eye=\"left\"} 6",
+            "binoc_hist_bucket{le=\"1.0\",receiver=\"quic #0\",eye=\"left\"} 2",
+            "binoc_hist_bucket{le=\"5.0\",receiver=\"quic #0\",eye=\"left\"} 5",
+            "binoc_hist_bucket{le=\"+Inf\",receiver=\"quic #0\",eye=\"left\"} 6",
         ] {
             assert!(text.contains(line), "{line} missing from:\n{text}");
         }

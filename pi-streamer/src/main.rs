@@ -92,6 +92,12 @@ struct ImpairArgs {
     /// The rate limiter's queue, milliseconds of waiting at most.
     #[arg(long, default_value_t = 50.0)]
     queue_ms: f64,
+    /// The rate cap starts this many seconds after the first datagram (before: unlimited).
+    #[arg(long, requires = "rate_mbps", default_value_t = 0.0)]
+    rate_from_s: f64,
+    /// The rate cap lifts this many seconds after the first datagram (a link that recovers).
+    #[arg(long, requires = "rate_mbps")]
+    rate_until_s: Option<f64>,
     /// A blackout: START_S,LENGTH_MS (everything lost from START_S seconds after the first
     /// datagram, for LENGTH_MS).
     #[arg(long, value_parser = parse_blackout)]
@@ -131,6 +137,8 @@ fn impair(args: &ImpairArgs) -> Result<()> {
         ("--queue-ms", args.queue_ms),
         ("--loss-pct", args.loss_pct),
         ("--duplicate-pct", args.duplicate_pct),
+        ("--rate-from-s", args.rate_from_s),
+        ("--rate-until-s", args.rate_until_s.unwrap_or(0.0)),
     ] {
         if !(v >= 0.0 && v.is_finite()) {
             bail!("{flag} {v}: must be a non-negative number");
@@ -146,6 +154,10 @@ fn impair(args: &ImpairArgs) -> Result<()> {
         duplicate: args.duplicate_pct / 100.0,
         rate_bps: args.rate_mbps.map(|r| r * 1e6),
         queue_ns: ms(args.queue_ms),
+        rate_window: (
+            ms(args.rate_from_s * 1e3),
+            args.rate_until_s.map(|s| ms(s * 1e3)),
+        ),
         blackout: args.blackout.map(|(at, len)| (ms(at * 1e3), ms(len))),
         seed: args.seed,
     };

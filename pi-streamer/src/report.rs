@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use shared_proto::latency::{DisplayStage, Series, Stage, Summary};
+use shared_proto::latency::{DisplayStage, LatencyHistogram, Series, Stage, Summary};
 use shared_proto::wire::ClientStats;
 use shared_proto::Eye;
 
@@ -43,6 +43,9 @@ pub struct EyeReport {
     /// capture → decoded.
     pub latency_ms: Summary,
     pub stages_ms: BTreeMap<&'static str, Summary>,
+    /// Every frame since the output started, bucketed (`capture_to_decoded`, each stage, and
+    /// `glass_to_glass` when displayed): the Prometheus histograms of `--metrics`.
+    pub latency_histogram_ms: BTreeMap<&'static str, LatencyHistogram>,
 }
 
 /// One eye's forward error correction, as the sender did it and the receiver saw it.
@@ -68,6 +71,8 @@ pub struct FecReport {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LinkReport {
     pub estimate_mbps: f64,
+    /// The path's round-trip time (QUIC's smoothed RTT), milliseconds.
+    pub rtt_ms: Option<f64>,
     /// Times the estimate was cut (queueing delay or congestion loss).
     pub decreases: u64,
     pub queue_ms: f64,
@@ -126,6 +131,19 @@ pub struct StereoReport {
     /// Frames dropped because the other camera had no frame from the same instant.
     pub unpaired_left: u64,
     pub unpaired_right: u64,
+}
+
+fn histograms(c: &OutputCounters) -> BTreeMap<&'static str, LatencyHistogram> {
+    let mut h: BTreeMap<_, _> = Stage::ALL
+        .iter()
+        .zip(&c.stages)
+        .map(|(s, series)| (s.name(), series.histogram().clone()))
+        .collect();
+    h.insert("capture_to_decoded", c.total.histogram().clone());
+    if !c.glass_to_glass.is_empty() {
+        h.insert("glass_to_glass", c.glass_to_glass.histogram().clone());
+    }
+    h
 }
 
 fn stages(c: &OutputCounters) -> BTreeMap<&'static str, Summary> {
@@ -248,6 +266,7 @@ impl Report {
                 },
                 latency_ms: c.total.summary(),
                 stages_ms: stages(&c),
+                latency_histogram_ms: histograms(&c),
             }
         });
         let clock = state.clock().map(|c| ClockReport {
@@ -264,6 +283,7 @@ impl Report {
             .as_ref()
             .map(|l| LinkReport {
                 estimate_mbps: l.estimate_bps() as f64 / 1e6,
+                rtt_ms: state.rtt_ms(),
                 decreases: l.decreases(),
                 queue_ms: l.queue_ns() as f64 / 1e6,
             });

@@ -128,11 +128,60 @@ pub struct Summary {
     pub min: f64,
 }
 
-/// A bounded series of samples (the newest `capacity` are kept).
+/// Upper bounds of [`LatencyHistogram`]'s buckets, milliseconds (then one for everything
+/// above): fine where a frame's stages live (1–30 ms), coarse for spikes.
+pub const HISTOGRAM_BOUNDS_MS: [f64; 17] = [
+    0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 25.0, 30.0, 40.0, 50.0, 75.0, 100.0, 200.0,
+    500.0,
+];
+
+/// Every sample ever pushed, counted into fixed buckets (cumulative, constant memory): what a
+/// Prometheus histogram exposes, where [`Summary`] covers only the samples a [`Series`] keeps.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct LatencyHistogram {
+    /// Samples per bucket: `counts[i]` are those ≤ `le_ms[i]` and above the bound before;
+    /// the last counts everything above the last bound.
+    pub counts: [u64; HISTOGRAM_BOUNDS_MS.len() + 1],
+    pub le_ms: [f64; HISTOGRAM_BOUNDS_MS.len()],
+    pub sum_ms: f64,
+    pub count: u64,
+}
+
+impl LatencyHistogram {
+    pub fn new() -> Self {
+        LatencyHistogram {
+            le_ms: HISTOGRAM_BOUNDS_MS,
+            ..Default::default()
+        }
+    }
+
+    pub fn observe(&mut self, v_ns: i64) {
+        let ms = v_ns as f64 / 1e6;
+        let i = HISTOGRAM_BOUNDS_MS
+            .iter()
+            .position(|&b| ms <= b)
+            .unwrap_or(HISTOGRAM_BOUNDS_MS.len());
+        self.counts[i] += 1;
+        self.count += 1;
+        self.sum_ms += ms;
+    }
+
+    pub fn merge(&mut self, other: &LatencyHistogram) {
+        for (a, b) in self.counts.iter_mut().zip(other.counts) {
+            *a += b;
+        }
+        self.count += other.count;
+        self.sum_ms += other.sum_ms;
+        self.le_ms = HISTOGRAM_BOUNDS_MS;
+    }
+}
+
+/// A bounded series of samples (the newest `capacity` are kept), and the histogram of all.
 #[derive(Debug, Clone)]
 pub struct Series {
     values: std::collections::VecDeque<i64>,
     capacity: usize,
+    histogram: LatencyHistogram,
 }
 
 impl Default for Series {
@@ -146,14 +195,25 @@ impl Series {
         Series {
             values: Default::default(),
             capacity: capacity.max(1),
+            histogram: LatencyHistogram::new(),
         }
     }
 
     pub fn push(&mut self, v_ns: i64) {
+        self.keep(v_ns);
+        self.histogram.observe(v_ns);
+    }
+
+    fn keep(&mut self, v_ns: i64) {
         if self.values.len() == self.capacity {
             self.values.pop_front();
         }
         self.values.push_back(v_ns);
+    }
+
+    /// Every sample ever pushed (not only those kept), bucketed.
+    pub fn histogram(&self) -> &LatencyHistogram {
+        &self.histogram
     }
 
     pub fn len(&self) -> usize {
@@ -169,13 +229,15 @@ impl Series {
         self.values.iter().copied()
     }
 
-    /// Appends every sample of `other`.
+    /// Appends every sample of `other` (its histogram: every sample it ever had).
     pub fn extend_from(&mut self, other: &Series) {
         for v in other.iter() {
-            self.push(v);
+            self.keep(v);
         }
+        self.histogram.merge(&other.histogram);
     }
 
+    /// Forgets the kept samples (the histogram stays: it only ever grows).
     pub fn clear(&mut self) {
         self.values.clear();
     }
@@ -214,6 +276,29 @@ impl Series {
 mod tests {
     use super::*;
     use crate::Eye;
+
+    #[test]
+    fn the_histogram_counts_every_sample_even_those_the_series_forgot() {
+        let mut s = Series::with_capacity(4);
+        for ms in [0.2, 1.0, 1.5, 12.0, 600.0, -3.0] {
+            s.push((ms * 1e6) as i64);
+        }
+        assert_eq!(s.len(), 4);
+        let h = s.histogram();
+        assert_eq!(h.count, 6);
+        assert_eq!(h.counts.iter().sum::<u64>(), 6);
+        assert_eq!(h.counts[0], 2, "0.2 ms and a negative sample: ≤ 0.5");
+        assert_eq!(h.counts[1], 1, "1.0 ms: ≤ 1 (bounds are inclusive)");
+        assert_eq!(h.counts[2], 1, "1.5 ms");
+        assert_eq!(h.counts[7], 1, "12 ms: ≤ 15");
+        assert_eq!(h.counts[17], 1, "600 ms: above every bound");
+        assert!((h.sum_ms - 611.7).abs() < 1e-9);
+        let mut all = Series::default();
+        all.extend_from(&s);
+        all.extend_from(&s);
+        assert_eq!((all.len(), all.histogram().count), (8, 12));
+        assert_eq!(all.histogram().le_ms, HISTOGRAM_BOUNDS_MS);
+    }
 
     fn timing() -> FrameTiming {
         FrameTiming {

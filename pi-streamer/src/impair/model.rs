@@ -32,6 +32,10 @@ pub struct Impairment {
     pub rate_bps: Option<f64>,
     /// The most a datagram may wait in the rate limiter's queue, nanoseconds.
     pub queue_ns: u64,
+    /// When the rate cap holds, nanoseconds after the first datagram: from `.0` until `.1`
+    /// (`None`: for ever). Before and after, the link is unlimited (a link that degrades, or
+    /// recovers).
+    pub rate_window: (u64, Option<u64>),
     /// Everything is lost from `start` for `length` nanoseconds after the first datagram.
     pub blackout: Option<(u64, u64)>,
     pub seed: u64,
@@ -48,6 +52,7 @@ impl Default for Impairment {
             duplicate: 0.0,
             rate_bps: None,
             queue_ns: 50_000_000,
+            rate_window: (0, None),
             blackout: None,
             seed: 1,
         }
@@ -73,6 +78,11 @@ impl Impairment {
         }
         if self.rate_bps.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
             return Err("rate must be positive".into());
+        }
+        if let (from, Some(until)) = self.rate_window {
+            if until <= from {
+                return Err("the rate cap must end after it starts".into());
+            }
         }
         Ok(())
     }
@@ -128,7 +138,7 @@ impl Link {
         self.counters.entered += 1;
         let start = *self.start.get_or_insert(now);
         if let Some((at, length)) = self.cfg.blackout {
-            let t = now - start;
+            let t = now.saturating_sub(start);
             if t >= at && t < at + length {
                 self.counters.lost_blackout += 1;
                 return Vec::new();
@@ -147,7 +157,10 @@ impl Link {
             }
         }
         let mut sent = now as f64;
-        if let Some(rate) = self.cfg.rate_bps {
+        let t = now.saturating_sub(start);
+        let (from, until) = self.cfg.rate_window;
+        let capped = t >= from && until.is_none_or(|u| t < u);
+        if let Some(rate) = self.cfg.rate_bps.filter(|_| capped) {
             let begin = self.busy_until.max(now as f64);
             if begin - now as f64 > self.cfg.queue_ns as f64 {
                 self.counters.lost_queue += 1;
@@ -287,6 +300,37 @@ mod tests {
                 assert!(t - (1_000 + i as u64 * MS) <= 52 * MS);
             }
         }
+    }
+
+    #[test]
+    fn a_rate_cap_can_hold_for_a_window_only() {
+        // 10 Mbit/s offered; capped at 6 Mbit/s from 1 s to 2 s after the first datagram.
+        let cfg = Impairment {
+            rate_bps: Some(6e6),
+            rate_window: (1_000 * MS, Some(2_000 * MS)),
+            ..Default::default()
+        };
+        let (l, out) = run(cfg, 3000, MS, 1250);
+        let on_time = |range: std::ops::Range<usize>| {
+            range.clone().all(|i| out[i] == [1_000 + i as u64 * MS])
+        };
+        assert!(on_time(0..1000), "before the window: unlimited");
+        assert!(
+            on_time(2100..3000),
+            "after the window (once its queue drained)"
+        );
+        let lost = (1000..2000).filter(|&i| out[i].is_empty()).count() as u64;
+        assert_eq!(lost, l.counters.lost_queue);
+        assert!(
+            (300..500).contains(&lost),
+            "{lost} of 1000 lost in the window"
+        );
+        assert!(Impairment {
+            rate_window: (5, Some(5)),
+            ..Default::default()
+        }
+        .check()
+        .is_err());
     }
 
     #[test]

@@ -137,6 +137,8 @@ pub struct OutputState {
     pub since: [EncoderCounters; 2],
     /// The output's own link estimate (the QUIC path's [`LinkEstimator`]), when it has one.
     pub link: Mutex<Option<LinkEstimator>>,
+    /// The path's round-trip time, nanoseconds (0: not known).
+    pub rtt_ns: std::sync::atomic::AtomicU64,
 }
 
 impl OutputState {
@@ -147,6 +149,15 @@ impl OutputState {
             clock: Mutex::new(None),
             since: pipeline.snapshot(),
             link: Mutex::new(None),
+            rtt_ns: Default::default(),
+        }
+    }
+
+    /// The path's round-trip time as last seen, milliseconds.
+    pub fn rtt_ms(&self) -> Option<f64> {
+        match self.rtt_ns.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => None,
+            ns => Some(ns as f64 / 1e6),
         }
     }
 

@@ -58,6 +58,14 @@ impl Feedback {
         self.pipeline.target_bps[eye.index()].load(Ordering::Relaxed)
     }
 
+    /// The bitrate `eye`'s encoder aims at now, bit/s (the configured one without estimates).
+    pub fn current_bps(&self, eye: Eye) -> u32 {
+        match self.target_bps(eye) {
+            0 => self.bounds[eye.index()].max_bps as u32,
+            t => t,
+        }
+    }
+
     /// The link estimates at which both eyes get their floor and their configured bitrate.
     pub fn estimate_range(&self) -> (u64, u64) {
         (

@@ -9,6 +9,7 @@ use bevy::camera::visibility::RenderLayers;
 use bevy::prelude::*;
 use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
 use shared_proto::latency::Series;
+use shared_proto::wire::LinkStatus;
 use shared_proto::Eye;
 
 use super::eyes::HUD_LAYER;
@@ -19,7 +20,7 @@ use headset_core::Shared;
 
 const SCALE: usize = 2;
 const COLUMNS: usize = 46;
-const LINES: usize = 10;
+const LINES: usize = 11;
 pub const HUD_PIXELS: (usize, usize) = (COLUMNS * CELL_W * SCALE + 16, LINES * CELL_H * SCALE + 12);
 /// Samples the HUD's percentiles are taken over (about the last two seconds at 60 fps).
 const RECENT: usize = 120;
@@ -50,8 +51,12 @@ pub struct EyeFigures {
     pub nacks: u64,
 }
 
-/// The HUD's text.
-pub fn hud_lines(eyes: &[EyeFigures; 2], clock_uncertainty_ms: Option<f64>) -> Vec<String> {
+/// The HUD's text; `link`: the streamer's view of the link, when it has said.
+pub fn hud_lines(
+    eyes: &[EyeFigures; 2],
+    clock_uncertainty_ms: Option<f64>,
+    link: Option<LinkStatus>,
+) -> Vec<String> {
     let clock = clock_uncertainty_ms.map_or("CLOCK: NOT SYNCED".to_string(), |u| {
         format!("CLOCK +-{u:.2} MS")
     });
@@ -72,6 +77,21 @@ pub fn hud_lines(eyes: &[EyeFigures; 2], clock_uncertainty_ms: Option<f64>) -> V
             e.loss_pct, e.repaired, e.nacks
         ));
     }
+    // The streamer's side: what it thinks the link carries, what the encoders aim at, and the
+    // parity it adds.
+    out.push(
+        link.map_or("EST  --  (NO LINK STATUS YET)".to_string(), |l| {
+            format!(
+                "EST {:.1} ENC {:.1}+{:.1} FEC {:.0}+{:.0}% Q{:.0}",
+                l.estimate_bps as f64 / 1e6,
+                l.target_bps[0] as f64 / 1e6,
+                l.target_bps[1] as f64 / 1e6,
+                l.parity_permille[0] as f64 / 10.0,
+                l.parity_permille[1] as f64 / 10.0,
+                l.queue_us as f64 / 1e3,
+            )
+        }),
+    );
     out.push("MS P50  DEC  UPL DISP C>DEC  G2G P50/P99".to_string());
     for (name, e) in ["L", "R"].iter().zip(eyes) {
         out.push(format!(
@@ -139,7 +159,7 @@ fn spawn_hud(
     xr: bool,
 ) {
     let (w, h) = HUD_PIXELS;
-    let canvas = draw(&hud_lines(&Default::default(), None));
+    let canvas = draw(&hud_lines(&Default::default(), None, None));
     let image = images.add(Image::new(
         Extent3d {
             width: w as u32,
@@ -254,7 +274,7 @@ fn redraw_hud(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .map(|c| c.uncertainty_ns() as f64 / 1e6);
-    let canvas = draw(&hud_lines(&eyes, clock));
+    let canvas = draw(&hud_lines(&eyes, clock, state.shared.link()));
     if let Some(mut image) = images.get_mut(&hud.image) {
         image.data = Some(canvas.rgba);
     }
@@ -282,7 +302,14 @@ mod tests {
             repaired: 2718,
             nacks: 31,
         };
-        let lines = hud_lines(&[e, e], Some(0.25));
+        let link = LinkStatus {
+            estimate_bps: 123_456_789,
+            queue_us: 40_000,
+            decreases: 4_000_000_000,
+            target_bps: [u32::MAX, 7_900_000],
+            parity_permille: [u16::MAX, 260],
+        };
+        let lines = hud_lines(&[e, e], Some(0.25), Some(link));
         assert_eq!(lines.len(), LINES);
         for l in &lines {
             assert!(
@@ -305,9 +332,15 @@ mod tests {
             "1.94",
             "2718",
             "31",
+            "EST 123.5",
+            "+7.9",
+            "+26%",
+            "Q40",
         ] {
             assert!(all.contains(figure), "{figure} missing from\n{all}");
         }
-        assert!(hud_lines(&[e, e], None)[0].contains("NOT SYNCED"));
+        let unsynced = hud_lines(&[e, e], None, None);
+        assert!(unsynced[0].contains("NOT SYNCED"));
+        assert!(unsynced.join("\n").contains("NO LINK STATUS"));
     }
 }

@@ -11,7 +11,10 @@
 //!   arrived in the last 500 ms, but by at most 30 % at a time (what arrived undercounts a
 //!   stream that is not using its estimate, and frames lost on the way) unless the queue is
 //!   over twice the threshold (then straight to 85 % of what arrived); below
-//!   [`UNDERUSE_NS`] (and not within half a second of a decrease) it grows 8 % per second.
+//!   [`UNDERUSE_NS`] (and not within half a second of a decrease) it grows 8 % per second, and
+//!   after [`FAST_AFTER_NS`] of growing without a queue 30 % per second (SCReAM's fast
+//!   increase): near the last cut the probe is gentle, while a link that has cleared (a cap
+//!   lifted, the headset moved closer) is found again in seconds, not tens of seconds.
 //! * **Loss** (per receiver stats): Wi-Fi's random loss is forward error correction's to repair
 //!   and does not move the estimate; loss above [`CONGESTION_LOSS`] is a queue overflowing:
 //!   the estimate drops by half the loss rate.
@@ -35,6 +38,9 @@ const WINDOW_NS: u64 = 100_000_000;
 const RATE_WINDOW_NS: u64 = 500_000_000;
 const HOLD_NS: u64 = 500_000_000;
 const GROWTH_PER_S: f64 = 0.08;
+/// Growing without a queue this long, the estimate grows at [`FAST_GROWTH_PER_S`].
+pub const FAST_AFTER_NS: u64 = 3_000_000_000;
+const FAST_GROWTH_PER_S: f64 = 0.30;
 
 /// One connection's link estimate.
 #[derive(Debug, Clone)]
@@ -50,6 +56,8 @@ pub struct LinkEstimator {
     arrivals: VecDeque<(Nanos, u64)>,
     hold_until: Nanos,
     last_grow: Option<Nanos>,
+    /// Since when the estimate has grown without a queue.
+    growing_since: Option<Nanos>,
     /// The last window's queueing delay, for reports.
     queue_ns: i64,
     /// Windows in a row above [`OVERUSE_NS`].
@@ -73,6 +81,7 @@ impl LinkEstimator {
             arrivals: VecDeque::new(),
             hold_until: 0,
             last_grow: None,
+            growing_since: None,
             queue_ns: 0,
             overused: 0,
             last_decrease: None,
@@ -127,6 +136,7 @@ impl LinkEstimator {
         }
         self.hold_until = now.saturating_add(HOLD_NS);
         self.last_grow = None;
+        self.growing_since = None;
     }
 
     /// A frame marker arrived at `now`: the frame was sent at `send_ns` (streamer clock), its
@@ -178,17 +188,25 @@ impl LinkEstimator {
                 self.decrease_to(now, arrived.max(floor));
             }
             self.last_grow = None;
+            self.growing_since = None;
             return;
         }
         self.overused = 0;
         if self.queue_ns < UNDERUSE_NS && now >= self.hold_until {
+            let since = *self.growing_since.get_or_insert(now);
             if let Some(last) = self.last_grow {
                 let dt = now.saturating_sub(last) as f64 / 1e9;
-                self.estimate = (self.estimate * (1.0 + GROWTH_PER_S * dt)).min(self.max_bps);
+                let growth = if now.saturating_sub(since) >= FAST_AFTER_NS {
+                    FAST_GROWTH_PER_S
+                } else {
+                    GROWTH_PER_S
+                };
+                self.estimate = (self.estimate * (1.0 + growth * dt)).min(self.max_bps);
             }
             self.last_grow = Some(now);
         } else {
             self.last_grow = None;
+            self.growing_since = None;
         }
     }
 
@@ -280,8 +298,38 @@ mod tests {
         let mut q = 0.0;
         let t = run(&mut e, 0, 10.0, 6e6, |e| e.estimate_bps() as f64, &mut q);
         let low = e.estimate_bps();
-        run(&mut e, t, 20.0, 100e6, |e| e.estimate_bps() as f64, &mut q);
-        assert!(e.estimate_bps() > low * 3, "{low} → {}", e.estimate_bps());
+        // Back at the top within 10 s of the link clearing (8 %/s alone would take ~14 s).
+        let mut t = t;
+        let mut back_after = None;
+        for tenth in 1..=200 {
+            t = run(&mut e, t, 0.1, 100e6, |e| e.estimate_bps() as f64, &mut q);
+            if back_after.is_none() && e.estimate_bps() == 20_000_000 {
+                back_after = Some(tenth as f64 / 10.0);
+            }
+        }
+        let back = back_after.unwrap_or_else(|| panic!("{low} never back to the top"));
+        assert!(back <= 10.0, "{low} → top after {back} s");
+        assert!(low < 7_000_000, "{low}");
+    }
+
+    #[test]
+    fn on_a_steady_cap_the_fast_growth_never_starts() {
+        // Each probe over the cap is cut within seconds, so growth stays gentle: the queue
+        // stays short and the estimate under twice the link.
+        let mut e = LinkEstimator::new(20_000_000, 2_000_000, 20_000_000);
+        let mut q = 0.0;
+        let mut t = run(&mut e, 0, 10.0, 6e6, |e| e.estimate_bps() as f64, &mut q);
+        let (mut worst_queue, mut top) = (0i64, 0u64);
+        for _ in 0..300 {
+            t = run(&mut e, t, 0.1, 6e6, |e| e.estimate_bps() as f64, &mut q);
+            worst_queue = worst_queue.max(e.queue_ns());
+            top = top.max(e.estimate_bps());
+        }
+        assert!(worst_queue < 3 * OVERUSE_NS, "queue {worst_queue} ns");
+        assert!(
+            top < 8_000_000,
+            "the estimate reached {top} on a 6 Mbit/s link"
+        );
     }
 
     #[test]

@@ -92,8 +92,9 @@ pub(super) mod tag {
     pub const STATS: u8 = 9;
     pub const BYE: u8 = 10;
     pub const NACK: u8 = 11;
+    pub const LINK_STATUS: u8 = 12;
     /// The largest type byte in use: anything above is unknown in both directions.
-    pub const LAST: u8 = NACK;
+    pub const LAST: u8 = LINK_STATUS;
 }
 
 /// A type byte this direction does not decode: misdirected if the other direction uses it.

@@ -19,6 +19,24 @@ pub enum ToHeadset {
     ClockEstimate(AnnouncedClock),
     /// The session ends (the source ended, the streamer stops).
     Bye { reason: String },
+    /// What the streamer makes of the headset's link, about twice a second, so the headset's
+    /// HUD shows it next to its own counters.
+    LinkStatus(LinkStatus),
+}
+
+/// The streamer's view of the link to this headset ([`ToHeadset::LinkStatus`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct LinkStatus {
+    /// The link estimate, bit/s (video and parity, both eyes).
+    pub estimate_bps: u64,
+    /// The queueing delay the estimate last saw, microseconds.
+    pub queue_us: u32,
+    /// How often the estimate was cut so far.
+    pub decreases: u32,
+    /// Each eye's encoder bitrate now, bit/s (left, right).
+    pub target_bps: [u32; 2],
+    /// Each eye's parity datagrams per 1000 data datagrams now (forward error correction).
+    pub parity_permille: [u16; 2],
 }
 
 impl Message for ToHeadset {
@@ -52,6 +70,18 @@ impl Message for ToHeadset {
             ToHeadset::Bye { reason } => {
                 out.push(tag::BYE);
                 put_str(out, reason);
+            }
+            ToHeadset::LinkStatus(l) => {
+                out.push(tag::LINK_STATUS);
+                out.extend_from_slice(&l.estimate_bps.to_be_bytes());
+                out.extend_from_slice(&l.queue_us.to_be_bytes());
+                out.extend_from_slice(&l.decreases.to_be_bytes());
+                for t in l.target_bps {
+                    out.extend_from_slice(&t.to_be_bytes());
+                }
+                for p in l.parity_permille {
+                    out.extend_from_slice(&p.to_be_bytes());
+                }
             }
         }
     }
@@ -98,6 +128,13 @@ impl Message for ToHeadset {
             tag::BYE => ToHeadset::Bye {
                 reason: get_str(&mut r)?,
             },
+            tag::LINK_STATUS => ToHeadset::LinkStatus(LinkStatus {
+                estimate_bps: r.u64()?,
+                queue_us: r.u32()?,
+                decreases: r.u32()?,
+                target_bps: [r.u32()?, r.u32()?],
+                parity_permille: [r.u16()?, r.u16()?],
+            }),
             other => return Err(not_ours(other)),
         };
         r.finish()?;
@@ -149,6 +186,13 @@ pub(crate) mod tests {
         roundtrip(ToHeadset::Bye {
             reason: String::new(),
         });
+        roundtrip(ToHeadset::LinkStatus(LinkStatus {
+            estimate_bps: 12_345_678,
+            queue_us: 4_000,
+            decreases: 3,
+            target_bps: [6_000_000, 5_900_000],
+            parity_permille: [260, 0],
+        }));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use shared_proto::rules::rate::LinkEstimator;
-use shared_proto::wire::{ClientStats, FrameMarker, FrameTiming};
+use shared_proto::wire::{ClientStats, FrameMarker, FrameTiming, LinkStatus};
 use shared_proto::{Eye, Nanos};
 
 use crate::output::{Feedback, OutputState};
@@ -17,6 +17,8 @@ use crate::output::{Feedback, OutputState};
 const PARITY_HEADROOM: f64 = 1.5;
 /// Publish at least this often, and at once when the estimate moved by more than 2 %.
 const REPUBLISH_NS: Nanos = 1_000_000_000;
+/// How often the headset is told the streamer's view of its link ([`LinkStatus`]).
+const STATUS_EVERY_NS: Nanos = 500_000_000;
 
 /// Each connection's estimate has its own name: a lost connection's feed, dropped late, never
 /// clears its successor's estimate.
@@ -31,6 +33,7 @@ pub(super) struct LinkFeed {
     last_stats: [Option<(Nanos, ClientStats)>; 2],
     arrived_bps: [Option<f64>; 2],
     published: Option<(Nanos, u64)>,
+    status_sent: Option<Nanos>,
 }
 
 impl Drop for LinkFeed {
@@ -54,6 +57,7 @@ impl LinkFeed {
             last_stats: [None; 2],
             arrived_bps: [None; 2],
             published: None,
+            status_sent: None,
         }
     }
 
@@ -125,6 +129,34 @@ impl LinkFeed {
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
             .is_some_and(|l| l.congested(now))
+    }
+
+    /// The streamer's view of the link, for the headset's HUD, when one is due (twice a second).
+    pub fn status(&mut self, now: Nanos, state: &OutputState) -> Option<LinkStatus> {
+        if self
+            .status_sent
+            .is_some_and(|at| now.saturating_sub(at) < STATUS_EVERY_NS)
+        {
+            return None;
+        }
+        let (estimate_bps, queue_ns, decreases) = state
+            .link
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|l| (l.estimate_bps(), l.queue_ns(), l.decreases()))?;
+        self.status_sent = Some(now);
+        Some(LinkStatus {
+            estimate_bps,
+            queue_us: (queue_ns.max(0) / 1000).min(u32::MAX as i64) as u32,
+            decreases: decreases.min(u32::MAX as u64) as u32,
+            target_bps: Eye::BOTH.map(|e| self.feedback.current_bps(e)),
+            parity_permille: Eye::BOTH.map(|e| {
+                (state.eye(e).parity_overhead() * 1000.0)
+                    .round()
+                    .min(65535.0) as u16
+            }),
+        })
     }
 
     fn publish(&mut self, now: Nanos, state: &OutputState) {

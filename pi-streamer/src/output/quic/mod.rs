@@ -118,7 +118,7 @@ impl Connection {
         let (control_tx, mut control_rx) = mpsc::channel::<ToHeadset>(256);
         let pings = Arc::new(Mutex::new(PingSchedule::new()));
         let mut tasks = Vec::new();
-        // Writer task: pings, clock estimates, bye.
+        // Writer task: pings, clock estimates, link status, bye.
         tasks.push(tokio::spawn(async move {
             while let Some(m) = control_rx.recv().await {
                 let bye = matches!(m, ToHeadset::Bye { .. });
@@ -207,8 +207,15 @@ impl Connection {
                         feedback.request_keyframe(eye);
                     }
                     ToStreamer::Stats { eye, stats } => {
+                        state.rtt_ns.store(
+                            resend_conn.rtt().as_nanos().min(u64::MAX as u128) as u64,
+                            std::sync::atomic::Ordering::Relaxed,
+                        );
                         let congested = link.on_stats(now, eye, &stats, &state);
                         state.eye(eye).on_client_stats(stats, congested);
+                        if let Some(s) = link.status(now, &state) {
+                            let _ = est_tx.try_send(ToHeadset::LinkStatus(s));
+                        }
                     }
                     ToStreamer::Nack { eye, seq, missing } => {
                         let rtt = resend_conn.rtt().as_nanos() as u64;
