@@ -9,7 +9,10 @@
 set -e
 cd "$(dirname "$0")/.."
 browser=""
+plots=""
 [ "${1:-}" = "--browser" ] && browser=1
+# --plots: gnuplot and python3 for the benchmark plots (scripts/plot-timeline.sh).
+[ "${1:-}" = "--plots" ] && plots=1
 need=""
 command -v nasm >/dev/null 2>&1 || need="$need nasm"
 command -v flock >/dev/null 2>&1 || need="$need util-linux"
@@ -20,6 +23,10 @@ if [ -n "$browser" ]; then
   command -v node >/dev/null 2>&1 || need="$need nodejs npm"
   ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1 || need="$need mesa-vulkan-drivers"
   ls /usr/lib/*/libvulkan.so.1 >/dev/null 2>&1 || need="$need libvulkan1"
+fi
+if [ -n "$plots" ]; then
+  command -v gnuplot >/dev/null 2>&1 || need="$need gnuplot-nox"
+  command -v python3 >/dev/null 2>&1 || need="$need python3"
 fi
 npm_ci() {
   if [ -n "$browser" ] && [ ! -d pi-streamer/tests/browser/node_modules/playwright-core ]; then

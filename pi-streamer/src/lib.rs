@@ -23,5 +23,6 @@ pub mod pipeline;
 pub mod report;
 pub mod session;
 pub mod source;
+pub mod timeline;
 #[cfg(target_os = "linux")]
 pub mod v4l2;

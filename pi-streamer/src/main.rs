@@ -276,6 +276,10 @@ struct RunArgs {
     /// receiver's report so far, the encoders' counters and bitrate targets).
     #[arg(long, value_name = "ADDR:PORT")]
     metrics: Option<std::net::SocketAddr>,
+    /// Write every decoded frame's latency, stage by stage, to FILE as it comes back (CSV, one
+    /// row per frame and receiver: for plots of latency over time, scripts/plot-timeline.sh).
+    #[arg(long, value_name = "FILE")]
+    timeline: Option<PathBuf>,
     /// Final report format.
     #[arg(long, value_enum, default_value = "text")]
     report: ReportFormat,
@@ -469,6 +473,7 @@ fn real_main(cli: Cli) -> Result<()> {
                 ("--listen", args.listen.is_some()),
                 ("--peer-fingerprint", args.peer_fingerprint.is_some()),
                 ("--metrics", args.metrics.is_some()),
+                ("--timeline", args.timeline.is_some()),
             ];
             if let Some((flag, _)) = ignored.iter().find(|(_, given)| *given) {
                 <Cli as clap::CommandFactory>::command()
@@ -509,7 +514,14 @@ fn run(args: RunArgs) -> Result<()> {
     let rt = runtime()?;
     let report = rt.block_on(async {
         let stop = stop_on_ctrl_c();
-        let live = Arc::new(session::Live::default());
+        let timeline = match &args.timeline {
+            Some(path) => Some(Arc::new(pi_streamer::timeline::Timeline::create(
+                path,
+                binoc_net::os_clock::monotonic_ns(),
+            )?)),
+            None => None,
+        };
+        let live = Arc::new(session::Live::with_timeline(timeline));
         let _metrics = match args.metrics {
             Some(addr) => {
                 let live = live.clone();

@@ -129,6 +129,8 @@ pub struct PipelineState {
     /// Live rigs: the pair skew (right − left capture time) and unpaired frames.
     pub stereo: Mutex<Option<StereoCounters>>,
     pub stop: AtomicBool,
+    /// `--timeline FILE`: every decoded frame's row, written by the outputs.
+    pub timeline: Option<Arc<crate::timeline::Timeline>>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -139,12 +141,21 @@ pub struct StereoCounters {
 
 impl PipelineState {
     pub fn new(cfg: &StreamerConfig) -> Arc<Self> {
+        Self::with_timeline(cfg, None)
+    }
+
+    /// A pipeline whose outputs write each decoded frame to `timeline`.
+    pub fn with_timeline(
+        cfg: &StreamerConfig,
+        timeline: Option<Arc<crate::timeline::Timeline>>,
+    ) -> Arc<Self> {
         Arc::new(PipelineState {
             eyes: Default::default(),
             idr: IdrControl::new((cfg.deadlines.min_idr_interval_ms * 1e6) as u64),
             target_bps: Default::default(),
             stereo: Mutex::new(None),
             stop: AtomicBool::new(false),
+            timeline,
         })
     }
 

@@ -25,6 +25,8 @@ pub struct EyeReport {
     pub dropped_deadline: u64,
     /// Sent but never decoded (network loss, decoder behind, waiting for an IDR).
     pub lost: u64,
+    /// Encoded video bytes sent (parity not counted: see `fec`); its rate is the sent bitrate.
+    pub bytes_sent: u64,
     pub wrong_eye: u64,
     pub code_mismatch: u64,
     pub unreadable_code: u64,
@@ -250,6 +252,7 @@ impl Report {
                 dropped_queue: c.dropped_queue,
                 dropped_deadline: c.dropped_deadline,
                 lost: c.sent.saturating_sub(decoded),
+                bytes_sent: c.bytes_sent,
                 wrong_eye: c.wrong_eye,
                 code_mismatch: c.code_mismatch,
                 unreadable_code: c.unreadable_code,

@@ -42,7 +42,7 @@ impl Shared {
 
     /// A session that shows itself in `live` (one `Live` outlives the sessions of a long run).
     pub fn with_live(cfg: &StreamerConfig, live: Arc<Live>) -> Self {
-        let pipeline = PipelineState::new(cfg);
+        let pipeline = PipelineState::with_timeline(cfg, live.timeline.clone());
         let feedback = Feedback::new(cfg, pipeline.clone());
         Shared {
             pipeline,
@@ -57,11 +57,21 @@ impl Shared {
 #[derive(Default)]
 pub struct Live {
     running: std::sync::Mutex<Option<LiveSession>>,
+    /// `--timeline FILE`, written by every session of the run.
+    pub timeline: Option<Arc<crate::timeline::Timeline>>,
 }
 
 type LiveSession = (Arc<PipelineState>, Arc<[Box<dyn Output>]>);
 
 impl Live {
+    /// A run's live view whose sessions write every decoded frame to `timeline`.
+    pub fn with_timeline(timeline: Option<Arc<crate::timeline::Timeline>>) -> Self {
+        Live {
+            running: Default::default(),
+            timeline,
+        }
+    }
+
     fn set(&self, s: Option<LiveSession>) {
         *self.running.lock().unwrap_or_else(|p| p.into_inner()) = s;
     }

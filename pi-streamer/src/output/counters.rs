@@ -53,6 +53,8 @@ pub struct OutputCounters {
     pub nacks: u64,
     pub resent: u64,
     pub nacks_refused: u64,
+    /// `--timeline`: where this output's decoded frames go, under its receiver number.
+    pub timeline: Option<(std::sync::Arc<crate::timeline::Timeline>, u64)>,
 }
 
 impl OutputCounters {
@@ -96,6 +98,9 @@ impl OutputCounters {
         self.wrong_eye += u64::from(code.wrong_eye);
         self.code_mismatch += u64::from(code.mismatch);
         let l = frame_latency(&timing, m, clock, Some(received_ns));
+        if let Some((t, receiver)) = &self.timeline {
+            t.record(*receiver, m.eye, &timing, &l);
+        }
         self.total.push(l.total_ns);
         self.overhead.push(
             l.total_ns - l.stages_ns[Stage::Encode as usize] - l.stages_ns[Stage::Decode as usize],
@@ -144,8 +149,15 @@ pub struct OutputState {
 impl OutputState {
     /// A new output's state, counting the pipeline's frames from now on.
     pub fn new(pipeline: &PipelineState) -> Self {
+        let eyes: [Mutex<OutputCounters>; 2] = Default::default();
+        if let Some(t) = &pipeline.timeline {
+            let receiver = t.new_receiver();
+            for e in &eyes {
+                e.lock().unwrap_or_else(|p| p.into_inner()).timeline = Some((t.clone(), receiver));
+            }
+        }
         OutputState {
-            eyes: Default::default(),
+            eyes,
             clock: Mutex::new(None),
             since: pipeline.snapshot(),
             link: Mutex::new(None),

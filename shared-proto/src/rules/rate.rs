@@ -11,10 +11,12 @@
 //!   arrived in the last 500 ms, but by at most 30 % at a time (what arrived undercounts a
 //!   stream that is not using its estimate, and frames lost on the way) unless the queue is
 //!   over twice the threshold (then straight to 85 % of what arrived); below
-//!   [`UNDERUSE_NS`] (and not within half a second of a decrease) it grows 8 % per second, and
-//!   after [`FAST_AFTER_NS`] of growing without a queue 30 % per second (SCReAM's fast
-//!   increase): near the last cut the probe is gentle, while a link that has cleared (a cap
-//!   lifted, the headset moved closer) is found again in seconds, not tens of seconds.
+//!   [`UNDERUSE_NS`] (and not within half a second of a decrease) it grows 8 % per second; after
+//!   [`FAST_AFTER_NS`] of growing without a queue, and once past 1.1 × the rate that arrived at
+//!   the last cut (the link's last measured capacity: GCC's "link capacity"), 30 % per second
+//!   (SCReAM's fast increase). So on a link that stays as it was, every probe of the capacity
+//!   is gentle, while a link that has cleared (a cap lifted, the headset moved closer) is found
+//!   again in seconds, not the ~14 s that 8 %/s takes from 5 to 16 Mbit/s.
 //! * **Loss** (per receiver stats): Wi-Fi's random loss is forward error correction's to repair
 //!   and does not move the estimate; loss above [`CONGESTION_LOSS`] is a queue overflowing:
 //!   the estimate drops by half the loss rate.
@@ -28,8 +30,9 @@ use crate::Nanos;
 
 /// How far back the lowest one-way delay is looked for.
 pub const BASE_WINDOW_NS: u64 = 10_000_000_000;
-/// Queueing delay above which the link is over-used.
-pub const OVERUSE_NS: i64 = 25_000_000;
+/// Queueing delay above which the link is over-used (a probe past the capacity shows as this
+/// much extra latency for two 100 ms windows; 25 ms let each probe lift p95 over 50 ms).
+pub const OVERUSE_NS: i64 = 15_000_000;
 /// Queueing delay below which the estimate may grow.
 pub const UNDERUSE_NS: i64 = 10_000_000;
 /// Datagram loss above which loss is read as congestion.
@@ -58,6 +61,8 @@ pub struct LinkEstimator {
     last_grow: Option<Nanos>,
     /// Since when the estimate has grown without a queue.
     growing_since: Option<Nanos>,
+    /// The rate that arrived when the estimate was last cut: the link's last measured capacity.
+    capacity_bps: Option<f64>,
     /// The last window's queueing delay, for reports.
     queue_ns: i64,
     /// Windows in a row above [`OVERUSE_NS`].
@@ -82,6 +87,7 @@ impl LinkEstimator {
             hold_until: 0,
             last_grow: None,
             growing_since: None,
+            capacity_bps: None,
             queue_ns: 0,
             overused: 0,
             last_decrease: None,
@@ -177,7 +183,11 @@ impl LinkEstimator {
         if self.queue_ns > OVERUSE_NS {
             self.overused += 1;
             if self.overused >= 2 && now >= self.hold_until {
-                let arrived = self.received_bps(now).map_or(0.0, |r| 0.85 * r);
+                let received = self.received_bps(now);
+                if let Some(r) = received {
+                    self.capacity_bps = Some(r);
+                }
+                let arrived = received.map_or(0.0, |r| 0.85 * r);
                 // A queue of twice the threshold is no keyframe's burst: the link is that far
                 // below the estimate, so go straight to what arrives.
                 let floor = if self.queue_ns > 2 * OVERUSE_NS && arrived > 0.0 {
@@ -196,7 +206,8 @@ impl LinkEstimator {
             let since = *self.growing_since.get_or_insert(now);
             if let Some(last) = self.last_grow {
                 let dt = now.saturating_sub(last) as f64 / 1e9;
-                let growth = if now.saturating_sub(since) >= FAST_AFTER_NS {
+                let past_capacity = self.capacity_bps.is_none_or(|c| self.estimate > 1.1 * c);
+                let growth = if past_capacity && now.saturating_sub(since) >= FAST_AFTER_NS {
                     FAST_GROWTH_PER_S
                 } else {
                     GROWTH_PER_S
@@ -224,6 +235,7 @@ impl LinkEstimator {
             let mut target = self.estimate * (1.0 - 0.5 * loss);
             if let Some(a) = arrived_bps.filter(|a| a.is_finite() && *a > 0.0) {
                 target = target.min(0.85 * a);
+                self.capacity_bps = Some(a);
             }
             self.decrease_to(now, target);
         }
