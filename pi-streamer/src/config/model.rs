@@ -514,6 +514,40 @@ pub struct WebrtcConfig {
     pub token: Option<String>,
     /// Viewers at once; more are refused with 503.
     pub max_viewers: u32,
+    /// Each viewer's media (ICE, DTLS, RTP) on the first free UDP port of `FIRST-LAST`, for a
+    /// firewall or a port forward (`None`: any free port).
+    pub udp_ports: Option<UdpPorts>,
+    /// The address viewers are told to send media to, when it is not the one they reached the
+    /// HTTPS server on: a 1:1 NAT, or `pi-streamer impair` in front (the port stays the same).
+    pub announce_ip: Option<std::net::IpAddr>,
+}
+
+/// A range of UDP ports, `FIRST-LAST` (inclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct UdpPorts {
+    pub first: u16,
+    pub last: u16,
+}
+
+impl std::str::FromStr for UdpPorts {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let port = |p: &str| {
+            p.trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|&p| p > 0)
+                .ok_or_else(|| format!("`{p}` is not a UDP port (1–65535)"))
+        };
+        let (first, last) = match s.split_once('-') {
+            Some((a, b)) => (port(a)?, port(b)?),
+            None => (port(s)?, port(s)?),
+        };
+        if first > last {
+            return Err(format!("`{s}`: the first port is above the last"));
+        }
+        Ok(UdpPorts { first, last })
+    }
 }
 
 impl Default for WebrtcConfig {
@@ -525,6 +559,8 @@ impl Default for WebrtcConfig {
             tls_key: None,
             token: None,
             max_viewers: 4,
+            udp_ports: None,
+            announce_ip: None,
         }
     }
 }

@@ -526,6 +526,21 @@ fn read_webrtc(c: &mut Checker, n: &Node, k: &str) -> Option<WebrtcConfig> {
     m.set_opt(c, "tls_key", &mut w.tls_key, |c, n, k| {
         c.string(n, k).map(PathBuf::from)
     });
+    m.set_opt(c, "udp_ports", &mut w.udp_ports, |c, n, k| c.parsed(n, k));
+    m.set_opt(c, "announce_ip", &mut w.announce_ip, |c, n, k| {
+        let s = c.string(n, k)?;
+        match s.parse::<std::net::IpAddr>() {
+            Ok(ip) if !ip.is_unspecified() => Some(ip),
+            _ => {
+                c.problem(
+                    n.line,
+                    k,
+                    format!("`{s}` is not an IP address viewers can send to (e.g. 192.168.1.20)"),
+                );
+                None
+            }
+        }
+    });
     m.set_opt(c, "token", &mut w.token, |c, n, k| {
         let t = c.string(n, k)?;
         if t.is_empty() || !t.bytes().all(|b| b.is_ascii_graphic()) {
@@ -550,6 +565,8 @@ fn read_webrtc(c: &mut Checker, n: &Node, k: &str) -> Option<WebrtcConfig> {
             "tls_key",
             "token",
             limits::MAX_VIEWERS.key,
+            "udp_ports",
+            "announce_ip",
         ],
     );
     if w.tls_cert.is_some() != w.tls_key.is_some() {

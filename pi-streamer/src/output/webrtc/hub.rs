@@ -159,7 +159,12 @@ impl whep::Sessions for HubSessions {
         }
         // Start the estimator where the configured bitrate is its target.
         let initial = hub.feedback.initial_estimate();
-        let (pending, answer) = viewer::accept_offer(offer, local_ip, initial)
+        let w = &hub.cfg.transport.webrtc;
+        let media = viewer::MediaAddr {
+            udp_ports: w.udp_ports,
+            announce_ip: w.announce_ip,
+        };
+        let (pending, answer) = viewer::accept_offer(offer, local_ip, media, initial)
             .map_err(|e| CreateError::BadOffer(format!("{e:#}")))?;
         let n = hub.next_id.fetch_add(1, Ordering::Relaxed);
         // Unguessable, so that only the viewer that made the session can DELETE it.

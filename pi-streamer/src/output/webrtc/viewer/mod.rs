@@ -31,7 +31,7 @@ use str0m::media::{MediaKind, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::{Event, IceConnectionState, Input, Output, Rtc};
 
-pub use sdp::{accept_offer, Pending};
+pub use sdp::{accept_offer, MediaAddr, Pending};
 
 use super::wake::Wake;
 use crate::output::{Feedback, OutputState};
@@ -84,6 +84,8 @@ pub struct Viewer {
     pub id: String,
     rtc: Rtc,
     socket: UdpSocket,
+    /// The address the viewer sends to (the announced candidate; the socket's own by default).
+    candidate: std::net::SocketAddr,
     frames: crossbeam_channel::Receiver<Arc<EncodedFrame>>,
     wake: Arc<Wake>,
     feedback: Arc<Feedback>,
@@ -115,6 +117,7 @@ impl Viewer {
             id,
             rtc: pending.rtc,
             socket: pending.socket,
+            candidate: pending.candidate,
             frames,
             wake,
             feedback,
@@ -147,7 +150,8 @@ impl Viewer {
     }
 
     fn drive(&mut self) -> Result<String> {
-        let local = self.socket.local_addr()?;
+        // str0m matches a datagram to the candidate it was sent to: the announced address.
+        let local = self.candidate;
         let mut buf = vec![0u8; 2048];
         // ICE must complete within 10 s of the answer, or the viewer never came.
         let ice_deadline = Instant::now() + Duration::from_secs(10);

@@ -12,16 +12,51 @@ use str0m::media::{Mid, Pt};
 use str0m::rtp::Extension;
 use str0m::{Candidate, Rtc, RtcConfig};
 
+use crate::config::UdpPorts;
+
 /// A session accepted by WHEP, not yet running.
 pub struct Pending {
     pub rtc: Rtc,
     pub socket: UdpSocket,
+    /// The address the viewer was told to send to (the host candidate): the socket's own, or
+    /// the announced IP with its port.
+    pub candidate: SocketAddr,
 }
 
-/// Builds the peer connection for an offer: ICE lite with one host candidate on `local_ip`,
-/// H.264 only, TWCC bandwidth estimation, Chrome's playout-delay extension (asked to be 0, so
-/// the browser renders frames as soon as they are decoded).
-pub fn accept_offer(offer: &str, local_ip: IpAddr, initial_bps: u64) -> Result<(Pending, String)> {
+/// Where viewers' media goes (`transport.webrtc.udp_ports`, `announce_ip`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MediaAddr {
+    pub udp_ports: Option<UdpPorts>,
+    pub announce_ip: Option<IpAddr>,
+}
+
+/// A UDP socket on `ip`: any free port, or the first free one of `ports`.
+fn bind_media(ip: IpAddr, ports: Option<UdpPorts>) -> Result<UdpSocket> {
+    let Some(r) = ports else {
+        return UdpSocket::bind(SocketAddr::new(ip, 0))
+            .with_context(|| format!("binding a UDP port on {ip}"));
+    };
+    for port in r.first..=r.last {
+        if let Ok(s) = UdpSocket::bind(SocketAddr::new(ip, port)) {
+            return Ok(s);
+        }
+    }
+    bail!(
+        "every UDP port of {}-{} on {ip} is taken (transport.webrtc.udp_ports)",
+        r.first,
+        r.last
+    )
+}
+
+/// Builds the peer connection for an offer: ICE lite with one host candidate on `local_ip`
+/// (or the announced IP), H.264 only, TWCC bandwidth estimation, Chrome's playout-delay
+/// extension (asked to be 0, so the browser renders frames as soon as they are decoded).
+pub fn accept_offer(
+    offer: &str,
+    local_ip: IpAddr,
+    media: MediaAddr,
+    initial_bps: u64,
+) -> Result<(Pending, String)> {
     let offer = SdpOffer::from_sdp_string(offer).context("unparsable SDP")?;
     let mut rtc = RtcConfig::new()
         .set_ice_lite(true)
@@ -31,10 +66,10 @@ pub fn accept_offer(offer: &str, local_ip: IpAddr, initial_bps: u64) -> Result<(
         .set_stats_interval(Some(Duration::from_secs(1)))
         .set_extension(6, Extension::PlayoutDelay)
         .build(Instant::now());
-    let socket = UdpSocket::bind(SocketAddr::new(local_ip, 0))
-        .with_context(|| format!("binding a UDP port on {local_ip}"))?;
-    let addr = socket.local_addr()?;
-    rtc.add_local_candidate(Candidate::host(addr, "udp").context("host candidate")?);
+    let socket = bind_media(local_ip, media.udp_ports)?;
+    let port = socket.local_addr()?.port();
+    let candidate = SocketAddr::new(media.announce_ip.unwrap_or(local_ip), port);
+    rtc.add_local_candidate(Candidate::host(candidate, "udp").context("host candidate")?);
     let answer = rtc
         .sdp_api()
         .accept_offer(offer)
@@ -43,7 +78,14 @@ pub fn accept_offer(offer: &str, local_ip: IpAddr, initial_bps: u64) -> Result<(
     if sdp.matches("m=video").count() == 0 {
         bail!("the offer has no video m-line to receive");
     }
-    Ok((Pending { rtc, socket }, sdp))
+    Ok((
+        Pending {
+            rtc,
+            socket,
+            candidate,
+        },
+        sdp,
+    ))
 }
 
 /// The payload type to send `mid`'s H.264 with: constrained baseline if offered.
@@ -75,8 +117,13 @@ mod tests {
 
     #[test]
     fn answers_a_chromium_offer_with_two_sendonly_h264_tracks() {
-        let (pending, answer) =
-            accept_offer(CHROMIUM_OFFER, "127.0.0.1".parse().unwrap(), 16_000_000).unwrap();
+        let (pending, answer) = accept_offer(
+            CHROMIUM_OFFER,
+            "127.0.0.1".parse().unwrap(),
+            MediaAddr::default(),
+            16_000_000,
+        )
+        .unwrap();
         let port = pending.socket.local_addr().unwrap().port();
         let mlines: Vec<&str> = answer.lines().filter(|l| l.starts_with("m=")).collect();
         assert_eq!(mlines.len(), 3, "{answer}");
@@ -102,9 +149,54 @@ mod tests {
     }
 
     #[test]
+    fn media_goes_to_a_port_of_the_range_and_the_announced_ip() {
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        // A free range of three ports: take the first (held), then the second is given out.
+        let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let first = probe.local_addr().unwrap().port();
+        drop(probe);
+        let ports = Some(UdpPorts {
+            first,
+            last: first.saturating_add(2),
+        });
+        let media = MediaAddr {
+            udp_ports: ports,
+            announce_ip: Some("127.0.0.2".parse().unwrap()),
+        };
+        let (a, answer) = accept_offer(CHROMIUM_OFFER, ip, media, 1_000_000).unwrap();
+        let port = a.socket.local_addr().unwrap().port();
+        assert!((first..=first + 2).contains(&port));
+        assert_eq!(
+            a.candidate,
+            SocketAddr::new("127.0.0.2".parse().unwrap(), port)
+        );
+        assert!(
+            answer.contains(&format!("127.0.0.2 {port} typ host")),
+            "{answer}"
+        );
+        assert!(
+            !answer.contains("127.0.0.1 "),
+            "the local address is not announced"
+        );
+        let (b, _) = accept_offer(CHROMIUM_OFFER, ip, media, 1_000_000).unwrap();
+        assert_ne!(b.socket.local_addr().unwrap().port(), port);
+        // A range with every port taken is a clear error.
+        let held = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let p = held.local_addr().unwrap().port();
+        let full = MediaAddr {
+            udp_ports: Some(UdpPorts { first: p, last: p }),
+            announce_ip: None,
+        };
+        let e = accept_offer(CHROMIUM_OFFER, ip, full, 1).err().unwrap();
+        assert!(format!("{e:#}").contains("udp_ports"), "{e:#}");
+    }
+
+    #[test]
     fn refuses_offers_it_cannot_serve() {
         let ip = "127.0.0.1".parse().unwrap();
-        let e = accept_offer("hello", ip, 1).err().unwrap();
+        let e = accept_offer("hello", ip, MediaAddr::default(), 1)
+            .err()
+            .unwrap();
         assert!(format!("{e:#}").contains("unparsable SDP"), "{e:#}");
         // Audio only: nothing to send.
         let audio: String = CHROMIUM_OFFER
@@ -120,6 +212,6 @@ mod tests {
             })
             .collect();
         let audio = audio.replace("a=group:BUNDLE 0 1 2", "a=group:BUNDLE 2");
-        assert!(accept_offer(&audio, ip, 1).is_err());
+        assert!(accept_offer(&audio, ip, MediaAddr::default(), 1).is_err());
     }
 }
