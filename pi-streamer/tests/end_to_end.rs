@@ -587,6 +587,15 @@ fn streamer_and_headless_client_as_two_processes() {
             && text.contains("output=\"quic 127.0.0.1:"),
         "{text}"
     );
+    // Every frame's latency per stage as a Prometheus histogram (cumulative buckets).
+    assert!(
+        text.contains(
+            "# TYPE binoc_streamer_receiver_eyes_latency_histogram_ms_capture_to_decoded histogram"
+        ) && text.contains(
+            "binoc_streamer_receiver_eyes_latency_histogram_ms_network_bucket{le=\"+Inf\""
+        ),
+        "{text}"
+    );
     let text = seen_client.expect("the headset's metrics showed decoded frames on both eyes");
     assert!(
         text.contains("binoc_headset_eyes_latency_ms_p50{eye=\"right\"}"),
@@ -617,6 +626,20 @@ fn streamer_and_headless_client_as_two_processes() {
             "the client computes latency with the announced clock"
         );
     }
+    // The streamer told the headset its view of the link (for the HUD): the estimate and the
+    // encoders' bitrate (2 s of stats at 2 per second).
+    let link = &creport["link"];
+    assert!(link["estimate_bps"].as_u64().unwrap_or(0) > 0, "{creport}");
+    assert_eq!(
+        link["target_bps"].as_array().map(|t| t.len()),
+        Some(2),
+        "{link}"
+    );
+    assert!(
+        report["link"]["rtt_ms"].as_f64().unwrap_or(0.0) > 0.0,
+        "the QUIC path's RTT is reported: {}",
+        report["link"]
+    );
 }
 
 /// Options that would be silently ignored are usage errors (exit 2), named in one line.
