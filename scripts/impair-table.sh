@@ -5,7 +5,8 @@
 # requests, frames dropped at the deadline, the longest gap between decoded pictures (the
 # headset's), parity overhead and frames repaired, and what the relay did.
 # Usage: scripts/impair-table.sh [SECONDS]; STREAMER_ARGS="--fec off" (say) is passed to every
-# streamer run, ROWS=1 skips the clean row.
+# streamer run, ROWS=1 skips the clean row, PLOTS=DIR writes each row's latency-over-time PNG
+# there (scripts/plot-timeline.sh, from the streamer's --timeline).
 set -eu
 cd "$(dirname "$0")/.."
 secs="${1:-20}"
@@ -24,12 +25,18 @@ row() {
   relay=$!
   sleep 0.5
   $bin/pi-streamer --peer 127.0.0.1:$((port + 1)) --size 1280x720 --fps 60 --frames "$frames" \
-    ${STREAMER_ARGS:-} --report json >"$out/streamer.json" 2>"$out/streamer.log" || true
+    --timeline "$out/timeline.csv" ${STREAMER_ARGS:-} --report json \
+    >"$out/streamer.json" 2>"$out/streamer.log" || true
   kill -INT $relay 2>/dev/null || true; wait $relay || true
   wait $client || true
   # Each row's logs stay for a look (KEEP_LOGS=1 keeps the directory).
   mkdir -p "$out/$(echo "$name" | tr -c 'a-zA-Z0-9\n' '_')"
-  cp "$out"/*.log "$out"/*.json "$out/$(echo "$name" | tr -c 'a-zA-Z0-9\n' '_')/" 2>/dev/null || true
+  slug=$(echo "$name" | tr -c 'a-zA-Z0-9\n' '_')
+  cp "$out"/*.log "$out"/*.json "$out"/timeline.csv "$out/$slug/" 2>/dev/null || true
+  if [ -n "${PLOTS:-}" ]; then
+    mkdir -p "$PLOTS"
+    scripts/plot-timeline.sh "$out/timeline.csv" "$PLOTS/quic-$slug.png" "headset (QUIC), $name" >/dev/null || true
+  fi
   python3 - "$name" "$out" <<'PY'
 import json, sys
 name, out = sys.argv[1], sys.argv[2]
