@@ -52,9 +52,59 @@ impl Budget {
     }
 }
 
+/// What the transport's own send queue holds (its pacer, e.g. str0m's): bytes queued, how long
+/// the oldest has waited, and the rate it drains at (bit/s).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QueueState {
+    pub bytes: u64,
+    pub oldest_wait_ns: Nanos,
+    pub drain_bps: u64,
+}
+
+/// Whether a frame captured `age_ns` ago may join the transport's queue: it must be able to
+/// leave (behind what is queued, at the drain rate) before `deadline_ns` after capture, and the
+/// queue's oldest packet must not already be that late. The budget ([`Budget`]) models the
+/// queue from the estimate; this reads the real one, which matters when the estimate falls
+/// (a blackout, a cap): what was queued at the old rate then drains at the new one, and
+/// frames added behind it would be seconds late.
+pub fn queue_admits(q: QueueState, age_ns: Nanos, deadline_ns: Nanos) -> bool {
+    if q.oldest_wait_ns > deadline_ns {
+        return false;
+    }
+    if q.bytes == 0 {
+        return true;
+    }
+    if q.drain_bps == 0 {
+        return false;
+    }
+    let drain_ns = (q.bytes as f64 * 8.0 / q.drain_bps as f64 * 1e9).min(u64::MAX as f64) as u64;
+    age_ns.saturating_add(drain_ns) <= deadline_ns
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_frame_joins_the_transport_queue_only_if_it_can_leave_in_time() {
+        const MS: u64 = 1_000_000;
+        let q = |bytes: u64, oldest_ms: u64, mbps: u64| QueueState {
+            bytes,
+            oldest_wait_ns: oldest_ms * MS,
+            drain_bps: mbps * 1_000_000,
+        };
+        // Empty queue: a fresh frame goes.
+        assert!(queue_admits(q(0, 0, 10), 5 * MS, 50 * MS));
+        // 25 kB at 10 Mbit/s drain in 20 ms: a 10 ms old frame leaves at 30 ms, in time.
+        assert!(queue_admits(q(25_000, 5, 10), 10 * MS, 50 * MS));
+        // The estimate fell to 1 Mbit/s: the same queue takes 200 ms.
+        assert!(!queue_admits(q(25_000, 5, 1), 10 * MS, 50 * MS));
+        // The oldest queued packet is already past the deadline.
+        assert!(!queue_admits(q(100, 60, 100), 0, 50 * MS));
+        // No drain rate with bytes queued; absurd numbers do not overflow.
+        assert!(!queue_admits(q(1, 0, 0), 0, 50 * MS));
+        assert!(!queue_admits(q(u64::MAX, 0, 1), u64::MAX, 50 * MS));
+    }
 
     #[test]
     fn budget_drops_frames_only_when_the_receiver_is_behind() {

@@ -70,6 +70,9 @@ pub struct ViewerCounters {
     pub skipped_waiting_idr: [u64; 2],
     /// Frames dropped because the viewer's link could not take them (its own send budget).
     pub over_budget: [u64; 2],
+    /// Frames not handed to str0m because its send queue could not get them out before their
+    /// deadline (the estimate fell with data queued: a blackout, a cap).
+    pub over_queue: [u64; 2],
     pub malformed_messages: u64,
     /// Pixel codes the page read from the frame next to the marker's (see `on_message`).
     pub code_read_race: [u64; 2],

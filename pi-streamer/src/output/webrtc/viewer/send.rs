@@ -2,13 +2,16 @@
 //! ([`ReferenceChain`]: after a gap — this viewer's queue overflowed, or the pipeline dropped
 //! a frame — only a keyframe goes, and one is asked for, at most every 200 ms per eye, so a
 //! struggling viewer cannot fill every viewer's stream with IDRs); the frame deadline; the
-//! viewer's own [`shared_proto::rules::budget::Budget`]; then str0m's writer.
+//! viewer's own [`shared_proto::rules::budget::Budget`]; str0m's real send queue (a frame
+//! joins it only if it can leave before its deadline: [`budget::queue_admits`]); then str0m's
+//! writer.
 
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use binoc_net::os_clock::monotonic_ns;
 use shared_proto::browser;
+use shared_proto::rules::budget::{self, QueueState};
 use shared_proto::rules::ledger::FrameKey;
 use shared_proto::wire::KeyframeReason;
 use shared_proto::Eye;
@@ -35,6 +38,31 @@ impl Viewer {
         self.request(eye, r);
     }
 
+    /// str0m's send queue now (both eyes' streams share its pacer), draining at its pacing
+    /// rate: the estimate × 1.1.
+    fn send_queue(&mut self) -> QueueState {
+        let now = Instant::now();
+        let mut q = QueueState {
+            bytes: 0,
+            oldest_wait_ns: 0,
+            drain_bps: (self.counters.last_estimate_bps.unwrap_or(u64::MAX / 2) as f64 * 1.1)
+                as u64,
+        };
+        let mids: Vec<_> = self.tracks.iter().filter_map(|t| t.mid).collect();
+        let mut api = self.rtc.direct_api();
+        for mid in mids {
+            let Some(info) = api.stream_tx_by_mid(mid, None).and_then(|s| s.queue_info()) else {
+                continue;
+            };
+            q.bytes += info.byte_size() as u64;
+            if let Some(first) = info.first_unsent() {
+                let wait = now.saturating_duration_since(first).as_nanos() as u64;
+                q.oldest_wait_ns = q.oldest_wait_ns.max(wait);
+            }
+        }
+        q
+    }
+
     pub(super) fn send_frame(&mut self, f: &EncodedFrame) -> Result<()> {
         let i = f.eye.index();
         if !self.connected {
@@ -57,6 +85,12 @@ impl Viewer {
         }
         if !self.budget.admit(now_ns, f.data.len()) {
             self.counters.over_budget[i] += 1;
+            self.wait_for_idr(f.eye, now_ns);
+            return Ok(());
+        }
+        let age = now_ns.saturating_sub(f.timing.capture_ns);
+        if !budget::queue_admits(self.send_queue(), age, self.deadline_ns) {
+            self.counters.over_queue[i] += 1;
             self.wait_for_idr(f.eye, now_ns);
             return Ok(());
         }
