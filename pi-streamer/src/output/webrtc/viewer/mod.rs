@@ -101,6 +101,7 @@ pub struct Viewer {
     pings: PingSchedule,
     budget: Budget,
     connected: bool,
+    start_bps: u64,
     deadline_ns: u64,
     next_stats: Instant,
 }
@@ -131,8 +132,14 @@ impl Viewer {
             channel: None,
             sync: ClockSync::new(ClockSyncConfig::default()),
             pings: PingSchedule::new(),
-            budget: Budget::new(monotonic_ns()),
+            budget: {
+                let now = monotonic_ns();
+                let mut b = Budget::new(now);
+                b.set_rate(now, pending.start_bps);
+                b
+            },
             connected: false,
+            start_bps: pending.start_bps,
             deadline_ns,
             next_stats: Instant::now(),
         })
@@ -243,6 +250,10 @@ impl Viewer {
             Event::Connected => {
                 self.connected = true;
                 tracing::info!(viewer = %self.id, "connected");
+                // The encoders start where the estimator does, until its first estimate.
+                if self.counters.last_estimate_bps.is_none() {
+                    self.feedback.estimate(&self.id, Some(self.start_bps));
+                }
                 for (eye, t) in Eye::BOTH.iter().zip(&mut self.tracks) {
                     t.chain.restart();
                     self.feedback.request_keyframe(*eye);
