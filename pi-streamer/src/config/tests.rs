@@ -305,6 +305,46 @@ fn webrtc_section_is_checked_key_by_key() {
 }
 
 #[test]
+fn webrtc_media_ports_and_announced_ip() {
+    let c = StreamerConfig::from_yaml(
+        "transport:\n  webrtc:\n    udp_ports: \"50000-50010\"\n    announce_ip: 192.168.1.20\n",
+        "t.yaml",
+    )
+    .unwrap();
+    let w = &c.transport.webrtc;
+    assert_eq!(
+        w.udp_ports,
+        Some(UdpPorts {
+            first: 50000,
+            last: 50010
+        })
+    );
+    assert_eq!(w.announce_ip, Some("192.168.1.20".parse().unwrap()));
+    let one =
+        StreamerConfig::from_yaml("transport:\n  webrtc:\n    udp_ports: 8189\n", "t").unwrap();
+    assert_eq!(
+        one.transport.webrtc.udp_ports,
+        Some(UdpPorts {
+            first: 8189,
+            last: 8189
+        })
+    );
+    for (bad, why) in [
+        ("udp_ports: \"9-3\"", "above the last"),
+        ("udp_ports: \"0-10\"", "not a UDP port"),
+        ("udp_ports: \"1-70000\"", "not a UDP port"),
+        (
+            "announce_ip: 0.0.0.0",
+            "not an IP address viewers can send to",
+        ),
+        ("announce_ip: pi.local", "not an IP address"),
+    ] {
+        let e = err(&format!("transport:\n  webrtc:\n    {bad}\n"));
+        assert!(e.contains(why) && e.contains("t.yaml:3:"), "{bad}: {e}");
+    }
+}
+
+#[test]
 fn transport_kind_is_one_name_or_a_list() {
     let c = StreamerConfig::from_yaml("transport:\n  kind: [webrtc, quic]\n", "t").unwrap();
     assert_eq!(
