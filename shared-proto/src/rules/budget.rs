@@ -38,6 +38,13 @@ impl Budget {
         self.last = self.last.max(now);
     }
 
+    /// Charges a frame of `bytes` that goes whatever the budget says (a keyframe a receiver
+    /// waits for, into an empty transport queue).
+    pub fn charge(&mut self, now: Nanos, bytes: usize) {
+        self.drain(now);
+        self.debt_bytes += bytes as f64;
+    }
+
     /// Whether a frame of `bytes` may go now; if so it is charged. With no estimate yet,
     /// everything goes.
     pub fn admit(&mut self, now: Nanos, bytes: usize) -> bool {
@@ -127,6 +134,15 @@ mod tests {
             sent += u32::from(b.admit(ms(6000 + 50 * k), 100_000));
         }
         assert!((45..=55).contains(&sent), "{sent}");
+    }
+
+    #[test]
+    fn a_frame_charged_past_the_budget_holds_back_the_next() {
+        let mut b = Budget::new(0);
+        b.set_rate(0, 8_000_000); // 1 MB/s: the budget holds 100 kB
+        b.charge(0, 300_000); // a keyframe that goes anyway
+        assert!(!b.admit(100_000_000, 10), "200 kB still to drain");
+        assert!(b.admit(250_000_000, 10), "down to 50 kB");
     }
 
     #[test]
