@@ -9,6 +9,7 @@
 # there (scripts/plot-timeline.sh, from the streamer's --timeline).
 set -eu
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 secs="${1:-20}"
 cargo build --release --locked -q -p pi-streamer -p quest-client
 bin=target/release
@@ -70,12 +71,5 @@ print(f"{name:<34} decoded {e['left']['decoded']}/{e['left']['captured']} {e['ri
       f"  relay lost {th.get('lost_random', 0)}+{th.get('lost_blackout', 0)}+{th.get('lost_queue', 0)} of {th.get('entered', 0)}")
 PY
 }
-[ -n "${ROWS:-}" ] || row "clean"
-row "20 ms delay" --delay-ms 20
-row "2 % loss" --loss-pct 2
-row "20±5 ms jitter, reordered" --delay-ms 20 --jitter-ms 5 --reorder
-row "2 % loss + 20±5 ms jitter" --loss-pct 2 --delay-ms 20 --jitter-ms 5
-row "bursty 2 % (mean burst 5)" --loss-pct 2 --burst 5
-row "6 Mbit/s cap" --rate-mbps 6
-row "500 ms blackout at 5 s" --blackout 5,500
+impair_rows
 if [ -n "${KEEP_LOGS:-}" ]; then echo "logs: $out"; else rm -rf "$out"; fi

@@ -9,6 +9,7 @@
 # PLOTS=DIR writes each row's latency-over-time PNG there.
 set -eu
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 secs="${1:-20}"
 scripts/setup.sh --browser
 cargo build --release --locked -q -p pi-streamer
@@ -31,12 +32,7 @@ YAML
     --size 1280x720 --fps 60 --timeline "$out/timeline.csv" --report json \
     >"$out/streamer.json" 2>"$out/streamer.log" &
   pid=$!
-  url=""
-  for _ in $(seq 100); do
-    url=$(grep -o 'serving https://[^ ]*' "$out/streamer.log" | head -n1 | cut -d' ' -f2) || true
-    [ -n "$url" ] && break
-    sleep 0.1
-  done
+  url=$(serving_url "$out/streamer.log")
   [ -n "$url" ] || { cat "$out/streamer.log"; kill $pid $relay; exit 1; }
   (cd pi-streamer/tests/browser && node view.mjs "$url" --min-decoded 1 --hold-s "$secs" \
     --timeout-s 30 >"$out/view.json" 2>"$out/view.log") || true
@@ -75,12 +71,5 @@ print(f"{name:<34} decoded {dec[0]}/{sent[0]} {dec[1]}/{sent[1]}"
       f"  relay lost {back.get('lost_random', 0)}+{back.get('lost_blackout', 0)}+{back.get('lost_queue', 0)} of {back.get('entered', 0)}")
 PY
 }
-[ -n "${ROWS:-}" ] || row "clean"
-row "20 ms delay" --delay-ms 20
-row "2 % loss" --loss-pct 2
-row "20±5 ms jitter, reordered" --delay-ms 20 --jitter-ms 5 --reorder
-row "2 % loss + 20±5 ms jitter" --loss-pct 2 --delay-ms 20 --jitter-ms 5
-row "bursty 2 % (mean burst 5)" --loss-pct 2 --burst 5
-row "6 Mbit/s cap" --rate-mbps 6
-row "500 ms blackout at 5 s" --blackout 5,500
+impair_rows
 if [ -n "${KEEP_LOGS:-}" ]; then echo "logs: $out"; else rm -rf "$out"; fi

@@ -7,6 +7,7 @@
 #   e.g. scripts/webrtc-latency.sh 20 --size 1280x720 --fps 60
 set -eu
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 hold="${1:-20}"
 [ $# -gt 0 ] && shift
 scripts/setup.sh --browser
@@ -14,12 +15,7 @@ cargo build --release --locked -q -p pi-streamer
 log=$(mktemp)
 target/release/pi-streamer --transport webrtc --listen 127.0.0.1:0 "$@" 2>"$log" &
 pid=$!
-url=""
-for _ in $(seq 100); do
-  url=$(grep -o 'serving https://[^ ]*' "$log" | head -n1 | cut -d' ' -f2) || true
-  [ -n "$url" ] && break
-  sleep 0.1
-done
+url=$(serving_url "$log")
 [ -n "$url" ] || { cat "$log"; kill $pid; exit 1; }
 (cd pi-streamer/tests/browser && node view.mjs "$url" --hold-s "$hold" --timeout-s 60 >/dev/null)
 kill -INT $pid

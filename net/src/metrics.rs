@@ -7,7 +7,6 @@
 //! the counters and summaries the final report prints, with no second list of fields to keep
 //! in step. Under `left`/`right` the path turns into an `eye` label.
 //!
-//! The server answers only `GET /metrics` (404 otherwise), reads headers within 5 s, ends any
 //! An object shaped as `shared_proto::latency::LatencyHistogram` (`le_ms`, `counts`, `sum_ms`,
 //! `count`) becomes a histogram (`_bucket{le=…}`, `_sum`, `_count`, in milliseconds) instead:
 //! every frame's latency per stage, for quantiles over any window in Prometheus.
@@ -100,16 +99,15 @@ pub fn flatten(
                 .or_default()
                 .push((labels.to_vec(), f64::from(u8::from(*b))));
         }
-        serde_json::Value::Object(map) if as_histogram(map).is_some() => {
+        serde_json::Value::Object(map) => {
             if let Some(h) = as_histogram(map) {
                 families
                     .histograms
                     .entry(prefix.to_string())
                     .or_default()
                     .push((labels.to_vec(), h));
+                return;
             }
-        }
-        serde_json::Value::Object(map) => {
             for (k, v) in map {
                 if k == "left" || k == "right" {
                     let mut l = labels.to_vec();

@@ -66,11 +66,12 @@ pub fn accept_offer(
     initial_bps: u64,
 ) -> Result<(Pending, String)> {
     let offer = SdpOffer::from_sdp_string(offer).context("unparsable SDP")?;
+    let start_bps = initial_bps.min(START_BPS);
     let mut rtc = RtcConfig::new()
         .set_ice_lite(true)
         .clear_codecs()
         .enable_h264(true)
-        .enable_bwe(Some(Bitrate::bps(initial_bps.min(START_BPS))))
+        .enable_bwe(Some(Bitrate::bps(start_bps)))
         .set_stats_interval(Some(Duration::from_secs(1)))
         .set_extension(6, Extension::PlayoutDelay)
         .build(Instant::now());
@@ -96,7 +97,7 @@ pub fn accept_offer(
             rtc,
             socket,
             candidate,
-            start_bps: initial_bps.min(START_BPS),
+            start_bps,
         },
         sdp,
     ))
