@@ -2,14 +2,18 @@
 //! Debian's chromium (headless, driven by playwright-core through `tests/browser/view.mjs`)
 //! opens it as two viewers at once, each decodes both tracks, and the pixel code read from
 //! each `<video>` names the eye it is shown as. The streamer's report then has both viewers'
-//! markers, with glass-to-glass, and no wrong-eye frame.
+//! markers, with glass-to-glass, and no wrong-eye frame. A page whose streamer is stopped
+//! and started again on the same address reconnects by itself.
 //!
 //! Needs `chromium`, `node` and `tests/browser/node_modules`: `scripts/setup.sh --browser`
 //! (which `scripts/test.sh` runs) installs them.
 
 use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, UdpSocket};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -27,76 +31,133 @@ fn check_prerequisites() {
     );
 }
 
-/// Runs the streamer (640x360 at 30 fps) and `view.mjs URL view_args…` against it, stops the
-/// streamer with SIGINT; returns what the page saw, the streamer's JSON report and its log.
+/// The streamer (640x360 at 30 fps) serving browsers, its log read as it comes.
+struct Streamer {
+    child: Option<Child>,
+    log: Option<JoinHandle<String>>,
+    /// Where it serves the page: `https://…/`.
+    url: String,
+}
+
+impl Streamer {
+    /// Starts the streamer on `listen` and waits until it serves. It is started again (up to
+    /// 10 times, 0.5 s apart) while it exits before serving: a fixed address may still be held
+    /// by the streamer that had it.
+    fn start(listen: &str) -> Streamer {
+        for attempt in 1.. {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_pi-streamer"))
+                .args([
+                    "--transport",
+                    "webrtc",
+                    "--listen",
+                    listen,
+                    "--size",
+                    "640x360",
+                    "--fps",
+                    "30",
+                    "--bitrate-mbps",
+                    "2",
+                    // Correctness, on a machine that may be busy: late frames still count.
+                    "--max-latency-ms",
+                    "2000",
+                    "--report",
+                    "json",
+                ])
+                .env(
+                    "RUST_LOG",
+                    "info,str0m=warn,pi_streamer::output::webrtc::viewer=debug",
+                )
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("starting pi-streamer");
+            let stderr = child.stderr.take().unwrap();
+            let (tx, rx) = mpsc::channel();
+            let log = std::thread::spawn(move || {
+                let mut all = String::new();
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if let Some(i) = line.find("serving https://") {
+                        let url = line[i + "serving ".len()..]
+                            .split_whitespace()
+                            .next()
+                            .unwrap_or("")
+                            .to_string();
+                        let _ = tx.send(url);
+                    }
+                    all.push_str(&line);
+                    all.push('\n');
+                }
+                all
+            });
+            match rx.recv_timeout(Duration::from_secs(30)) {
+                Ok(url) => {
+                    return Streamer {
+                        child: Some(child),
+                        log: Some(log),
+                        url,
+                    }
+                }
+                // Its stderr closed: it exited.
+                Err(RecvTimeoutError::Disconnected) if attempt < 10 => {
+                    let _ = child.wait();
+                    let log = log.join().unwrap();
+                    eprintln!("the streamer exited before serving (attempt {attempt}):\n{log}");
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                Err(e) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    let log = log.join().unwrap();
+                    panic!("the streamer says where it serves ({e:?}); its log:\n{log}");
+                }
+            }
+        }
+        unreachable!()
+    }
+
+    /// Stops the streamer with SIGINT; returns its exit status, its stdout (the JSON report)
+    /// and its log.
+    fn stop(mut self) -> (ExitStatus, Vec<u8>, String) {
+        let child = self.child.take().unwrap();
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        let done = child.wait_with_output().expect("streamer exit");
+        let log = self.log.take().unwrap().join().unwrap();
+        (done.status, done.stdout, log)
+    }
+}
+
+impl Drop for Streamer {
+    /// A failed test leaves no streamer running.
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Runs the streamer and `view.mjs URL view_args…` against it, stops the streamer with SIGINT;
+/// returns what the page saw, the streamer's JSON report and its log.
 fn run_with_browser(view_args: &[&str]) -> (Value, Value, String) {
     check_prerequisites();
-    let mut streamer = Command::new(env!("CARGO_BIN_EXE_pi-streamer"))
-        .args([
-            "--transport",
-            "webrtc",
-            "--listen",
-            "127.0.0.1:0",
-            "--size",
-            "640x360",
-            "--fps",
-            "30",
-            "--bitrate-mbps",
-            "2",
-            // Correctness, on a machine that may be busy: late frames still count.
-            "--max-latency-ms",
-            "2000",
-            "--report",
-            "json",
-        ])
-        .env(
-            "RUST_LOG",
-            "info,str0m=warn,pi_streamer::output::webrtc::viewer=debug",
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting pi-streamer");
-    let stderr = streamer.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let log = std::thread::spawn(move || {
-        let mut all = String::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(i) = line.find("serving https://") {
-                let url = line[i + "serving ".len()..]
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or("")
-                    .to_string();
-                let _ = tx.send(url);
-            }
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
-    let url = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the streamer says where it serves");
+    let streamer = Streamer::start("127.0.0.1:0");
     let out = Command::new("node")
         .current_dir(browser_dir())
-        .args(["view.mjs", &url])
+        .args(["view.mjs", &streamer.url])
         .args(view_args)
         .stderr(Stdio::inherit())
         .output()
         .expect("running node");
-    // SAFETY: signalling our own child process.
-    unsafe { libc::kill(streamer.id() as i32, libc::SIGINT) };
-    let done = streamer.wait_with_output().expect("streamer exit");
-    let log = log.join().unwrap();
+    let (status, stdout, log) = streamer.stop();
     assert!(
         out.status.success(),
         "view.mjs failed; streamer log:\n{log}"
     );
-    assert!(done.status.success(), "streamer failed:\n{log}");
+    assert!(status.success(), "streamer failed:\n{log}");
 
     let seen: Value = serde_json::from_slice(&out.stdout).expect("view.mjs JSON");
-    let report: Value = serde_json::from_slice(&done.stdout).expect("streamer JSON report");
+    let report: Value = serde_json::from_slice(&stdout).expect("streamer JSON report");
     (seen, report, log)
 }
 
@@ -216,5 +277,154 @@ fn browser_webxr_shows_each_camera_to_its_own_eye_only() {
     for eye in ["left", "right"] {
         assert_eq!(r["eyes"][eye]["wrong_eye"].as_u64(), Some(0));
         assert_eq!(r["eyes"][eye]["code_mismatch"].as_u64(), Some(0));
+    }
+}
+
+/// A loopback address whose port was free a moment ago, for TCP and UDP both.
+fn free_listen_addr() -> String {
+    for _ in 0..100 {
+        let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return format!("127.0.0.1:{port}");
+        }
+    }
+    panic!("no port free for both TCP and UDP on 127.0.0.1");
+}
+
+/// The lines a child prints, as they come (`Disconnected` once it closed its stdout).
+fn lines_of(out: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Kills a hung or failed view.mjs and fails the test with what it printed.
+fn give_up(view: &mut Child, lines: &Receiver<String>, why: String) -> ! {
+    let _ = view.kill();
+    let _ = view.wait();
+    let rest: Vec<String> =
+        std::iter::from_fn(|| lines.recv_timeout(Duration::from_secs(5)).ok()).collect();
+    panic!("view.mjs: {why}; then:\n{}", rest.join("\n"));
+}
+
+/// The page reconnects by itself: the streamer it watches is stopped (SIGINT) and, once the
+/// page says it is reconnecting, a new one is started on the same address; the page connects
+/// to it with no help, decodes its frames on the new peer connection and shows them in the
+/// same `<video>` elements, and sends markers the new streamer places.
+#[test]
+fn browser_page_reconnects_to_a_restarted_streamer() {
+    check_prerequisites();
+    let listen = free_listen_addr();
+    let first = Streamer::start(&listen);
+    let mut view = Command::new("node")
+        .current_dir(browser_dir())
+        .args(["view.mjs", &first.url, "--reconnect"])
+        .args(["--min-decoded", "30", "--timeout-s", "60"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("running node");
+    let lines = lines_of(view.stdout.take().unwrap());
+    // view.mjs times each of its waits out after 60 s and then prints its JSON at once; 90 s
+    // here only guards against a hung node.
+    let guard = Duration::from_secs(90);
+    let expect = |word: &str, view: &mut Child| match lines.recv_timeout(guard) {
+        Ok(line) if line == word => {}
+        other => give_up(view, &lines, format!("expected {word}, got {other:?}")),
+    };
+
+    // Both eyes decode; then the streamer goes away.
+    expect("READY", &mut view);
+    let (status, _, log) = first.stop();
+    assert!(status.success(), "first streamer failed:\n{log}");
+    // The page noticed and is trying again; a new streamer on the same address.
+    expect("LOST", &mut view);
+    let second = Streamer::start(&listen);
+
+    let mut json = String::new();
+    loop {
+        match lines.recv_timeout(guard) {
+            Ok(line) => {
+                json.push_str(&line);
+                json.push('\n');
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => give_up(
+                &mut view,
+                &lines,
+                format!("no JSON within {guard:?}:\n{json}"),
+            ),
+        }
+    }
+    let done = view.wait().expect("view.mjs exit");
+    let (status, stdout, log) = second.stop();
+    assert!(done.success(), "view.mjs failed; streamer log:\n{log}");
+    assert!(status.success(), "second streamer failed:\n{log}");
+    let seen: Value =
+        serde_json::from_str(&json).unwrap_or_else(|e| panic!("view.mjs JSON ({e}):\n{json}"));
+    let report: Value = serde_json::from_slice(&stdout).expect("streamer JSON report");
+
+    let v = &seen["viewers"][0];
+    assert!(v["error"].is_null(), "{}", v["error"]);
+    assert_eq!(
+        seen["back"],
+        Value::Bool(true),
+        "the page came back by itself: {seen}"
+    );
+    assert!(v["connects"].as_u64().unwrap() >= 2, "{seen}");
+    assert!(v["reconnectAttempts"].as_u64().unwrap() >= 1, "{seen}");
+    let said = v["statusLog"].as_array().unwrap();
+    assert!(
+        said.iter()
+            .any(|s| s[1].as_str().unwrap().contains("reconnecting")),
+        "the page said it was reconnecting: {said:?}"
+    );
+    // framesDecoded counts per peer connection: the first and the last connection each
+    // decoded both eyes.
+    let connections = v["connections"].as_array().unwrap();
+    let ready_id = &seen["ready"]["connection"];
+    let before = connections
+        .iter()
+        .find(|c| &c["id"] == ready_id)
+        .expect("the first connection is in the page's history");
+    let after = connections.last().unwrap();
+    assert!(
+        after["id"].as_u64().unwrap() > ready_id.as_u64().unwrap(),
+        "{connections:?}"
+    );
+    assert_eq!(after["connected"], Value::Bool(true), "{after}");
+    for eye in 0..2 {
+        for c in [before, after] {
+            assert!(c["decoded"][eye].as_u64().unwrap() > 30, "eye {eye}: {c}");
+        }
+        // The new frames are the right eye's, in the same <video> elements.
+        assert_eq!(
+            v["codes"][eye][0].as_u64(),
+            Some(eye as u64),
+            "{}",
+            v["codes"]
+        );
+    }
+    // The old connection ended on the page's side with why.
+    assert!(before["ended"].is_string(), "{before}");
+
+    // The new streamer placed the new connection's markers, and the closed page DELETEd its
+    // session (pagehide; no reconnect after it).
+    let viewers = report["viewers"].as_array().unwrap();
+    let v = viewers
+        .iter()
+        .find(|v| v["ended"].as_str().unwrap().contains("DELETE"))
+        .unwrap_or_else(|| panic!("a session ended by DELETE: {report}"));
+    for eye in ["left", "right"] {
+        let decoded = v["report"]["eyes"][eye]["decoded"].as_u64().unwrap();
+        assert!(decoded > 0, "{eye}: no marker placed; log:\n{log}");
+        assert_eq!(v["report"]["eyes"][eye]["wrong_eye"].as_u64(), Some(0));
     }
 }
