@@ -7,7 +7,7 @@ use std::sync::Arc;
 use binoc_net::os_clock::monotonic_ns;
 use shared_proto::fragment::CompletedFrame;
 use shared_proto::rules::refchain::ReferenceChain;
-use shared_proto::wire::{FrameMarker, KeyframeReason, ToStreamer};
+use shared_proto::wire::{FrameMarker, KeyframeReason, StreamInfo, ToStreamer};
 use shared_proto::{pixel_code, Eye};
 use tokio::sync::mpsc;
 
@@ -19,15 +19,19 @@ use crate::stats::Shared;
 /// Keyframe requests are repeated at most this often while the decoder waits for one.
 const KEYFRAME_RETRY_NS: u64 = 100_000_000;
 
-/// Runs until the session drops the sending end of `rx`.
+/// Runs until the session drops the sending end of `rx`. `stream`: the eye's stream as the
+/// streamer announced it (its size; whether its frames carry the pixel code).
 pub(crate) fn run(
     eye: Eye,
-    size: Option<(u16, u16)>,
+    stream: Option<StreamInfo>,
     rx: crossbeam_channel::Receiver<CompletedFrame>,
     out: mpsc::Sender<Outgoing>,
     shared: Arc<Shared>,
     sink: Arc<dyn PictureSink>,
 ) {
+    let size = stream.map(|s| (s.width, s.height));
+    // Frames without the pixel code (a real camera's picture) are not read for one.
+    let coded = stream.is_some_and(|s| s.pixel_code);
     // The decoder, opened for the sink's current surface generation.
     let open = || -> Option<(Box<dyn decode::VideoDecoder>, u64)> {
         let generation = sink.surface_generation();
@@ -118,7 +122,9 @@ pub(crate) fn run(
         } else {
             dec.decode(&frame.bitstream, &mut |p| {
                 let decoded_ns = monotonic_ns();
-                let code = pixel_code::read(p.y, p.y_stride, p.width, p.height);
+                let code = coded
+                    .then(|| pixel_code::read(p.y, p.y_stride, p.width, p.height))
+                    .flatten();
                 sink.present(eye, p, new_marker(code, decoded_ns));
                 picture = Some((code, decoded_ns));
             })
@@ -147,7 +153,7 @@ pub(crate) fn run(
                 s.counts.keyframes += 1;
             }
             match code {
-                None if to_surface => {}
+                None if to_surface || !coded => {}
                 None => s.counts.unreadable_code += 1,
                 Some((code_eye, n)) => {
                     if code_eye != eye {
@@ -268,7 +274,14 @@ mod tests {
         let (out, mut out_rx) = mpsc::channel(64);
         let thread = {
             let (sink, shared) = (sink.clone(), shared.clone());
-            std::thread::spawn(move || run(Eye::Left, Some((64, 64)), rx, out, shared, sink))
+            let stream = StreamInfo {
+                eye: Eye::Left,
+                width: 64,
+                height: 64,
+                fps_milli: 30_000,
+                pixel_code: false,
+            };
+            std::thread::spawn(move || run(Eye::Left, Some(stream), rx, out, shared, sink))
         };
         let feed = |seq: u32, frame: &(Vec<u8>, bool)| {
             tx.send(completed(seq, frame)).unwrap();

@@ -52,15 +52,15 @@ pub(crate) async fn run(
         .next()
         .await?
         .context("the streamer closed the control stream before Hello")?;
-    let sizes = match handshake::answer(first) {
+    let streams = match handshake::answer(first) {
         handshake::Answer::Accept {
             version,
-            sizes,
+            streams,
             reply,
         } => {
-            tracing::info!(version, ?sizes, "hello");
+            tracing::info!(version, ?streams, "hello");
             writer.send(&reply).await?;
-            sizes
+            streams
         }
         handshake::Answer::Refuse { reason, reply } => {
             writer.send(&reply).await?;
@@ -95,11 +95,11 @@ pub(crate) async fn run(
     for eye in Eye::BOTH {
         let (tx, rx) = crossbeam_channel::bounded::<CompletedFrame>(DECODE_QUEUE);
         let (shared, out, sink) = (shared.clone(), out_tx.clone(), sink.clone());
-        let size = sizes[eye.index()];
+        let stream = streams[eye.index()];
         decoders.push(
             std::thread::Builder::new()
                 .name(format!("decode-{eye}"))
-                .spawn(move || decoder::run(eye, size, rx, out, shared, sink))?,
+                .spawn(move || decoder::run(eye, stream, rx, out, shared, sink))?,
         );
         frame_tx.push(tx);
     }

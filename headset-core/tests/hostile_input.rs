@@ -35,6 +35,7 @@ async fn hello(conn: &quinn::Connection) -> (ControlWriter, ControlReader) {
         width: 320,
         height: 240,
         fps_milli: 30_000,
+        pixel_code: true,
     }];
     w.send(&ToHeadset::Hello {
         min_version: VERSION,

@@ -41,7 +41,12 @@ pub struct Identity {
 impl Identity {
     /// A fresh self-signed identity (lost at exit).
     pub fn generate() -> Result<Self> {
-        let ck = rcgen::generate_simple_self_signed(vec![SERVER_NAME.to_string()])?;
+        Self::generate_for(&[SERVER_NAME.to_string()])
+    }
+
+    /// A fresh self-signed identity for `names` (lost at exit).
+    pub fn generate_for(names: &[String]) -> Result<Self> {
+        let ck = rcgen::generate_simple_self_signed(names.to_vec())?;
         Ok(Identity {
             cert: ck.cert.der().clone(),
             key: PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into()),
@@ -51,6 +56,13 @@ impl Identity {
     /// Loads the identity from a PEM file (certificate + key), creating it if absent, so the
     /// fingerprint stays the same across restarts and can be pinned.
     pub fn load_or_create(path: &Path) -> Result<Self> {
+        Self::load_or_create_for(path, &[SERVER_NAME.to_string()])
+    }
+
+    /// [`Identity::load_or_create`] for a certificate valid for `names` (DNS names or IP
+    /// addresses) when it is created. The file is written owner-only (0600), complete or not
+    /// at all (written aside, then renamed), so a concurrent reader never sees half of it.
+    pub fn load_or_create_for(path: &Path, names: &[String]) -> Result<Self> {
         if path.exists() {
             let cert = CertificateDer::from_pem_file(path)
                 .with_context(|| format!("certificate in {}", path.display()))?;
@@ -58,16 +70,13 @@ impl Identity {
                 .with_context(|| format!("private key in {}", path.display()))?;
             return Ok(Identity { cert, key });
         }
-        let ck = rcgen::generate_simple_self_signed(vec![SERVER_NAME.to_string()])?;
+        let ck = rcgen::generate_simple_self_signed(names.to_vec())?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("creating {} for the identity", dir.display()))?;
         }
-        std::fs::write(
-            path,
-            format!("{}{}", ck.cert.pem(), ck.signing_key.serialize_pem()),
-        )
-        .with_context(|| format!("writing {}", path.display()))?;
+        let pem = format!("{}{}", ck.cert.pem(), ck.signing_key.serialize_pem());
+        write_private(path, pem.as_bytes())?;
         Ok(Identity {
             cert: ck.cert.der().clone(),
             key: PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into()),
@@ -76,5 +85,69 @@ impl Identity {
 
     pub fn fingerprint(&self) -> String {
         fingerprint(&self.cert)
+    }
+}
+
+/// Writes `bytes` to `path` readable by its owner only (0600 on Unix), through a temporary file
+/// in the same directory renamed into place.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    let mut f = o
+        .open(&tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Where a binoc program keeps what must survive a restart (its identities), when not told:
+/// systemd's `$STATE_DIRECTORY`, else `$XDG_STATE_HOME/binoc`, else `~/.local/state/binoc`.
+pub fn default_state_dir() -> Option<std::path::PathBuf> {
+    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+    if let Some(d) = env("STATE_DIRECTORY") {
+        // systemd may list several, colon-separated: the first is ours.
+        let first = d
+            .to_string_lossy()
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .to_string();
+        return Some(first.into());
+    }
+    if let Some(d) = env("XDG_STATE_HOME") {
+        return Some(std::path::PathBuf::from(d).join("binoc"));
+    }
+    env("HOME").map(|h| std::path::PathBuf::from(h).join(".local/state/binoc"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_created_identity_is_owner_only_and_the_same_when_loaded_again() {
+        let dir = std::env::temp_dir().join(format!("binoc-id-{}", std::process::id()));
+        let path = dir.join("sub/id.pem");
+        let a =
+            Identity::load_or_create_for(&path, &["localhost".into(), "127.0.0.1".into()]).unwrap();
+        let b = Identity::load_or_create(&path).unwrap();
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+        }
+        assert_eq!(
+            std::fs::read_dir(path.parent().unwrap()).unwrap().count(),
+            1
+        );
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

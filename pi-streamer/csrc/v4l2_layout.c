@@ -20,6 +20,8 @@ size_t binoc_v4l2_layout(int what) {
     case 11: return offsetof(struct v4l2_format, fmt);
     case 12: return offsetof(struct v4l2_pix_format_mplane, num_planes);
     case 13: return sizeof(struct v4l2_streamparm);
+    case 14: return sizeof(struct v4l2_frmsizeenum);
+    case 15: return sizeof(struct v4l2_frmivalenum);
     case 20: return VIDIOC_QUERYCAP;
     case 21: return VIDIOC_S_FMT;
     case 22: return VIDIOC_REQBUFS;
@@ -31,6 +33,8 @@ size_t binoc_v4l2_layout(int what) {
     case 28: return VIDIOC_S_CTRL;
     case 29: return VIDIOC_ENUM_FMT;
     case 30: return VIDIOC_S_PARM;
+    case 31: return VIDIOC_ENUM_FRAMESIZES;
+    case 32: return VIDIOC_ENUM_FRAMEINTERVALS;
     default: return 0;
     }
 }

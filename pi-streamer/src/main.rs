@@ -22,7 +22,7 @@ enum ReportFormat {
 }
 
 /// binoc streamer: captures both cameras, encodes each eye as its own H.264 stream and sends
-/// them to the headset over QUIC, or to browsers over WebRTC.
+/// them to the headset over QUIC, to browsers over WebRTC, or both.
 ///
 /// `pi-streamer --peer HOST:PORT` dials a listening quest-client (QUIC).
 /// `pi-streamer --transport webrtc --listen 0.0.0.0:8443` serves the WebXR viewer page at
@@ -32,7 +32,9 @@ enum ReportFormat {
 /// `pi-streamer loopback` runs streamer and a headless client in one process and prints the
 /// latency table.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about, args_conflicts_with_subcommands = true)]
+// `about` and `long_about` both come from the doc comment above (its first paragraph, and
+// all of it), so `-h` and `--help` say the same thing.
+#[command(version, args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -44,11 +46,14 @@ struct Cli {
 enum Command {
     /// Stream to a headless quest-client inside this process over 127.0.0.1 and print the
     /// latency table (per eye, and per stage).
-    Loopback(Box<RunArgs>),
+    Loopback(Box<PipelineArgs>),
     /// A bad network on a desk: relay UDP (QUIC or WebRTC) between the streamer and the
     /// headset, losing, delaying, reordering, duplicating and rate-limiting datagrams, seeded
     /// so a run can be repeated. Point the streamer's --peer at --listen.
     Impair(ImpairArgs),
+    /// The cameras this machine has (libcamera and V4L2), with their formats, sizes and
+    /// rates, and the `source:` value for each.
+    ListCameras,
     /// Validate a configuration or camera-profiles file: print the resolved profile, or every
     /// problem (one per line, with key and line) and exit non-zero.
     CheckConfig {
@@ -205,27 +210,10 @@ fn impair(args: &ImpairArgs) -> Result<()> {
     Ok(())
 }
 
+/// What the pipeline runs: configuration, source, encoder and its overrides, and the report.
+/// `loopback` takes these alone.
 #[derive(Debug, Args, Clone)]
-struct RunArgs {
-    /// HOST:PORT of a listening quest-client (overrides transport.peer).
-    #[arg(long)]
-    peer: Option<String>,
-    /// The outputs to run, comma-separated: quic (the native headset app, dialled with --peer),
-    /// webrtc (serve browsers and WebXR over WHEP), or both: quic,webrtc (overrides
-    /// transport.kind).
-    #[arg(
-        long = config::limits::TRANSPORT_KIND_FLAG,
-        value_delimiter = ',',
-        value_parser = clap::builder::TypedValueParser::map(
-            clap::builder::PossibleValuesParser::new(TransportKind::NAMES),
-            |s| s.parse::<TransportKind>().expect("a listed transport"),
-        ),
-    )]
-    transport: Option<Vec<TransportKind>>,
-    /// WebRTC: the HTTPS ADDR:PORT to serve the viewer page and WHEP on
-    /// (transport.webrtc.listen; port 0 picks a free one).
-    #[arg(long)]
-    listen: Option<std::net::SocketAddr>,
+struct PipelineArgs {
     /// YAML configuration: one profile (like config/streamer.yaml, the embedded default) or
     /// named profiles (like config/camera_profiles.yaml, with --profile).
     #[arg(long)]
@@ -233,7 +221,8 @@ struct RunArgs {
     /// The profile to run from a profiles file (default: the file's `default`).
     #[arg(long, requires = "config")]
     profile: Option<String>,
-    /// Stop after this many frames per eye (loopback default: 600).
+    /// Stop after this many frames per eye (loopback default: 600). A bounded run encodes
+    /// every frame; without it the encoders idle while nobody receives.
     #[arg(long)]
     frames: Option<u64>,
     /// Frames per second for both eyes (eyes.*.fps).
@@ -264,14 +253,46 @@ struct RunArgs {
     /// Encoder: auto, openh264, x264 or v4l2m2m (encoder.kind).
     #[arg(long, value_parser = ["auto", "openh264", "x264", "v4l2m2m"])]
     encoder: Option<String>,
-    /// SHA-256 fingerprint of the headset certificate to pin.
-    #[arg(long)]
-    peer_fingerprint: Option<String>,
+    /// Draw the eye + frame number code over the top band of both eyes, read back by the
+    /// receiver to catch a wrong eye or a stale frame: auto (on for test/y4m sources, off
+    /// over a camera's picture), on or off (eyes.*.pixel_code).
+    #[arg(long, value_parser = ["auto", "on", "off"])]
+    pixel_code: Option<String>,
     /// Forward error correction of the QUIC video datagrams: adaptive (parity sized to the loss
     /// the headset measures, none on a clean link), off, or a fixed overhead in percent of each
     /// frame's fragments, e.g. 25 (transport.fec).
     #[arg(long, value_parser = shared_proto::rules::fec::FecMode::parse)]
     fec: Option<shared_proto::rules::fec::FecMode>,
+    /// Final report format.
+    #[arg(long, value_enum, default_value = "text")]
+    report: ReportFormat,
+}
+
+/// Where the frames go (not for `loopback`, which makes its own headset).
+#[derive(Debug, Args, Clone)]
+struct OutputArgs {
+    /// HOST:PORT of a listening quest-client (overrides transport.peer).
+    #[arg(long)]
+    peer: Option<String>,
+    /// The outputs to run, comma-separated: quic (the native headset app, dialled with --peer),
+    /// webrtc (serve browsers and WebXR over WHEP), or both: quic,webrtc (overrides
+    /// transport.kind).
+    #[arg(
+        long = config::limits::TRANSPORT_KIND_FLAG,
+        value_delimiter = ',',
+        value_parser = clap::builder::TypedValueParser::map(
+            clap::builder::PossibleValuesParser::new(TransportKind::NAMES),
+            |s| s.parse::<TransportKind>().expect("a listed transport"),
+        ),
+    )]
+    transport: Option<Vec<TransportKind>>,
+    /// WebRTC: the HTTPS ADDR:PORT to serve the viewer page and WHEP on
+    /// (transport.webrtc.listen; port 0 picks a free one).
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// SHA-256 fingerprint of the headset certificate to pin.
+    #[arg(long)]
+    peer_fingerprint: Option<String>,
     /// Serve the live counters in the Prometheus text format at http://ADDR/metrics (every
     /// receiver's report so far, the encoders' counters and bitrate targets).
     #[arg(long, value_name = "ADDR:PORT")]
@@ -280,9 +301,18 @@ struct RunArgs {
     /// row per frame and receiver: for plots of latency over time, scripts/plot-timeline.sh).
     #[arg(long, value_name = "FILE")]
     timeline: Option<PathBuf>,
-    /// Final report format.
-    #[arg(long, value_enum, default_value = "text")]
-    report: ReportFormat,
+    /// Where identities that must survive a restart are kept (the browsers' HTTPS certificate)
+    /// [default: $STATE_DIRECTORY, else $XDG_STATE_HOME/binoc, else ~/.local/state/binoc].
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone)]
+struct RunArgs {
+    #[command(flatten)]
+    outputs: OutputArgs,
+    #[command(flatten)]
+    pipeline: PipelineArgs,
 }
 
 fn parse_sources(s: &str) -> Result<[SourceSpec; 2]> {
@@ -313,7 +343,7 @@ fn parse_sources(s: &str) -> Result<[SourceSpec; 2]> {
     bail!("unknown --source `{s}`: expected `test`, `y4m:LEFT.y4m,RIGHT.y4m` or `y4m-sbs:FILE.y4m`")
 }
 
-fn load_config(args: &RunArgs) -> Result<StreamerConfig> {
+fn load_config(args: &PipelineArgs, outputs: Option<&OutputArgs>) -> Result<StreamerConfig> {
     let mut cfg = match &args.config {
         Some(p) => {
             ConfigFile::load(p)?.select(args.profile.as_deref(), &p.display().to_string())?
@@ -339,14 +369,32 @@ fn load_config(args: &RunArgs) -> Result<StreamerConfig> {
     if let Some(m) = args.max_latency_ms {
         cfg.deadlines.max_latency_ms = m;
     }
-    if let Some(p) = &args.peer {
-        cfg.transport.peer = Some(p.clone());
+    if let Some(o) = outputs {
+        if let Some(p) = &o.peer {
+            cfg.transport.peer = Some(p.clone());
+        }
+        if let Some(kinds) = &o.transport {
+            cfg.transport.kinds = kinds.clone();
+        }
+        if let Some(l) = o.listen {
+            cfg.transport.webrtc.listen = l.to_string();
+        }
+        if let Some(f) = &o.peer_fingerprint {
+            cfg.transport.peer_fingerprint = Some(f.clone());
+        }
+        cfg.state_dir = o
+            .state_dir
+            .clone()
+            .or_else(binoc_net::identity::default_state_dir);
     }
-    if let Some(kinds) = &args.transport {
-        cfg.transport.kinds = kinds.clone();
-    }
-    if let Some(l) = args.listen {
-        cfg.transport.webrtc.listen = l.to_string();
+    if let Some(p) = &args.pixel_code {
+        for eye in Eye::BOTH {
+            cfg.eyes.get_mut(eye).pixel_code = match p.as_str() {
+                "on" => Some(true),
+                "off" => Some(false),
+                _ => None,
+            };
+        }
     }
     if let Some(s) = args.slice_bytes {
         cfg.encoder.slice_bytes = Some(s);
@@ -364,9 +412,6 @@ fn load_config(args: &RunArgs) -> Result<StreamerConfig> {
             "v4l2m2m" => EncoderKind::V4l2m2m,
             _ => EncoderKind::Auto,
         };
-    }
-    if let Some(f) = &args.peer_fingerprint {
-        cfg.transport.peer_fingerprint = Some(f.clone());
     }
     if let Some(f) = args.fec {
         cfg.transport.fec = f;
@@ -405,12 +450,38 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|e| explain(e).exit());
     binoc_net::logging::init();
     if let Err(e) = real_main(cli) {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// clap's parse error, with the reason an output flag does not go with `loopback` (it makes its
+/// own headset on 127.0.0.1) instead of a bare "unexpected argument".
+fn explain(e: clap::Error) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let in_loopback = std::env::args().nth(1).as_deref() == Some("loopback");
+    let arg = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(a)) if e.kind() == ErrorKind::UnknownArgument => a.clone(),
+        _ => return e,
+    };
+    let outputs = <OutputArgs as Args>::augment_args(clap::Command::new("outputs"));
+    let is_output_flag = outputs.get_arguments().any(|a| {
+        a.get_long()
+            .is_some_and(|l| arg.split('=').next() == Some(format!("--{l}").as_str()))
+    });
+    if !(in_loopback && is_output_flag) {
+        return e;
+    }
+    let flag = arg.split('=').next().unwrap_or(&arg).to_string();
+    <Cli as clap::CommandFactory>::command().error(
+        ErrorKind::ArgumentConflict,
+        format!(
+            "loopback streams to its own headset on 127.0.0.1 over QUIC: {flag} does not apply (run `pi-streamer {flag} …` without `loopback`)"
+        ),
+    )
 }
 
 fn real_main(cli: Cli) -> Result<()> {
@@ -465,27 +536,12 @@ fn real_main(cli: Cli) -> Result<()> {
             Ok(())
         }
         Some(Command::Impair(args)) => impair(&args),
+        Some(Command::ListCameras) => {
+            print!("{}", pi_streamer::source::list::describe());
+            Ok(())
+        }
         Some(Command::Loopback(args)) => {
-            // The self-test makes its own headset on 127.0.0.1: where to send is not the user's.
-            let ignored = [
-                ("--peer", args.peer.is_some()),
-                ("--transport", args.transport.is_some()),
-                ("--listen", args.listen.is_some()),
-                ("--peer-fingerprint", args.peer_fingerprint.is_some()),
-                ("--metrics", args.metrics.is_some()),
-                ("--timeline", args.timeline.is_some()),
-            ];
-            if let Some((flag, _)) = ignored.iter().find(|(_, given)| *given) {
-                <Cli as clap::CommandFactory>::command()
-                    .error(
-                        clap::error::ErrorKind::ArgumentConflict,
-                        format!(
-                            "loopback streams to its own headset on 127.0.0.1 over QUIC: {flag} does not apply (run `pi-streamer {flag} …` without `loopback`)"
-                        ),
-                    )
-                    .exit();
-            }
-            let cfg = load_config(&args)?;
+            let cfg = load_config(&args, None)?;
             let frames = args.frames.unwrap_or(600);
             if frames == 0 {
                 bail!("--frames must be at least 1");
@@ -501,7 +557,8 @@ fn real_main(cli: Cli) -> Result<()> {
 /// configured output until interrupted (or `--frames`). The headset is dialled until it
 /// answers, and again whenever it goes away, while the other outputs go on.
 fn run(args: RunArgs) -> Result<()> {
-    let cfg = load_config(&args)?;
+    let cfg = load_config(&args.pipeline, Some(&args.outputs))?;
+    let (args, outputs) = (args.pipeline, args.outputs);
     let peer = match (cfg.transport.has(TransportKind::Quic), &cfg.transport.peer) {
         (true, Some(p)) => Some(p.clone()),
         (true, None) => bail!(
@@ -514,7 +571,7 @@ fn run(args: RunArgs) -> Result<()> {
     let rt = runtime()?;
     let report = rt.block_on(async {
         let stop = stop_on_ctrl_c();
-        let timeline = match &args.timeline {
+        let timeline = match &outputs.timeline {
             Some(path) => Some(Arc::new(pi_streamer::timeline::Timeline::create(
                 path,
                 binoc_net::os_clock::monotonic_ns(),
@@ -522,7 +579,7 @@ fn run(args: RunArgs) -> Result<()> {
             None => None,
         };
         let live = Arc::new(session::Live::with_timeline(timeline));
-        let _metrics = match args.metrics {
+        let _metrics = match outputs.metrics {
             Some(addr) => {
                 let live = live.clone();
                 Some(

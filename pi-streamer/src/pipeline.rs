@@ -8,7 +8,7 @@
 //! (an encoded frame dropped anywhere forces the next frame of that eye to be an IDR). So
 //! latency cannot build up in a queue anywhere.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
@@ -110,6 +110,10 @@ pub struct EncoderCounters {
     pub captured: u64,
     /// Raw frames replaced in the capture slot because the encoder was still busy.
     pub dropped_source: u64,
+    /// Raw frames the encoder failed on.
+    pub encode_errors: u64,
+    /// Raw frames not encoded because nobody was receiving (see [`PipelineState::receiver`]).
+    pub idle: u64,
     pub encoded: u64,
     pub keyframes: u64,
     pub idr_requests: u64,
@@ -131,6 +135,23 @@ pub struct PipelineState {
     pub stop: AtomicBool,
     /// `--timeline FILE`: every decoded frame's row, written by the outputs.
     pub timeline: Option<Arc<crate::timeline::Timeline>>,
+    /// Per eye: the frames carry the pixel code (the outputs check it in the markers).
+    pub pixel_code: [bool; 2],
+    /// Receivers now (headsets connected, browser viewers), each held by a [`Receiver`].
+    receivers: AtomicUsize,
+    /// Set by a session: with no receiver the encoders idle (skip their frames), and the first
+    /// frame after is an IDR. Unset, they always encode (tests of the pipeline alone).
+    idle_without_receivers: AtomicBool,
+}
+
+/// One receiver of the encoded frames, for as long as it is held: while a session has none,
+/// its encoders do not spend the CPU (a WebRTC server with no viewer, a headset away).
+pub struct Receiver(Arc<PipelineState>);
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.0.receivers.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 #[derive(Debug, Default, Clone)]
@@ -156,7 +177,27 @@ impl PipelineState {
             stereo: Mutex::new(None),
             stop: AtomicBool::new(false),
             timeline,
+            pixel_code: Eye::BOTH.map(|e| cfg.eyes.get(e).pixel_code()),
+            receivers: AtomicUsize::new(0),
+            idle_without_receivers: AtomicBool::new(false),
         })
+    }
+
+    /// A receiver joins; the encoders work while one is held.
+    pub fn receiver(self: &Arc<Self>) -> Receiver {
+        self.receivers.fetch_add(1, Ordering::Relaxed);
+        Receiver(self.clone())
+    }
+
+    /// From now on the encoders idle while no [`Receiver`] is held.
+    pub fn idle_without_receivers(&self) {
+        self.idle_without_receivers.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the encoders should encode now.
+    pub fn wanted(&self) -> bool {
+        !self.idle_without_receivers.load(Ordering::Relaxed)
+            || self.receivers.load(Ordering::Relaxed) > 0
     }
 
     pub fn eye(&self, eye: Eye) -> std::sync::MutexGuard<'_, EncoderCounters> {
@@ -214,6 +255,13 @@ impl Pipeline {
                         let mut last_idr: Option<Nanos> = None;
                         let mut bps = 0u32;
                         while let Some(frame) = slots[eye.index()].take() {
+                            if !state.wanted() {
+                                // Nobody receives: no CPU on frames nobody sees; the first
+                                // frame for a receiver is an IDR.
+                                state.eye(eye).idle += 1;
+                                last_idr = None;
+                                continue;
+                            }
                             let want = state.target_bps[eye.index()].load(Ordering::Relaxed);
                             if want != 0 && want.abs_diff(bps) > bps / 32 {
                                 // Changes under 3 % are noise of the estimator: not worth a
@@ -232,6 +280,7 @@ impl Pipeline {
                                 Ok(p) => p,
                                 Err(e) => {
                                     tracing::error!(%eye, "encode failed: {e:#}");
+                                    state.eye(eye).encode_errors += 1;
                                     state.idr.request(eye);
                                     continue;
                                 }

@@ -13,28 +13,43 @@ use crate::pipeline::PipelineState;
 pub struct EyeReport {
     pub captured: u64,
     pub sent: u64,
-    /// Frames the headset decoded (markers received).
+    /// Frames the receiver decoded: markers received (the streamer's count, final).
     pub decoded: u64,
-    /// Captured but not decoded: `dropped_source + dropped_deadline + lost`.
+    /// Captured but not decoded, each frame under exactly one cause: `dropped_source +
+    /// dropped_encoder + dropped_handoff + dropped_queue + dropped_deadline + lost +
+    /// in_flight = captured − decoded`.
     pub dropped: u64,
     /// Raw frames replaced while the encoder was busy.
     pub dropped_source: u64,
+    /// Raw frames the encoder failed on.
+    pub dropped_encoder: u64,
+    /// Encoded frames the session's fan-out had no room for (it stalled).
+    pub dropped_handoff: u64,
     /// Encoded frames dropped from this output's queue: it was behind.
     pub dropped_queue: u64,
     /// Encoded frames dropped because they would have been late.
     pub dropped_deadline: u64,
-    /// Sent but never decoded (network loss, decoder behind, waiting for an IDR).
+    /// Sent but no marker came back: lost on the link, not decodable (waiting for an IDR),
+    /// dropped by the receiver, or its marker still on the way when the output ended. The
+    /// receiver's own split is in `receiver_last_stats`.
     pub lost: u64,
+    /// Captured, neither sent nor dropped when the output ended (in the encoder or a queue;
+    /// for an output that started mid-run, frames already in the pipeline then).
+    pub in_flight: u64,
     /// Encoded video bytes sent (parity not counted: see `fec`); its rate is the sent bitrate.
     pub bytes_sent: u64,
+    /// The frames carried the pixel code; `wrong_eye`, `code_mismatch` and `unreadable_code`
+    /// are checked only then (real cameras: off by default).
+    pub pixel_code: bool,
     pub wrong_eye: u64,
     pub code_mismatch: u64,
     pub unreadable_code: u64,
     pub keyframes: u64,
     /// Markers for frames the streamer had no record of.
     pub unmatched_markers: u64,
-    /// The client's own counters, as last reported.
-    pub client: Option<ClientStats>,
+    /// The receiver's own counters as of its last periodic report (twice a second): up to
+    /// half a second behind the streamer's `decoded` at the end, never the final count.
+    pub receiver_last_stats: Option<ClientStats>,
     /// Forward error correction (QUIC outputs; `None` when no parity was sent and the
     /// receiver measured no loss).
     pub fec: Option<FecReport>,
@@ -78,6 +93,31 @@ pub struct LinkReport {
     /// Times the estimate was cut (queueing delay or congestion loss).
     pub decreases: u64,
     pub queue_ms: f64,
+}
+
+impl EyeReport {
+    /// The drop causes that occurred, e.g. "2 source + 7 deadline + 4 lost" ("none").
+    pub fn drop_causes(&self) -> String {
+        let causes = [
+            (self.dropped_source, "source (encoder busy)"),
+            (self.dropped_encoder, "encoder error"),
+            (self.dropped_handoff, "handoff (fan-out stalled)"),
+            (self.dropped_queue, "queue (output behind)"),
+            (self.dropped_deadline, "deadline"),
+            (self.lost, "lost after sending"),
+            (self.in_flight, "in flight at the end"),
+        ];
+        let parts: Vec<String> = causes
+            .iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, what)| format!("{n} {what}"))
+            .collect();
+        if parts.is_empty() {
+            "none".into()
+        } else {
+            parts.join(" + ")
+        }
+    }
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -243,22 +283,38 @@ impl Report {
             encoded += p.encoded - since.encoded;
             frames += captured;
             let decoded = c.markers;
+            let dropped_source = p.dropped_source - since.dropped_source;
+            let dropped_encoder = p.encode_errors - since.encode_errors;
+            let dropped_handoff = p.dropped_handoff - since.dropped_handoff;
+            let lost = c.sent.saturating_sub(decoded);
+            let dropped = captured.saturating_sub(decoded);
             EyeReport {
                 captured,
                 sent: c.sent,
                 decoded,
-                dropped: captured.saturating_sub(decoded),
-                dropped_source: p.dropped_source - since.dropped_source,
+                dropped,
+                dropped_source,
+                dropped_encoder,
+                dropped_handoff,
                 dropped_queue: c.dropped_queue,
                 dropped_deadline: c.dropped_deadline,
-                lost: c.sent.saturating_sub(decoded),
+                lost,
+                in_flight: dropped.saturating_sub(
+                    dropped_source
+                        + dropped_encoder
+                        + dropped_handoff
+                        + c.dropped_queue
+                        + c.dropped_deadline
+                        + lost,
+                ),
                 bytes_sent: c.bytes_sent,
+                pixel_code: c.pixel_code,
                 wrong_eye: c.wrong_eye,
                 code_mismatch: c.code_mismatch,
                 unreadable_code: c.unreadable_code,
                 keyframes: p.keyframes - since.keyframes,
                 unmatched_markers: c.unmatched_markers,
-                client: c.client,
+                receiver_last_stats: c.client,
                 fec: fec_report(&c),
                 bitrate_mbps: rate(c.bytes_sent, c.first_send_ns, c.last_send_ns),
                 encoder_target_mbps: match pipeline.target_bps[eye.index()]
@@ -385,15 +441,24 @@ impl Report {
             String::new()
         };
         o += &format!(
-            "\nbitrate {:.2} Mbit/s (both eyes){cpu}, dropped: left {}+{}+{} right {}+{}+{} (source+queue+deadline)\n",
-            self.bitrate_mbps,
-            self.eyes.left.dropped_source,
-            self.eyes.left.dropped_queue,
-            self.eyes.left.dropped_deadline,
-            self.eyes.right.dropped_source,
-            self.eyes.right.dropped_queue,
-            self.eyes.right.dropped_deadline,
+            "\nbitrate {:.2} Mbit/s (both eyes){cpu}\n",
+            self.bitrate_mbps
         );
+        for (name, e) in [("left", &self.eyes.left), ("right", &self.eyes.right)] {
+            o += &format!("dropped {name:<5} {:>5} = {}\n", e.dropped, e.drop_causes());
+        }
+        let uncoded: Vec<&str> = [("left", &self.eyes.left), ("right", &self.eyes.right)]
+            .into_iter()
+            .filter(|(_, e)| !e.pixel_code)
+            .map(|(n, _)| n)
+            .collect();
+        if !uncoded.is_empty() {
+            o += &format!(
+                "no pixel code on {} (a camera's picture): wrong_eye is not checked; \
+                 eyes.*.pixel_code: true measures it (drawn over the top band)\n",
+                uncoded.join(" and ")
+            );
+        }
         for (name, e) in [("left", &self.eyes.left), ("right", &self.eyes.right)] {
             if let Some(f) = &e.fec {
                 o += &format!(

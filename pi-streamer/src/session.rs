@@ -163,6 +163,11 @@ pub async fn run(
         }
     }
     let _unset = Unset(&shared.live);
+    if frames.is_none() {
+        // A live run idles its encoders while nobody receives; a bounded clip (`--frames`)
+        // encodes every frame.
+        state.idle_without_receivers();
+    }
     let source = source::open(cfg, frames)?;
     let (tx, rx) = crossbeam_channel::bounded::<EncodedFrame>(4);
     let t0 = monotonic_ns();

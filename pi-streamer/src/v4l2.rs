@@ -284,6 +284,48 @@ pub struct Control {
     pub value: i32,
 }
 
+/// `struct v4l2_frmsizeenum`: `sizes` is the union (discrete: width, height; stepwise: min
+/// width, max width, step, min height, max height, step).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct FrmSizeEnum {
+    pub index: u32,
+    pub pixel_format: u32,
+    pub typ: u32,
+    pub sizes: [u32; 6],
+    pub reserved: [u32; 2],
+}
+
+/// `struct v4l2_frmivalenum`: `ival` is the union (discrete: numerator, denominator; stepwise:
+/// min, max, step as three fractions).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct FrmIvalEnum {
+    pub index: u32,
+    pub pixel_format: u32,
+    pub width: u32,
+    pub height: u32,
+    pub typ: u32,
+    pub ival: [u32; 6],
+    pub reserved: [u32; 2],
+}
+
+const FRMSIZE_TYPE_DISCRETE: u32 = 1;
+const FRMIVAL_TYPE_DISCRETE: u32 = 1;
+
+/// What a capture device offers for one pixel format.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FrameSizes {
+    /// Sizes, each with its frame rates (empty: the device does not say).
+    Discrete(Vec<((u32, u32), Vec<f64>)>),
+    /// Any size in `min..=max` by `step`.
+    Stepwise {
+        min: (u32, u32),
+        max: (u32, u32),
+        step: (u32, u32),
+    },
+}
+
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct FmtDesc {
@@ -332,6 +374,8 @@ pub const VIDIOC_STREAMON: u64 = ioc(IOC_WRITE, 18, size_of::<i32>());
 pub const VIDIOC_STREAMOFF: u64 = ioc(IOC_WRITE, 19, size_of::<i32>());
 pub const VIDIOC_S_PARM: u64 = ioc(IOC_READ | IOC_WRITE, 22, size_of::<StreamParm>());
 pub const VIDIOC_S_CTRL: u64 = ioc(IOC_READ | IOC_WRITE, 28, size_of::<Control>());
+pub const VIDIOC_ENUM_FRAMESIZES: u64 = ioc(IOC_READ | IOC_WRITE, 74, size_of::<FrmSizeEnum>());
+pub const VIDIOC_ENUM_FRAMEINTERVALS: u64 = ioc(IOC_READ | IOC_WRITE, 75, size_of::<FrmIvalEnum>());
 
 /// An open V4L2 device node.
 pub struct Device {
@@ -404,6 +448,59 @@ impl Device {
             out.push(d.pixelformat);
         }
         out
+    }
+
+    /// The frame sizes (and, for discrete sizes, the frame rates) offered for `pixel_format`.
+    pub fn frame_sizes(&self, pixel_format: u32) -> FrameSizes {
+        let mut sizes = Vec::new();
+        for index in 0..64 {
+            let mut f = FrmSizeEnum {
+                index,
+                pixel_format,
+                ..Default::default()
+            };
+            // SAFETY: VIDIOC_ENUM_FRAMESIZES takes one FrmSizeEnum.
+            if unsafe { self.ioctl(VIDIOC_ENUM_FRAMESIZES, &mut f) }.is_err() {
+                break;
+            }
+            if f.typ != FRMSIZE_TYPE_DISCRETE {
+                let z = f.sizes;
+                return FrameSizes::Stepwise {
+                    min: (z[0], z[3]),
+                    max: (z[1], z[4]),
+                    step: (z[2], z[5]),
+                };
+            }
+            let (w, h) = (f.sizes[0], f.sizes[1]);
+            sizes.push(((w, h), self.frame_rates(pixel_format, w, h)));
+        }
+        FrameSizes::Discrete(sizes)
+    }
+
+    /// The discrete frame rates offered for one format and size, highest first.
+    fn frame_rates(&self, pixel_format: u32, width: u32, height: u32) -> Vec<f64> {
+        let mut rates = Vec::new();
+        for index in 0..64 {
+            let mut f = FrmIvalEnum {
+                index,
+                pixel_format,
+                width,
+                height,
+                ..Default::default()
+            };
+            // SAFETY: VIDIOC_ENUM_FRAMEINTERVALS takes one FrmIvalEnum.
+            if unsafe { self.ioctl(VIDIOC_ENUM_FRAMEINTERVALS, &mut f) }.is_err()
+                || f.typ != FRMIVAL_TYPE_DISCRETE
+            {
+                break;
+            }
+            let (num, den) = (f.ival[0], f.ival[1]);
+            if num > 0 {
+                rates.push(f64::from(den) / f64::from(num));
+            }
+        }
+        rates.sort_by(|a, b| b.total_cmp(a));
+        rates
     }
 
     pub fn set_format(&self, f: &mut Format) -> io::Result<()> {
@@ -574,6 +671,8 @@ mod tests {
         assert_eq!(std::mem::offset_of!(Format, fmt), c(11));
         assert_eq!(std::mem::offset_of!(PixFormatMplane, num_planes), c(12));
         assert_eq!(size_of::<StreamParm>(), c(13));
+        assert_eq!(size_of::<FrmSizeEnum>(), c(14));
+        assert_eq!(size_of::<FrmIvalEnum>(), c(15));
         for (req, w) in [
             (VIDIOC_QUERYCAP, 20),
             (VIDIOC_S_FMT, 21),
@@ -586,6 +685,8 @@ mod tests {
             (VIDIOC_S_CTRL, 28),
             (VIDIOC_ENUM_FMT, 29),
             (VIDIOC_S_PARM, 30),
+            (VIDIOC_ENUM_FRAMESIZES, 31),
+            (VIDIOC_ENUM_FRAMEINTERVALS, 32),
         ] {
             assert_eq!(req as usize, c(w), "ioctl {w}");
         }

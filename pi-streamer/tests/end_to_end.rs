@@ -26,14 +26,33 @@ fn assert_every_frame_accounted(r: &pi_streamer::report::Report, frames: u64) {
     for (name, e) in [("left", &r.eyes.left), ("right", &r.eyes.right)] {
         assert_eq!(e.captured, frames, "{name}: every pair captured");
         assert_eq!(
-            e.sent + e.dropped_source + e.dropped_queue + e.dropped_deadline,
+            e.sent
+                + e.dropped_source
+                + e.dropped_encoder
+                + e.dropped_handoff
+                + e.dropped_queue
+                + e.dropped_deadline
+                + e.in_flight,
             frames,
             "{name}: every frame sent or counted dropped"
         );
+        // Every dropped frame has exactly one cause.
         assert_eq!(
             e.dropped,
-            e.dropped_source + e.dropped_queue + e.dropped_deadline + e.lost,
-            "{name}: drops add up"
+            e.dropped_source
+                + e.dropped_encoder
+                + e.dropped_handoff
+                + e.dropped_queue
+                + e.dropped_deadline
+                + e.lost
+                + e.in_flight,
+            "{name}: drops add up: {}",
+            e.drop_causes()
+        );
+        assert_eq!(e.decoded + e.dropped, frames, "{name}");
+        assert!(
+            e.pixel_code,
+            "{name}: the synthetic source carries the code"
         );
         // Nearly every sent frame decodes; a loss costs the frames until the next IDR.
         assert!(
@@ -82,6 +101,32 @@ fn loopback_delivers_both_eyes_to_the_right_eye() {
     assert_eq!(
         result.client.eyes.left.counts.decoded,
         result.report.eyes.left.decoded
+    );
+}
+
+/// A picture without the pixel code (what a real camera sends by default): nothing is read
+/// or counted as unreadable, on either side, and the latency report is whole without it.
+#[test]
+fn without_the_pixel_code_no_code_is_expected_and_latency_is_still_measured() {
+    let mut cfg = small_config();
+    cfg.eyes.left.pixel_code = Some(false);
+    let result = rt().block_on(pi_streamer::loopback::run(&cfg, 60)).unwrap();
+    let r = &result.report;
+    let (l, right) = (&r.eyes.left, &r.eyes.right);
+    assert!(!l.pixel_code && right.pixel_code);
+    assert!(l.decoded >= 50, "left decoded {}", l.decoded);
+    assert_eq!(l.latency_ms.count as u64, l.decoded);
+    assert_eq!((l.unreadable_code, l.wrong_eye, l.code_mismatch), (0, 0, 0));
+    let c = &result.client.eyes;
+    assert_eq!(c.left.counts.unreadable_code, 0, "the headset did not look");
+    assert!(c.left.counts.decoded >= 50);
+    // The right eye still carries and checks its code.
+    assert_eq!(right.unreadable_code, 0);
+    assert_eq!(c.right.counts.unreadable_code, 0);
+    assert!(
+        r.to_text().contains("no pixel code on left"),
+        "{}",
+        r.to_text()
     );
 }
 

@@ -67,9 +67,20 @@ impl Server {
 
 /// One HTTPS request, HTTP/1.1 by hand: (status, raw headers, body).
 fn https(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String, String) {
+    https_pinned(addr, None, method, path, body)
+}
+
+/// [`https`] to a server whose certificate must have the SHA-256 fingerprint `pin`.
+fn https_pinned(
+    addr: SocketAddr,
+    pin: Option<String>,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, String, String) {
     // The server's certificate is self-signed, made at start: trusted on first use, as a
     // browser told to would.
-    let config = binoc_net::pinned_tls_client(None).unwrap();
+    let config = binoc_net::pinned_tls_client(pin).unwrap();
     let conn =
         rustls::ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap()).unwrap();
     let tcp = TcpStream::connect(addr).unwrap();
@@ -98,6 +109,8 @@ fn https(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String
 struct Seen {
     frames: [u64; 2],
     keyframes: [u64; 2],
+    /// Whether each eye's first frame was a keyframe.
+    first_keyframe: [Option<bool>; 2],
     /// Frames that arrived with a gap before them (loss that retransmission did not repair).
     gaps: [u64; 2],
     plis: [u64; 2],
@@ -271,6 +284,7 @@ fn drive(
                         let mut s = seen.lock().unwrap();
                         s.frames[eye] += 1;
                         s.keyframes[eye] += u64::from(m.is_keyframe());
+                        s.first_keyframe[eye].get_or_insert(m.is_keyframe());
                         if !m.contiguous {
                             s.gaps[eye] += 1;
                         }
@@ -368,6 +382,81 @@ fn viewer(r: &ServeReport, index: usize) -> &ViewerReport {
     let mut v: Vec<_> = r.viewers.iter().collect();
     v.sort_by_key(|v| v.viewer.split('-').next().unwrap().parse::<u64>().unwrap());
     v[index]
+}
+
+/// The self-signed HTTPS certificate is made once and kept in the state directory, so a
+/// browser that trusted it is not asked again after a restart; plain `http://` to the same
+/// port is redirected to `https://`.
+#[test]
+fn the_https_certificate_survives_a_restart_and_plain_http_is_redirected() {
+    let dir = std::env::temp_dir().join(format!("binoc-state-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut cfg = config();
+    cfg.state_dir = Some(dir.clone());
+    let kept = dir.join(pi_streamer::output::webrtc::IDENTITY_FILE);
+    let mut fingerprints = Vec::new();
+    for run in 0..2 {
+        let server = Server::start(cfg.clone());
+        let fp = binoc_net::Identity::load_or_create(&kept)
+            .unwrap()
+            .fingerprint();
+        // The server presents the kept certificate: a client pinning it gets the page.
+        let (status, head, _) = https_pinned(server.addr, Some(fp.clone()), "GET", "/", "");
+        assert_eq!(status, 200, "run {run}: {head}");
+        fingerprints.push(fp);
+        if run == 0 {
+            let mut tcp = TcpStream::connect(server.addr).unwrap();
+            write!(
+                tcp,
+                "GET /?token=t HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                server.addr
+            )
+            .unwrap();
+            let mut answer = String::new();
+            let _ = tcp.read_to_string(&mut answer);
+            assert!(answer.starts_with("HTTP/1.1 301"), "{answer}");
+            let location = format!("location: https://{}/?token=t", server.addr);
+            assert!(answer.to_lowercase().contains(&location), "{answer}");
+        }
+        server.finish();
+    }
+    assert_eq!(
+        fingerprints[0], fingerprints[1],
+        "the same certificate after a restart"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// With no viewer the encoders idle (no CPU for frames nobody sees); the first viewer's first
+/// frame of each eye is a keyframe, and they idle again once it has left.
+#[test]
+fn encoders_idle_until_a_viewer_comes_and_start_it_with_a_keyframe() {
+    let server = Server::start(config());
+    // Frames are captured meanwhile (the camera keeps running), none is encoded.
+    std::thread::sleep(Duration::from_millis(700));
+    let peer = Peer::connect(server.addr);
+    peer.wait_for("frames on both eyes", |s| s.frames.iter().all(|&f| f >= 10));
+    let seen = peer.leave(server.addr);
+    assert_eq!(seen.first_keyframe, [Some(true); 2], "{seen:?}");
+    std::thread::sleep(Duration::from_millis(700));
+    let report = server.finish();
+    for e in 0..2 {
+        assert!(report.idle[e] > 0, "{report:?}");
+        assert_eq!(
+            report.encoded[e] + report.idle[e] + report.dropped_source[e],
+            report.captured[e],
+            "eye {e}: every frame captured was encoded, idle, or replaced: {report:?}"
+        );
+        // Only frames captured while the viewer was there were encoded (give or take the one
+        // in each encoder's hands as it came and left).
+        let v = &viewer(&report, 0).report.eyes;
+        let during = [v.left.captured, v.right.captured][e];
+        assert!(
+            report.encoded[e] <= during + 2,
+            "eye {e}: {} encoded, {during} captured while the viewer was there",
+            report.encoded[e]
+        );
+    }
 }
 
 #[test]

@@ -41,7 +41,8 @@ enum ReportFormat {
 /// Without a mode flag it runs in XR (OpenXR: the headset, or a desktop runtime such as
 /// Monado). The XR, --desktop and --offscreen modes need a build with `--features app`.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+// `about` and `long_about` from the doc comment above, so `-h` and `--help` agree.
+#[command(version, after_help = MODES_IN_THIS_BUILD)]
 struct Args {
     /// Run the receive/decode core alone, without a display (prints stats).
     #[arg(long, conflicts_with_all = ["desktop", "offscreen"])]
@@ -99,6 +100,14 @@ struct Args {
     #[arg(long, value_name = "ADDR:PORT", requires = "headless")]
     metrics: Option<SocketAddr>,
 }
+
+/// What `--help` says this build can run.
+#[cfg(feature = "app")]
+const MODES_IN_THIS_BUILD: &str =
+    "Modes in this build: XR (the default), --desktop, --offscreen, --headless.";
+#[cfg(not(feature = "app"))]
+const MODES_IN_THIS_BUILD: &str = "Modes in this build: --headless only. XR, --desktop and \
+     --offscreen need the app shell: cargo build --release -p quest-client --features app";
 
 /// A user's error is one line (`error: …`, every cause joined), never a backtrace, whatever
 /// `RUST_BACKTRACE` says.

@@ -22,6 +22,11 @@ pub struct StreamerConfig {
     /// Lines of keys, for errors found after loading (cross-field checks, CLI overrides).
     #[serde(skip)]
     pub lines: BTreeMap<String, u64>,
+    /// Where what must survive a restart is kept (`--state-dir`; by default
+    /// [`binoc_net::identity::default_state_dir`]); `None`: nothing is kept, identities are
+    /// made afresh for each run.
+    #[serde(skip)]
+    pub state_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Default)]
@@ -62,8 +67,10 @@ pub struct EyeConfig {
     /// Alignment between the eyes: shifts the crop window by this many source pixels.
     pub offset: Offset,
     pub flip: Flip,
-    /// Draw the eye/frame pixel code into the top band of every frame.
-    pub pixel_code: bool,
+    /// Draw the eye/frame pixel code into the top band of every frame: a measuring instrument
+    /// that overwrites the top rows of the picture. `None` (the default) draws it only on the
+    /// synthetic and file sources, never over a real camera's picture; see [`Self::pixel_code`].
+    pub pixel_code: Option<bool>,
     /// Capture settings for real cameras (ignored by `test` and `y4m`).
     pub camera: CameraSettings,
 }
@@ -82,7 +89,7 @@ impl Default for EyeConfig {
             crop: None,
             offset: Offset::default(),
             flip: Flip::None,
-            pixel_code: true,
+            pixel_code: None,
             camera: CameraSettings::default(),
         }
     }
@@ -96,6 +103,16 @@ impl EyeConfig {
             y: (c.y as i64 + self.offset.y as i64).max(0) as u32,
             ..c
         })
+    }
+
+    /// Whether this eye's frames carry the pixel code: as configured, or by default on the
+    /// synthetic and file sources (made for measuring) and off on real cameras (it would
+    /// hide the top band of the picture).
+    pub fn pixel_code(&self) -> bool {
+        self.pixel_code.unwrap_or(matches!(
+            self.source,
+            SourceSpec::Test | SourceSpec::Y4m { .. }
+        ))
     }
 
     /// The size of the frames the source delivers, when known before opening it.
@@ -419,7 +436,7 @@ pub struct TransportConfig {
     /// overhead in percent of each frame's fragments.
     pub fec: shared_proto::rules::fec::FecMode,
     /// SHA-256 fingerprint (hex) of the headset's certificate to pin. Without it the streamer
-    /// accepts any certificate and logs its fingerprint (trust on first use).
+    /// accepts any certificate, every time, and logs its fingerprint (nothing is stored).
     pub peer_fingerprint: Option<String>,
     /// The outputs to run at once, in the order given: QUIC to the native headset app, WebRTC
     /// for browsers (WHEP). YAML `transport.kind`: one name or a list (`[quic, webrtc]`);
@@ -506,8 +523,9 @@ pub struct WebrtcConfig {
     /// Lower bound of the congestion controller's bitrate per eye; the upper bound is the eye's
     /// `bitrate_mbps`.
     pub min_bitrate_mbps: f64,
-    /// PEM certificate chain and key for HTTPS; without them a self-signed certificate is made
-    /// at start (its fingerprint is logged).
+    /// PEM certificate chain and key for HTTPS; without them a self-signed certificate is
+    /// made once and kept in the state directory (`webrtc-identity.pem`, see `state_dir`), so
+    /// a browser that trusted it is not asked again; its fingerprint is logged.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     /// When set, `POST /whep` needs `Authorization: Bearer <token>`.

@@ -180,7 +180,11 @@ fn read_eye(
     });
     e.flip = e.flip.then(rotation);
     m.set(c, "pixel_code", &mut e.pixel_code, |c, n, k| {
-        c.boolean(n, k)
+        c.choice(
+            n,
+            k,
+            &[("auto", None), ("true", Some(true)), ("false", Some(false))],
+        )
     });
     m.set(c, "camera", &mut e.camera, read_camera);
     m.finish(c, EYE_KEYS);

@@ -53,6 +53,45 @@ fn shipped_profiles_are_valid() {
 }
 
 #[test]
+fn the_pixel_code_is_off_over_a_real_cameras_picture_unless_asked_for() {
+    // The shipped camera profiles draw nothing over the picture.
+    let ConfigFile::Profiles(p) =
+        ConfigFile::from_yaml(SHIPPED_PROFILES, "camera_profiles.yaml").unwrap()
+    else {
+        panic!("profiles")
+    };
+    for (name, prof) in &p.profiles {
+        for e in [&prof.eyes.left, &prof.eyes.right] {
+            if !matches!(e.source, SourceSpec::Test | SourceSpec::Y4m { .. }) {
+                assert!(!e.pixel_code(), "{name}: {} draws the pixel code", e.source);
+            }
+        }
+    }
+    // The synthetic source (the embedded default) carries it: it is made for measuring.
+    let c = StreamerConfig::embedded();
+    assert!(c.eyes.left.pixel_code() && c.eyes.right.pixel_code());
+    let read = |v: &str, source: &str| {
+        StreamerConfig::from_yaml(
+            &format!("eyes:\n  left:\n    source: {source}\n    pixel_code: {v}\n"),
+            "t",
+        )
+        .unwrap()
+        .eyes
+        .left
+        .pixel_code()
+    };
+    assert!(!read("auto", "v4l2:/dev/video0"));
+    assert!(read("true", "v4l2:/dev/video0"));
+    assert!(read("auto", "test"));
+    assert!(!read("false", "test"));
+    let e = err("eyes:\n  left:\n    pixel_code: sometimes\n");
+    assert!(
+        e.starts_with("t.yaml:3") && e.contains("eyes.left.pixel_code"),
+        "{e}"
+    );
+}
+
+#[test]
 fn an_explicitly_empty_mapping_is_all_defaults_an_empty_file_is_refused() {
     let c = StreamerConfig::from_yaml("{}", "t").unwrap();
     assert_eq!(c.eyes.left.fps, 60.0);

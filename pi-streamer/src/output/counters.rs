@@ -27,6 +27,9 @@ pub struct OutputCounters {
     pub markers: u64,
     /// Markers for frames this output has no record of (too old, or bogus).
     pub unmatched_markers: u64,
+    /// The frames carry the pixel code: markers are checked against it. Without it (a real
+    /// camera's picture), no code is expected and none is counted unreadable.
+    pub pixel_code: bool,
     pub wrong_eye: u64,
     pub code_mismatch: u64,
     pub unreadable_code: u64,
@@ -93,7 +96,11 @@ impl OutputCounters {
             return None;
         };
         self.markers += 1;
-        let code = ledger::check_code(m.eye, m.pixel_code, timing.frame_no);
+        let code = if self.pixel_code {
+            ledger::check_code(m.eye, m.pixel_code, timing.frame_no)
+        } else {
+            ledger::CodeCheck::default()
+        };
         self.unreadable_code += u64::from(code.unreadable);
         self.wrong_eye += u64::from(code.wrong_eye);
         self.code_mismatch += u64::from(code.mismatch);
@@ -150,6 +157,9 @@ impl OutputState {
     /// A new output's state, counting the pipeline's frames from now on.
     pub fn new(pipeline: &PipelineState) -> Self {
         let eyes: [Mutex<OutputCounters>; 2] = Default::default();
+        for (e, &coded) in eyes.iter().zip(&pipeline.pixel_code) {
+            e.lock().unwrap_or_else(|p| p.into_inner()).pixel_code = coded;
+        }
         if let Some(t) = &pipeline.timeline {
             let receiver = t.new_receiver();
             for e in &eyes {
@@ -225,7 +235,10 @@ mod tests {
 
     #[test]
     fn markers_match_sent_frames_and_stages_add_up() {
-        let mut c = OutputCounters::default();
+        let mut c = OutputCounters {
+            pixel_code: true,
+            ..Default::default()
+        };
         let t = FrameTiming {
             frame_no: 7,
             capture_ns: 100,
@@ -257,5 +270,40 @@ mod tests {
         // A second marker for the same frame, or for an unknown one, is not counted twice.
         c.on_marker(FrameKey::Seq(3), Some(7), &m, &id, 1100);
         assert_eq!((c.markers, c.unmatched_markers), (1, 1));
+    }
+
+    #[test]
+    fn frames_without_the_pixel_code_expect_none_and_count_none_unreadable() {
+        let t = FrameTiming {
+            frame_no: 1,
+            capture_ns: 100,
+            encode_start_ns: 200,
+            encode_end_ns: 300,
+            send_ns: 400,
+            encoded_len: 0,
+            reserved: 0,
+        };
+        let m = FrameMarker {
+            eye: Eye::Left,
+            seq: 0,
+            frame_no: 1,
+            pixel_code: None,
+            first_byte_ns: 500,
+            last_byte_ns: 600,
+            decoded_ns: 700,
+            presented_ns: None,
+            display_ns: None,
+        };
+        let id = ClockEstimate::identity();
+        for coded in [true, false] {
+            let mut c = OutputCounters {
+                pixel_code: coded,
+                ..Default::default()
+            };
+            c.book_sending(FrameKey::Seq(0), t);
+            c.on_marker(FrameKey::Seq(0), Some(1), &m, &id, 800);
+            assert_eq!(c.markers, 1);
+            assert_eq!(c.unreadable_code, u64::from(coded), "pixel code {coded}");
+        }
     }
 }

@@ -9,6 +9,8 @@ pub mod camera;
 pub mod convert;
 #[cfg(feature = "libcamera")]
 pub mod libcamera;
+#[cfg(target_os = "linux")]
+pub mod list;
 pub mod test_pattern;
 #[cfg(target_os = "linux")]
 pub mod v4l2;
@@ -99,7 +101,7 @@ impl EyeTransform {
             crop: c.effective_crop(),
             size: c.size,
             flip: c.flip,
-            pixel_code: c.pixel_code,
+            pixel_code: c.pixel_code(),
         }
     }
 

@@ -85,6 +85,16 @@ impl Canvas {
         }
     }
 
+    /// Fills the rectangle at (x, y) of `w` × `h` pixels; what falls outside is clipped.
+    pub fn rect(&mut self, x: usize, y: usize, w: usize, h: usize, colour: [u8; 4]) {
+        for py in y..(y + h).min(self.height) {
+            for px in x..(x + w).min(self.width) {
+                let o = (py * self.width + px) * 4;
+                self.rgba[o..o + 4].copy_from_slice(&colour);
+            }
+        }
+    }
+
     /// Draws `text` with its top-left corner at pixel (x, y); what falls outside is clipped.
     pub fn text(&mut self, x: usize, y: usize, scale: usize, colour: [u8; 4], text: &str) {
         for (i, c) in text.chars().enumerate() {

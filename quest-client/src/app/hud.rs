@@ -1,6 +1,9 @@
 //! The HUD: per-eye fps, bitrate, drops and the latency breakdown including glass-to-glass,
 //! redrawn four times a second into a texture on a quad both eyes see (bottom left of the
-//! picture). `H` toggles it on the desktop; `hud.visible` in the config sets it at start.
+//! picture), above a graph of the last 12 s: one column per redraw, the frames of that quarter
+//! second as stacked stage medians, with their glass-to-glass p99 as a tick (where a spike came
+//! from, at a glance). `H` toggles it on the desktop; `hud.visible` in the config sets it at
+//! start.
 
 use std::time::Instant;
 
@@ -21,7 +24,19 @@ use headset_core::Shared;
 const SCALE: usize = 2;
 const COLUMNS: usize = 46;
 const LINES: usize = 11;
-pub const HUD_PIXELS: (usize, usize) = (COLUMNS * CELL_W * SCALE + 16, LINES * CELL_H * SCALE + 12);
+/// The graph under the text: its height in pixels, and how many redraws it shows.
+const GRAPH_H: usize = 96;
+const GRAPH_COLUMNS: usize = 48;
+const TEXT_H: usize = (LINES + 1) * CELL_H * SCALE + 12;
+pub const HUD_PIXELS: (usize, usize) = (COLUMNS * CELL_W * SCALE + 16, TEXT_H + GRAPH_H + 8);
+/// The graph's stages, bottom up, and their colours.
+const GRAPH_STAGES: [(&str, [u8; 4]); 4] = [
+    ("C>HS", [90, 150, 255, 255]),
+    ("DEC", [255, 190, 60, 255]),
+    ("UPL", [200, 110, 255, 255]),
+    ("DISP", [80, 220, 200, 255]),
+];
+const P99_COLOUR: [u8; 4] = [255, 255, 255, 255];
 /// Samples the HUD's percentiles are taken over (about the last two seconds at 60 fps).
 const RECENT: usize = 120;
 
@@ -102,13 +117,70 @@ pub fn hud_lines(
     out
 }
 
-/// Draws the HUD text on a translucent panel.
-pub fn draw(lines: &[String]) -> Canvas {
+/// One column of the graph: a quarter second's frames (both eyes).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct GraphColumn {
+    /// Medians, ms: capture → arrived at the headset (capture, encode, network), decode,
+    /// upload, display; stacked they are that quarter second's glass-to-glass.
+    pub stages_ms: [f64; 4],
+    /// Glass-to-glass p99 of the same frames, ms (0: none displayed).
+    pub g2g_p99_ms: f64,
+}
+
+/// Draws the HUD text on a translucent panel, and the graph of `history` (oldest first)
+/// under it.
+pub fn draw(lines: &[String], history: &[GraphColumn]) -> Canvas {
     let (w, h) = HUD_PIXELS;
     let mut c = Canvas::new(w, h);
     c.fill([0, 0, 0, 170]);
     for (i, line) in lines.iter().enumerate() {
         c.text(8, 6 + i * CELL_H * SCALE, SCALE, [120, 255, 140, 255], line);
+    }
+    // The scale: 50 ms, or the tallest column rounded up to 25 ms.
+    let tallest = history
+        .iter()
+        .map(|g| g.stages_ms.iter().sum::<f64>().max(g.g2g_p99_ms))
+        .fold(0.0, f64::max);
+    let full_ms = (tallest / 25.0).ceil().max(2.0) * 25.0;
+    // Legend: the scale, then each stage in its colour.
+    let y_legend = 6 + LINES * CELL_H * SCALE;
+    let label = format!("{full_ms:.0}MS");
+    c.text(8, y_legend, SCALE, [200, 200, 200, 255], &label);
+    let mut x = 8 + (label.len() + 1) * CELL_W * SCALE;
+    for (name, colour) in GRAPH_STAGES.iter().chain([&("P99", P99_COLOUR)]) {
+        c.text(x, y_legend, SCALE, *colour, name);
+        x += (name.len() + 1) * CELL_W * SCALE;
+    }
+    let (x0, y0, gw) = (8, TEXT_H, w - 16);
+    let px = |ms: f64| {
+        ((ms / full_ms) * GRAPH_H as f64)
+            .round()
+            .clamp(0.0, GRAPH_H as f64) as usize
+    };
+    c.rect(x0, y0, gw, 1, [90, 90, 90, 255]);
+    c.rect(x0, y0 + GRAPH_H / 2, gw, 1, [60, 60, 60, 255]);
+    c.rect(x0, y0 + GRAPH_H, gw, 1, [90, 90, 90, 255]);
+    let col_w = gw / GRAPH_COLUMNS;
+    // The newest column at the right.
+    let first = GRAPH_COLUMNS.saturating_sub(history.len());
+    for (i, g) in history.iter().rev().take(GRAPH_COLUMNS).rev().enumerate() {
+        let cx = x0 + (first + i) * col_w;
+        let mut top = 0.0;
+        for (ms, (_, colour)) in g.stages_ms.iter().zip(GRAPH_STAGES) {
+            let (a, b) = (px(top), px(top + ms.max(0.0)));
+            c.rect(cx, y0 + GRAPH_H - b, col_w.saturating_sub(1), b - a, colour);
+            top += ms.max(0.0);
+        }
+        if g.g2g_p99_ms > 0.0 {
+            let y = y0 + GRAPH_H - px(g.g2g_p99_ms);
+            c.rect(
+                cx,
+                y.saturating_sub(1),
+                col_w.saturating_sub(1),
+                2,
+                P99_COLOUR,
+            );
+        }
     }
     c
 }
@@ -122,6 +194,7 @@ struct HudState {
     visible: bool,
     last: Instant,
     prev: [(u64, u64, u64); 2],
+    history: std::collections::VecDeque<GraphColumn>,
 }
 
 pub struct HudPlugin {
@@ -159,7 +232,7 @@ fn spawn_hud(
     xr: bool,
 ) {
     let (w, h) = HUD_PIXELS;
-    let canvas = draw(&hud_lines(&Default::default(), None, None));
+    let canvas = draw(&hud_lines(&Default::default(), None, None), &[]);
     let image = images.add(Image::new(
         Extent3d {
             width: w as u32,
@@ -194,6 +267,7 @@ fn spawn_hud(
         visible,
         last: Instant::now(),
         prev: [(0, 0, 0); 2],
+        history: Default::default(),
     });
 }
 
@@ -225,13 +299,40 @@ fn recent_p50(s: &Series) -> f64 {
     s.summary_recent(RECENT).p50
 }
 
-/// The figures of one eye from the core's statistics; `prev` holds (decoded, shown, bytes) at
-/// the previous redraw, `dt` the seconds since.
-fn figures(shared: &Shared, eye: Eye, prev: &mut (u64, u64, u64), dt: f64) -> EyeFigures {
+/// The figures of one eye from the core's statistics, and its graph column (the frames since
+/// the last redraw); `prev` holds (decoded, shown, bytes) at the previous redraw, `dt` the
+/// seconds since.
+fn figures(
+    shared: &Shared,
+    eye: Eye,
+    prev: &mut (u64, u64, u64),
+    dt: f64,
+) -> (EyeFigures, GraphColumn) {
     let s = shared.eyes[eye.index()]
         .lock()
         .unwrap_or_else(|p| p.into_inner());
     let (decoded, shown, bytes) = (s.counts.decoded, s.counts.shown, s.counts.bytes);
+    let (new_decoded, new_shown) = (
+        decoded.saturating_sub(prev.0) as usize,
+        shown.saturating_sub(prev.1) as usize,
+    );
+    let window = |series: &Series, n: usize| {
+        if n == 0 {
+            Default::default()
+        } else {
+            series.summary_recent(n)
+        }
+    };
+    let decode = window(&s.decode, new_decoded).p50;
+    let column = GraphColumn {
+        stages_ms: [
+            (window(&s.latency, new_decoded).p50 - decode).max(0.0),
+            decode,
+            window(&s.upload, new_shown).p50,
+            window(&s.display, new_shown).p50,
+        ],
+        g2g_p99_ms: window(&s.glass_to_glass, new_shown).p99,
+    };
     let g2g = s.glass_to_glass.summary_recent(RECENT);
     let f = EyeFigures {
         fps: decoded.saturating_sub(prev.0) as f64 / dt,
@@ -254,7 +355,7 @@ fn figures(shared: &Shared, eye: Eye, prev: &mut (u64, u64, u64), dt: f64) -> Ey
         nacks: s.counts.nacks,
     };
     *prev = (decoded, shown, bytes);
-    f
+    (f, column)
 }
 
 fn redraw_hud(
@@ -267,14 +368,33 @@ fn redraw_hud(
         return;
     }
     hud.last = Instant::now();
-    let eyes = Eye::BOTH.map(|eye| figures(&state.shared, eye, &mut hud.prev[eye.index()], dt));
+    let [(l, lg), (r, rg)] =
+        Eye::BOTH.map(|eye| figures(&state.shared, eye, &mut hud.prev[eye.index()], dt));
+    let eyes = [l, r];
+    // Both eyes in one column: the mean of their stage medians, the worse p99.
+    let mut column = GraphColumn {
+        g2g_p99_ms: lg.g2g_p99_ms.max(rg.g2g_p99_ms),
+        ..Default::default()
+    };
+    for (c, (a, b)) in column
+        .stages_ms
+        .iter_mut()
+        .zip(lg.stages_ms.iter().zip(rg.stages_ms))
+    {
+        *c = (a + b) / 2.0;
+    }
+    hud.history.push_back(column);
+    while hud.history.len() > GRAPH_COLUMNS {
+        hud.history.pop_front();
+    }
     let clock = state
         .shared
         .clock
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .map(|c| c.uncertainty_ns() as f64 / 1e6);
-    let canvas = draw(&hud_lines(&eyes, clock, state.shared.link()));
+    let history: Vec<GraphColumn> = hud.history.iter().copied().collect();
+    let canvas = draw(&hud_lines(&eyes, clock, state.shared.link()), &history);
     if let Some(mut image) = images.get_mut(&hud.image) {
         image.data = Some(canvas.rgba);
     }
@@ -339,6 +459,26 @@ mod tests {
         ] {
             assert!(all.contains(figure), "{figure} missing from\n{all}");
         }
+        // The graph: a column per redraw, stacked stages and the p99 tick, on any history.
+        let col = |total: f64| GraphColumn {
+            stages_ms: [total * 0.6, total * 0.1, total * 0.1, total * 0.2],
+            g2g_p99_ms: total * 1.5,
+        };
+        let empty = draw(&lines, &[]);
+        let history: Vec<GraphColumn> = (0..100).map(|i| col(10.0 + i as f64)).collect();
+        let full = draw(&lines, &history);
+        assert_eq!(full.rgba.len(), HUD_PIXELS.0 * HUD_PIXELS.1 * 4);
+        let count =
+            |c: &Canvas, colour: [u8; 4]| c.rgba.chunks_exact(4).filter(|p| *p == colour).count();
+        for (name, colour) in GRAPH_STAGES {
+            assert!(
+                count(&full, colour) > count(&empty, colour),
+                "{name} not drawn"
+            );
+        }
+        assert!(count(&full, P99_COLOUR) > count(&empty, P99_COLOUR));
+        let spike = draw(&lines, &[col(10.0), col(400.0), GraphColumn::default()]);
+        assert!(count(&spike, GRAPH_STAGES[0].1) > 0);
         let unsynced = hud_lines(&[e, e], None, None);
         assert!(unsynced[0].contains("NOT SYNCED"));
         assert!(unsynced.join("\n").contains("NO LINK STATUS"));

@@ -29,10 +29,10 @@ pub fn on_answer(answer: ToStreamer) -> Result<u8, String> {
 /// What the headset makes of the streamer's first message.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Answer {
-    /// Go ahead with `version`; each eye's announced size (`None`: not offered).
+    /// Go ahead with `version`; each eye's announced stream (`None`: not offered).
     Accept {
         version: u8,
-        sizes: [Option<(u16, u16)>; 2],
+        streams: [Option<StreamInfo>; 2],
         reply: ToStreamer,
     },
     /// Send `reply` (a `Reject`), close the stream, and end the session with `reason`.
@@ -54,13 +54,13 @@ pub fn answer(first: ToHeadset) -> Answer {
             streams,
         } => match negotiate_version(min_version, max_version) {
             Some(version) => {
-                let mut sizes = [None; 2];
-                for s in &streams {
-                    sizes[s.eye.index()] = Some((s.width, s.height));
+                let mut offered = [None; 2];
+                for s in streams {
+                    offered[s.eye.index()] = Some(s);
                 }
                 Answer::Accept {
                     version,
-                    sizes,
+                    streams: offered,
                     reply: ToStreamer::HelloAck { version },
                 }
             }
@@ -72,16 +72,27 @@ pub fn answer(first: ToHeadset) -> Answer {
     }
 }
 
-/// The streams a streamer announces for two eyes of the given sizes and rates.
-pub fn streams(eyes: [(u16, u16, f64); 2]) -> Vec<StreamInfo> {
+/// One eye's stream as the streamer announces it: size, rate, and whether its frames carry
+/// the pixel code.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Offer {
+    pub width: u16,
+    pub height: u16,
+    pub fps: f64,
+    pub pixel_code: bool,
+}
+
+/// The streams a streamer announces for its two eyes.
+pub fn streams(eyes: [Offer; 2]) -> Vec<StreamInfo> {
     Eye::BOTH
         .iter()
         .zip(eyes)
-        .map(|(&eye, (width, height, fps))| StreamInfo {
+        .map(|(&eye, o)| StreamInfo {
             eye,
-            width,
-            height,
-            fps_milli: (fps * 1000.0) as u32,
+            width: o.width,
+            height: o.height,
+            fps_milli: (o.fps * 1000.0) as u32,
+            pixel_code: o.pixel_code,
         })
         .collect()
 }
@@ -92,15 +103,25 @@ mod tests {
 
     #[test]
     fn hello_is_accepted_with_the_sizes_of_both_eyes() {
-        let h = hello(streams([(640, 360, 30.0), (320, 240, 60.0)]));
+        let offer = |width, height, fps, pixel_code| Offer {
+            width,
+            height,
+            fps,
+            pixel_code,
+        };
+        let h = hello(streams([
+            offer(640, 360, 30.0, true),
+            offer(320, 240, 60.0, false),
+        ]));
         match answer(h) {
             Answer::Accept {
                 version,
-                sizes,
+                streams,
                 reply,
             } => {
                 assert_eq!(version, VERSION);
-                assert_eq!(sizes, [Some((640, 360)), Some((320, 240))]);
+                let [l, r] = streams.map(|s| s.map(|s| (s.width, s.height, s.pixel_code)));
+                assert_eq!((l, r), (Some((640, 360, true)), Some((320, 240, false))));
                 assert_eq!(on_answer(reply), Ok(VERSION));
             }
             other => panic!("{other:?}"),

@@ -12,7 +12,13 @@ pub struct StreamInfo {
     pub height: u16,
     /// Frames per second times 1000.
     pub fps_milli: u32,
+    /// The frames carry the pixel code (eye and frame number in the top band), so the
+    /// receiver reads it back; without it the receiver does not try (version 4).
+    pub pixel_code: bool,
 }
+
+/// [`StreamInfo`]'s flags byte: bit 0, the frames carry the pixel code; other bits 0.
+const STREAM_FLAG_PIXEL_CODE: u8 = 1;
 
 /// What the client measured for one frame, on the client's clock. Sent back for every frame it
 /// decoded, so the streamer can split glass-to-glass latency into stages.
@@ -159,14 +165,28 @@ impl StreamInfo {
         out.extend_from_slice(&self.width.to_be_bytes());
         out.extend_from_slice(&self.height.to_be_bytes());
         out.extend_from_slice(&self.fps_milli.to_be_bytes());
+        out.push(if self.pixel_code {
+            STREAM_FLAG_PIXEL_CODE
+        } else {
+            0
+        });
     }
 
     pub(super) fn parse(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        let (eye, width, height, fps_milli) = (r.eye()?, r.u16()?, r.u16()?, r.u32()?);
+        let flags = r.u8()?;
+        if flags & !STREAM_FLAG_PIXEL_CODE != 0 {
+            return Err(WireError::Invalid {
+                field: "stream.flags",
+                why: "unknown flag bits",
+            });
+        }
         Ok(StreamInfo {
-            eye: r.eye()?,
-            width: r.u16()?,
-            height: r.u16()?,
-            fps_milli: r.u32()?,
+            eye,
+            width,
+            height,
+            fps_milli,
+            pixel_code: flags & STREAM_FLAG_PIXEL_CODE != 0,
         })
     }
 }

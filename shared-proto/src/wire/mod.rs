@@ -1,4 +1,4 @@
-//! The binoc wire format, version 3.
+//! The binoc wire format, version 4.
 //!
 //! Two kinds of payload travel between streamer and headset:
 //!
@@ -8,7 +8,7 @@
 //!   ```text
 //!   offset size field
 //!   0      2    magic 0xB1 0x0C
-//!   2      1    version (3)
+//!   2      1    version (4)
 //!   3      1    type (1 = data fragment, 2 = parity fragment)
 //!   4      1    eye (0 left, 1 right)
 //!   5      1    flags (bit 0: keyframe, bit 1: sent again on request)
@@ -26,8 +26,8 @@
 //!   Annex-B bitstream. It is cut into `count` chunks of `ceil(len / count)` bytes (the last
 //!   one shorter), so every fragment's offset and size follow from its header alone. Any
 //!   `count` of the `count + parity` fragments rebuild the frame.
-//!   Versions 1 (no parity, field 10 reserved) and 2 (no `LinkStatus` message) are refused at
-//!   the handshake.
+//!   Versions 1 (no parity, field 10 reserved), 2 (no `LinkStatus` message) and 3 (no stream
+//!   flags in `Hello`: whether the frames carry the pixel code) are refused at the handshake.
 //!
 //! * **Control messages** on one reliable bidirectional QUIC stream, each framed as a
 //!   `u32` length followed by a one-byte type and the fields. They are split by direction
@@ -58,7 +58,7 @@ use crate::Eye;
 
 pub const MAGIC: [u8; 2] = [0xB1, 0x0C];
 /// The one protocol version this build speaks. Peers negotiate in [`ToHeadset::Hello`].
-pub const VERSION: u8 = 3;
+pub const VERSION: u8 = 4;
 pub const TYPE_VIDEO_FRAGMENT: u8 = 1;
 pub const TYPE_PARITY_FRAGMENT: u8 = 2;
 pub const FRAGMENT_HEADER_LEN: usize = 20;

@@ -1,7 +1,7 @@
 //! Control messages the streamer sends to the headset.
 
 use super::control::{get_str, not_ours, put_str, put_u64s, tag, Message, StreamInfo, MAX_STREAMS};
-use super::{Reader, WireError};
+use super::{Reader, WireError, VERSION};
 use crate::clock::AnnouncedClock;
 use crate::Nanos;
 
@@ -98,6 +98,15 @@ impl Message for ToHeadset {
                         why: "min above max",
                     });
                 }
+                if max_version < VERSION {
+                    // An older peer's stream list has another layout: only its versions are
+                    // read, and the handshake refuses it ("no common protocol version").
+                    return Ok(ToHeadset::Hello {
+                        min_version,
+                        max_version,
+                        streams: Vec::new(),
+                    });
+                }
                 let n = r.u8()?;
                 if n > MAX_STREAMS {
                     return Err(WireError::TooLong {
@@ -165,15 +174,42 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn an_older_hello_is_read_up_to_its_versions_for_the_handshake_to_refuse() {
+        // Version 3's Hello: one stream of 7 bytes (no flags byte).
+        let mut body = vec![super::tag::HELLO, 3, 3, 1, 1];
+        body.extend_from_slice(&[5, 0, 2, 208, 0, 0, 234, 96]);
+        let mut framed = (body.len() as u32).to_be_bytes().to_vec();
+        framed.extend_from_slice(&body);
+        let mut d = ControlDecoder::<ToHeadset>::default();
+        d.push(&framed);
+        let hello = d.next_message().unwrap().unwrap();
+        assert_eq!(
+            hello,
+            ToHeadset::Hello {
+                min_version: 3,
+                max_version: 3,
+                streams: vec![],
+            }
+        );
+        let crate::rules::handshake::Answer::Refuse { reason, .. } =
+            crate::rules::handshake::answer(hello)
+        else {
+            panic!("a version-3 streamer was accepted")
+        };
+        assert!(reason.contains("no common protocol version"), "{reason}");
+    }
+
+    #[test]
     fn to_headset_roundtrips() {
         roundtrip(ToHeadset::Hello {
             min_version: 1,
-            max_version: 3,
+            max_version: VERSION,
             streams: vec![StreamInfo {
                 eye: Eye::Right,
                 width: 1280,
                 height: 720,
                 fps_milli: 60_000,
+                pixel_code: true,
             }],
         });
         roundtrip(ToHeadset::Ping { id: 7, t0: 99 });

@@ -63,6 +63,8 @@ pub struct Connection {
     pub sent: Arc<Mutex<SentFrames<Bytes>>>,
     control_tx: mpsc::Sender<ToHeadset>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The encoders work while a headset is connected.
+    _receiver: crate::pipeline::Receiver,
 }
 
 impl Connection {
@@ -101,7 +103,12 @@ impl Connection {
         let mut reader = ControlReader::<ToStreamer>::new(recv);
         let streams = handshake::streams(Eye::BOTH.map(|e| {
             let c = cfg.eyes.get(e);
-            (c.size.width as u16, c.size.height as u16, c.fps)
+            handshake::Offer {
+                width: c.size.width as u16,
+                height: c.size.height as u16,
+                fps: c.fps,
+                pixel_code: c.pixel_code(),
+            }
         }));
         writer.send(&handshake::hello(streams)).await?;
         let answer = tokio::time::timeout(Duration::from_secs(5), reader.next())
@@ -111,6 +118,8 @@ impl Connection {
         let version = handshake::on_answer(answer).map_err(anyhow::Error::msg)?;
         tracing::info!(%peer, version, "connected");
 
+        // Held before the connection's counters start, so no frame it counts is skipped idle.
+        let receiver = feedback.pipeline.receiver();
         let state = Arc::new(OutputState::new(&feedback.pipeline));
         for eye in Eye::BOTH {
             state.eye(eye).fec = FecPolicy::new(cfg.transport.fec);
@@ -258,6 +267,7 @@ impl Connection {
             sent,
             control_tx,
             tasks,
+            _receiver: receiver,
         };
         if !c.wait_for_clock(Duration::from_secs(2)).await {
             c.close("no clock sync").await;

@@ -1,9 +1,11 @@
 //! The HTTPS server: TLS (rustls) + HTTP/1.1 (hyper), moving bytes to and from [`super::whep`].
 //!
-//! A secure context is required by WebXR, so plain HTTP is not offered. Without a configured
-//! certificate a self-signed one is made at start for `localhost`, the machine's addresses
-//! and `binoc.local`; its SHA-256 fingerprint is logged so it can be checked when the browser
-//! asks to trust it.
+//! A secure context is required by WebXR, so plain HTTP is not served: a plain `http://`
+//! request on the port gets a redirect to `https://` (and a page saying so). Without a
+//! configured certificate a self-signed one is made once for `localhost`, `binoc.local` and
+//! the listening address, and kept in the state directory (`webrtc-identity.pem`), so the
+//! browser that trusted it is not asked again at the next start; its SHA-256 fingerprint is
+//! logged so it can be checked when the browser asks.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -21,7 +23,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::hub::{Hub, HubSessions};
 use super::whep::{self, MAX_BODY_BYTES};
-use crate::config::WebrtcConfig;
+use crate::config::{StreamerConfig, WebrtcConfig};
 
 pub struct Server {
     listener: TcpListener,
@@ -30,7 +32,14 @@ pub struct Server {
     token: Option<String>,
 }
 
-fn tls_config(cfg: &WebrtcConfig, listen_ip: IpAddr) -> Result<rustls::ServerConfig> {
+/// The file the self-signed HTTPS identity is kept in, inside the state directory.
+pub const IDENTITY_FILE: &str = "webrtc-identity.pem";
+
+fn tls_config(
+    cfg: &WebrtcConfig,
+    listen_ip: IpAddr,
+    state_dir: Option<&std::path::Path>,
+) -> Result<rustls::ServerConfig> {
     let (chain, key) = match (&cfg.tls_cert, &cfg.tls_key) {
         (Some(c), Some(k)) => {
             let chain = CertificateDer::pem_file_iter(c)
@@ -50,15 +59,22 @@ fn tls_config(cfg: &WebrtcConfig, listen_ip: IpAddr) -> Result<rustls::ServerCon
                 names.push(listen_ip.to_string());
             }
             names.push("127.0.0.1".into());
-            let ck = rcgen::generate_simple_self_signed(names)?;
-            let der = ck.cert.der().clone();
+            let (id, kept) = match state_dir {
+                Some(dir) => {
+                    let path = dir.join(IDENTITY_FILE);
+                    let id = binoc_net::Identity::load_or_create_for(&path, &names)?;
+                    (id, format!("kept in {}", path.display()))
+                }
+                None => (
+                    binoc_net::Identity::generate_for(&names)?,
+                    "made for this run only (no state directory)".to_string(),
+                ),
+            };
             tracing::info!(
-                "self-signed HTTPS certificate, SHA-256 {}",
-                binoc_net::fingerprint(&der)
+                "self-signed HTTPS certificate ({kept}), SHA-256 {}",
+                id.fingerprint()
             );
-            let key = PrivateKeyDer::try_from(ck.signing_key.serialize_der())
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            (vec![der], key)
+            (vec![id.cert], id.key)
         }
     };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -72,12 +88,13 @@ fn tls_config(cfg: &WebrtcConfig, listen_ip: IpAddr) -> Result<rustls::ServerCon
 }
 
 impl Server {
-    pub async fn bind(cfg: &WebrtcConfig, hub: Arc<Hub>) -> Result<Self> {
+    pub async fn bind(config: &StreamerConfig, hub: Arc<Hub>) -> Result<Self> {
+        let cfg = &config.transport.webrtc;
         let addr: SocketAddr = cfg
             .listen
             .parse()
             .with_context(|| format!("listen address `{}`", cfg.listen))?;
-        let tls = tls_config(cfg, addr.ip())?;
+        let tls = tls_config(cfg, addr.ip(), config.state_dir.as_deref())?;
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("listening on {addr}"))?;
@@ -112,6 +129,17 @@ impl Server {
             };
             let (acceptor, hub, token) = (self.acceptor.clone(), self.hub.clone(), token.clone());
             tokio::spawn(async move {
+                // A TLS connection opens with a handshake record (0x16); anything else is a
+                // browser speaking plain HTTP to this port: tell it where to go.
+                let mut first = [0u8; 1];
+                match tokio::time::timeout(Duration::from_secs(10), tcp.peek(&mut first)).await {
+                    Ok(Ok(1)) if first[0] != 0x16 => {
+                        redirect_plain_http(tcp, peer).await;
+                        return;
+                    }
+                    Ok(Ok(1)) => {}
+                    _ => return, // closed, failed, or silent for 10 s
+                }
                 let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
                     .await
                 {
@@ -141,6 +169,66 @@ impl Server {
             });
         }
     }
+}
+
+/// Answers plain HTTP on the HTTPS port with a redirect to the same place over `https://`
+/// (and a short page saying so, for clients that do not follow it), then closes.
+async fn redirect_plain_http(tcp: tokio::net::TcpStream, peer: SocketAddr) {
+    let service = service_fn(|req: hyper::Request<Incoming>| async move {
+        Ok::<_, std::convert::Infallible>(plain_http_answer(
+            req.headers()
+                .get(hyper::header::HOST)
+                .and_then(|h| h.to_str().ok()),
+            req.uri().path_and_query().map_or("/", |p| p.as_str()),
+        ))
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(5))
+        .keep_alive(false)
+        .serve_connection(TokioIo::new(tcp), service);
+    if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(10), conn).await {
+        tracing::debug!(%peer, "plain HTTP: {e}");
+    }
+}
+
+/// The answer to a plain-HTTP request for `path` on `host` (the request's Host header, used
+/// only when it is a well-formed authority).
+fn plain_http_answer(host: Option<&str>, path: &str) -> hyper::Response<Full<Bytes>> {
+    let target = host
+        .and_then(|h| h.parse::<hyper::http::uri::Authority>().ok())
+        .and_then(|a| {
+            hyper::Uri::builder()
+                .scheme("https")
+                .authority(a)
+                .path_and_query(path)
+                .build()
+                .ok()
+        });
+    let page = |link: &str| {
+        format!(
+            "<!doctype html><meta charset=utf-8><title>binoc: use https</title>\n\
+             <p>This is binoc's viewer, served over HTTPS only (WebXR needs a secure page): \
+             {link}</p>\n"
+        )
+    };
+    let mut b = hyper::Response::builder()
+        .header(hyper::header::CONTENT_TYPE, "text/html; charset=utf-8")
+        .header(hyper::header::CONNECTION, "close");
+    let body = match &target {
+        Some(t) => {
+            b = b
+                .status(hyper::StatusCode::MOVED_PERMANENTLY)
+                .header(hyper::header::LOCATION, t.to_string());
+            page(&format!("<a href=\"{t}\">{t}</a>"))
+        }
+        None => {
+            b = b.status(hyper::StatusCode::BAD_REQUEST);
+            page("open it with <code>https://</code> in front of the address")
+        }
+    };
+    b.body(Full::new(Bytes::from(body)))
+        .unwrap_or_else(|_| hyper::Response::new(Full::new(Bytes::new())))
 }
 
 async fn respond(
@@ -203,6 +291,22 @@ mod tests {
     }
 
     #[test]
+    fn plain_http_is_sent_to_https_at_the_same_place() {
+        let r = plain_http_answer(Some("pi.local:8443"), "/?token=abc");
+        assert_eq!(r.status(), 301);
+        assert_eq!(
+            r.headers()[hyper::header::LOCATION],
+            "https://pi.local:8443/?token=abc"
+        );
+        // A Host header that is not an address gets a page, not a redirect built from it.
+        for host in [None, Some("evil.example/x"), Some("a b")] {
+            let r = plain_http_answer(host, "/");
+            assert_eq!(r.status(), 400, "{host:?}");
+            assert!(r.headers().get(hyper::header::LOCATION).is_none());
+        }
+    }
+
+    #[test]
     fn loads_a_configured_certificate_and_refuses_bad_ones() {
         let dir = std::env::temp_dir().join(format!("binoc-tls-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -218,11 +322,17 @@ mod tests {
             tls_key: Some(k.into()),
             ..WebrtcConfig::default()
         };
-        assert!(tls_config(&cfg(&cert, &key), ip).is_ok());
-        // Self-signed when none is configured.
-        assert!(tls_config(&WebrtcConfig::default(), ip).is_ok());
+        assert!(tls_config(&cfg(&cert, &key), ip, None).is_ok());
+        // Self-signed when none is configured: for this run only, or kept in the state
+        // directory and the same at the next start.
+        assert!(tls_config(&WebrtcConfig::default(), ip, None).is_ok());
+        let state = dir.join("state");
+        assert!(tls_config(&WebrtcConfig::default(), ip, Some(&state)).is_ok());
+        let kept = std::fs::read(state.join(IDENTITY_FILE)).unwrap();
+        assert!(tls_config(&WebrtcConfig::default(), ip, Some(&state)).is_ok());
+        assert_eq!(std::fs::read(state.join(IDENTITY_FILE)).unwrap(), kept);
         let e = |c: &std::path::Path, k: &std::path::Path| {
-            format!("{:#}", tls_config(&cfg(c, k), ip).unwrap_err())
+            format!("{:#}", tls_config(&cfg(c, k), ip, None).unwrap_err())
         };
         assert!(
             e(&cert, &other_key).contains("do not match"),

@@ -36,6 +36,8 @@ struct Entry {
     wake: Arc<Wake>,
     /// Frames dropped from this viewer's queue (it was behind).
     overflows: Arc<AtomicU64>,
+    /// The encoders work while a viewer is registered.
+    _receiver: crate::pipeline::Receiver,
 }
 
 /// The viewer registry, shared by the HTTPS server, the session's fan-out and the viewer
@@ -175,6 +177,8 @@ impl whep::Sessions for HubSessions {
         let internal = |e: std::io::Error| CreateError::Internal(e.to_string());
         let (queue, rx) = FrameQueue::new(viewer::QUEUE_FRAMES);
         let wake = Arc::new(Wake::new().map_err(internal)?);
+        // Held before the viewer's counters start, so no frame it counts is skipped idle.
+        let receiver = hub.feedback.pipeline.receiver();
         let v = Viewer::new(
             id.clone(),
             pending,
@@ -191,6 +195,7 @@ impl whep::Sessions for HubSessions {
                 state: v.state.clone(),
                 wake,
                 overflows: Arc::new(AtomicU64::new(0)),
+                _receiver: receiver,
             },
         );
         let h = hub.clone();
@@ -243,6 +248,7 @@ mod tests {
                 state: Arc::new(crate::output::OutputState::new(&hub.feedback.pipeline)),
                 wake: Arc::new(Wake::new().unwrap()),
                 overflows: Default::default(),
+                _receiver: hub.feedback.pipeline.receiver(),
             },
         );
         rx

@@ -32,6 +32,7 @@ use anyhow::Result;
 use binoc_net::os_clock::{monotonic_ns, process_cpu_ns};
 use shared_proto::Eye;
 
+pub use https::IDENTITY_FILE;
 pub use hub::{Hub, ViewerReport};
 
 use crate::config::StreamerConfig;
@@ -42,9 +43,12 @@ use crate::pipeline::{EncodedFrame, EncoderCounters};
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ServeReport {
     pub viewers: Vec<ViewerReport>,
-    /// Frames captured per eye, and raw frames the encoder had no time for.
+    /// Frames captured per eye, raw frames the encoder had no time for, frames encoded, and
+    /// frames not encoded because no viewer was there (the encoders idle without one).
     pub captured: [u64; 2],
     pub dropped_source: [u64; 2],
+    pub encoded: [u64; 2],
+    pub idle: [u64; 2],
     /// Process CPU time per captured frame (both eyes count; the viewers' sessions included),
     /// and the encoder threads' CPU time per encoded frame. The viewers' own reports have no
     /// CPU figures: the process and the encoders are shared.
@@ -58,11 +62,15 @@ pub struct ServeReport {
 impl ServeReport {
     pub fn to_text(&self) -> String {
         let mut o = format!(
-            "{} viewer(s) in {:.1} s; captured L {} R {}; CPU {:.2} ms/frame (encode {:.2} ms/frame)\n",
+            "{} viewer(s) in {:.1} s; captured L {} R {} (encoded {} {}, idle with no viewer {} {}); CPU {:.2} ms/frame (encode {:.2} ms/frame)\n",
             self.viewers.len(),
             self.duration_s,
             self.captured[0],
             self.captured[1],
+            self.encoded[0],
+            self.encoded[1],
+            self.idle[0],
+            self.idle[1],
             self.cpu_ms_per_frame,
             self.encode_cpu_ms_per_frame
         );
@@ -91,7 +99,7 @@ impl WebrtcOutput {
     pub async fn start(cfg: &StreamerConfig, feedback: Arc<Feedback>) -> Result<Self> {
         let since = feedback.pipeline.snapshot();
         let hub = Hub::new(cfg, feedback);
-        let server = https::Server::bind(&cfg.transport.webrtc, hub.clone()).await?;
+        let server = https::Server::bind(cfg, hub.clone()).await?;
         let addr = server.local_addr()?;
         tracing::info!("serving https://{addr}/ (WHEP endpoint https://{addr}/whep)");
         let server = tokio::spawn(server.run());
@@ -158,6 +166,8 @@ impl Output for WebrtcOutput {
                 viewers: self.hub.reports(),
                 captured,
                 dropped_source: delta(|c| c.dropped_source),
+                encoded,
+                idle: delta(|c| c.idle),
                 final_target_bps: Eye::BOTH.map(|e| self.hub.feedback.target_bps(e)),
                 duration_s: (monotonic_ns() - self.t0) as f64 / 1e9,
             })
