@@ -154,7 +154,10 @@ function watchFrames(eye) {
   }
   if (frameCallbacks[eye] !== null) video.cancelVideoFrameCallback(frameCallbacks[eye]);
   const onFrame = (now, md) => {
-    const code = readCode(video);
+    // A camera's picture carries no pixel code (the streamer says so in its stats): no
+    // read-back per frame then.
+    const coded = !binoc.streamer || binoc.streamer.eyes[eye].pixel_code !== false;
+    const code = coded ? readCode(video) : null;
     if (code) {
       binoc.codes[eye] = code;
       binoc.codesRead[eye]++;
@@ -184,6 +187,7 @@ function watchFrames(eye) {
 // ---- WHEP, and reconnecting ----
 const RETRY_FIRST_MS = 500; // the first retry; doubles per failure…
 const RETRY_MAX_MS = 5000; // …up to this
+const STABLE_MS = 10000; // a connection up this long resets the backoff
 const DISCONNECTED_MS = 2000; // 'disconnected' this long: lost
 const CONNECT_MS = 15000; // from the answer to 'connected' (the streamer gives up after 10 s)
 
@@ -292,7 +296,11 @@ function onState(conn) {
     if (!conn.rec.connected) {
       conn.rec.connected = true;
       binoc.connects++;
-      failures = 0;
+      // The backoff starts over only once this connection has held: one that connects and
+      // drops at once must not be retried every half second for ever.
+      conn.stableTimer = setTimeout(() => {
+        if (!conn.dead) failures = 0;
+      }, STABLE_MS);
     }
     document.body.classList.remove('lost');
     status('connected');
@@ -313,6 +321,7 @@ function stop(conn, why) {
   conn.rec.ended = why;
   clearTimeout(conn.openTimer);
   clearTimeout(conn.lostTimer);
+  clearTimeout(conn.stableTimer);
   conn.post.abort();
   deleteSession(conn);
   conn.pc.onconnectionstatechange = null;

@@ -63,24 +63,22 @@ impl Identity {
     /// addresses) when it is created. The file is written owner-only (0600), complete or not
     /// at all (written aside, then renamed), so a concurrent reader never sees half of it.
     pub fn load_or_create_for(path: &Path, names: &[String]) -> Result<Self> {
-        if path.exists() {
-            let cert = CertificateDer::from_pem_file(path)
-                .with_context(|| format!("certificate in {}", path.display()))?;
-            let key = PrivateKeyDer::from_pem_file(path)
-                .with_context(|| format!("private key in {}", path.display()))?;
-            return Ok(Identity { cert, key });
+        if !path.exists() {
+            let ck = rcgen::generate_simple_self_signed(names.to_vec())?;
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {} for the identity", dir.display()))?;
+            }
+            let pem = format!("{}{}", ck.cert.pem(), ck.signing_key.serialize_pem());
+            // Another process may have made one meanwhile: then that one is kept, and read.
+            write_private(path, pem.as_bytes())?;
         }
-        let ck = rcgen::generate_simple_self_signed(names.to_vec())?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("creating {} for the identity", dir.display()))?;
-        }
-        let pem = format!("{}{}", ck.cert.pem(), ck.signing_key.serialize_pem());
-        write_private(path, pem.as_bytes())?;
-        Ok(Identity {
-            cert: ck.cert.der().clone(),
-            key: PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into()),
-        })
+        keep_private(path)?;
+        let cert = CertificateDer::from_pem_file(path)
+            .with_context(|| format!("certificate in {}", path.display()))?;
+        let key = PrivateKeyDer::from_pem_file(path)
+            .with_context(|| format!("private key in {}", path.display()))?;
+        Ok(Identity { cert, key })
     }
 
     pub fn fingerprint(&self) -> String {
@@ -88,22 +86,43 @@ impl Identity {
     }
 }
 
-/// Writes `bytes` to `path` readable by its owner only (0600 on Unix), through a temporary file
-/// in the same directory renamed into place.
+/// Writes `bytes` to a new file `path`, readable by its owner only (0600 on Unix), whole or
+/// not at all: through a temporary file in the same directory, linked into place only if
+/// `path` does not exist yet (when it does, another writer won: its file stays, Ok).
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp); // a leftover of a crashed run
     let mut o = std::fs::OpenOptions::new();
-    o.write(true).create(true).truncate(true);
+    o.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-    let mut f = o
+    let written = o
         .open(&tmp)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
+        .with_context(|| format!("writing {}", tmp.display()))
+        .and_then(|()| match std::fs::hard_link(&tmp, path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("writing {}", path.display())),
+        });
+    let _ = std::fs::remove_file(&tmp);
+    written
+}
+
+/// An existing key file readable by others (written by an older binoc, or by hand) is made
+/// owner-only.
+fn keep_private(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(path).with_context(|| format!("{}", path.display()))?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("making {} owner-only", path.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// Where a binoc program keeps what must survive a restart (its identities), when not told:
@@ -148,6 +167,21 @@ mod tests {
             std::fs::read_dir(path.parent().unwrap()).unwrap().count(),
             1
         );
+        // A second writer does not replace the first's file.
+        write_private(&path, b"other").unwrap();
+        assert_eq!(
+            Identity::load_or_create(&path).unwrap().fingerprint(),
+            a.fingerprint()
+        );
+        // A key file others could read is made owner-only when loaded.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+            Identity::load_or_create(&path).unwrap();
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+        }
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -255,8 +255,8 @@ struct PipelineArgs {
     encoder: Option<String>,
     /// Draw the eye + frame number code over the top band of both eyes, read back by the
     /// receiver to catch a wrong eye or a stale frame: auto (on for test/y4m sources, off
-    /// over a camera's picture), on or off (eyes.*.pixel_code).
-    #[arg(long, value_parser = ["auto", "on", "off"])]
+    /// over a camera's picture), true or false (eyes.*.pixel_code).
+    #[arg(long, value_parser = ["auto", "true", "false"])]
     pixel_code: Option<String>,
     /// Forward error correction of the QUIC video datagrams: adaptive (parity sized to the loss
     /// the headset measures, none on a clean link), off, or a fixed overhead in percent of each
@@ -390,8 +390,8 @@ fn load_config(args: &PipelineArgs, outputs: Option<&OutputArgs>) -> Result<Stre
     if let Some(p) = &args.pixel_code {
         for eye in Eye::BOTH {
             cfg.eyes.get_mut(eye).pixel_code = match p.as_str() {
-                "on" => Some(true),
-                "off" => Some(false),
+                "true" => Some(true),
+                "false" => Some(false),
                 _ => None,
             };
         }
@@ -536,10 +536,13 @@ fn real_main(cli: Cli) -> Result<()> {
             Ok(())
         }
         Some(Command::Impair(args)) => impair(&args),
+        #[cfg(target_os = "linux")]
         Some(Command::ListCameras) => {
             print!("{}", pi_streamer::source::list::describe());
             Ok(())
         }
+        #[cfg(not(target_os = "linux"))]
+        Some(Command::ListCameras) => bail!("list-cameras needs Linux (libcamera, V4L2)"),
         Some(Command::Loopback(args)) => {
             let cfg = load_config(&args, None)?;
             let frames = args.frames.unwrap_or(600);

@@ -275,7 +275,9 @@ impl Pipeline {
                                 }
                             }
                             let start = monotonic_ns();
-                            let force = last_idr.is_none() || state.idr.take(eye, start, last_idr);
+                            // A request is taken (cleared) even when this frame is an IDR
+                            // anyway (the first, or the first after idling): it is answered.
+                            let force = state.idr.take(eye, start, last_idr) || last_idr.is_none();
                             let pic = match encoder.encode(&frame, force) {
                                 Ok(p) => p,
                                 Err(e) => {

@@ -15,9 +15,10 @@ pub struct EyeReport {
     pub sent: u64,
     /// Frames the receiver decoded: markers received (the streamer's count, final).
     pub decoded: u64,
-    /// Captured but not decoded, each frame under exactly one cause: `dropped_source +
-    /// dropped_encoder + dropped_handoff + dropped_queue + dropped_deadline + lost +
-    /// in_flight = captured − decoded`.
+    /// Captured but not decoded, each frame under exactly one cause ([`EyeReport::causes`]:
+    /// `dropped_source + dropped_encoder + dropped_handoff + dropped_queue +
+    /// dropped_waiting_idr + dropped_link + dropped_deadline + lost + in_flight = captured −
+    /// decoded`).
     pub dropped: u64,
     /// Raw frames replaced while the encoder was busy.
     pub dropped_source: u64,
@@ -27,6 +28,11 @@ pub struct EyeReport {
     pub dropped_handoff: u64,
     /// Encoded frames dropped from this output's queue: it was behind.
     pub dropped_queue: u64,
+    /// Frames not sent while the receiver waited for an IDR (after a drop broke its chain).
+    pub dropped_waiting_idr: u64,
+    /// Frames the receiver's link could not take in time (WebRTC: the viewer's send budget or
+    /// its send queue).
+    pub dropped_link: u64,
     /// Encoded frames dropped because they would have been late.
     pub dropped_deadline: u64,
     /// Sent but no marker came back: lost on the link, not decodable (waiting for an IDR),
@@ -96,18 +102,26 @@ pub struct LinkReport {
 }
 
 impl EyeReport {
-    /// The drop causes that occurred, e.g. "2 source + 7 deadline + 4 lost" ("none").
-    pub fn drop_causes(&self) -> String {
-        let causes = [
+    /// Every cause a frame can be dropped for, with its count, in pipeline order; with
+    /// `in_flight` they add up to `dropped`.
+    pub fn causes(&self) -> [(u64, &'static str); 9] {
+        [
             (self.dropped_source, "source (encoder busy)"),
             (self.dropped_encoder, "encoder error"),
             (self.dropped_handoff, "handoff (fan-out stalled)"),
             (self.dropped_queue, "queue (output behind)"),
+            (self.dropped_waiting_idr, "waiting for an IDR"),
+            (self.dropped_link, "link (budget or send queue)"),
             (self.dropped_deadline, "deadline"),
             (self.lost, "lost after sending"),
             (self.in_flight, "in flight at the end"),
-        ];
-        let parts: Vec<String> = causes
+        ]
+    }
+
+    /// The drop causes that occurred, e.g. "2 source + 7 deadline + 4 lost" ("none").
+    pub fn drop_causes(&self) -> String {
+        let parts: Vec<String> = self
+            .causes()
             .iter()
             .filter(|(n, _)| *n > 0)
             .map(|(n, what)| format!("{n} {what}"))
@@ -260,7 +274,7 @@ impl Report {
             (0, None::<u64>, None::<u64>, 0, 0, 0);
         let eyes = Eye::BOTH.map(|eye| {
             let c = state.eye(eye);
-            let since = state.since[eye.index()];
+            let since = state.since(eye);
             let p = pipeline.eye(eye);
             let captured = p.captured - since.captured;
             all_total.extend_from(&c.total);
@@ -286,9 +300,8 @@ impl Report {
             let dropped_source = p.dropped_source - since.dropped_source;
             let dropped_encoder = p.encode_errors - since.encode_errors;
             let dropped_handoff = p.dropped_handoff - since.dropped_handoff;
-            let lost = c.sent.saturating_sub(decoded);
             let dropped = captured.saturating_sub(decoded);
-            EyeReport {
+            let mut e = EyeReport {
                 captured,
                 sent: c.sent,
                 decoded,
@@ -297,16 +310,11 @@ impl Report {
                 dropped_encoder,
                 dropped_handoff,
                 dropped_queue: c.dropped_queue,
+                dropped_waiting_idr: c.dropped_waiting_idr,
+                dropped_link: c.dropped_link,
                 dropped_deadline: c.dropped_deadline,
-                lost,
-                in_flight: dropped.saturating_sub(
-                    dropped_source
-                        + dropped_encoder
-                        + dropped_handoff
-                        + c.dropped_queue
-                        + c.dropped_deadline
-                        + lost,
-                ),
+                lost: c.sent.saturating_sub(decoded),
+                in_flight: 0,
                 bytes_sent: c.bytes_sent,
                 pixel_code: c.pixel_code,
                 wrong_eye: c.wrong_eye,
@@ -326,7 +334,11 @@ impl Report {
                 latency_ms: c.total.summary(),
                 stages_ms: stages(&c),
                 latency_histogram_ms: histograms(&c),
-            }
+            };
+            // What no cause claims is still between capture and the wire.
+            let counted: u64 = e.causes().iter().map(|(n, _)| n).sum();
+            e.in_flight = dropped.saturating_sub(counted);
+            e
         });
         let clock = state.clock().map(|c| ClockReport {
             offset_ns: c.offset_ns.round() as i64,

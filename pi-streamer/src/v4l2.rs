@@ -74,6 +74,10 @@ impl Capability {
         let end = self.card.iter().position(|&b| b == 0).unwrap_or(32);
         String::from_utf8_lossy(&self.card[..end]).into_owned()
     }
+    pub fn driver(&self) -> String {
+        let end = self.driver.iter().position(|&b| b == 0).unwrap_or(16);
+        String::from_utf8_lossy(&self.driver[..end]).into_owned()
+    }
 }
 
 #[repr(C)]

@@ -63,6 +63,9 @@ impl Streamer {
                     "--report",
                     "json",
                 ])
+                // Its HTTPS identity in the test's own directory, not the user's state.
+                .arg("--state-dir")
+                .arg(std::env::temp_dir().join(format!("binoc-browser-{}", std::process::id())))
                 .env(
                     "RUST_LOG",
                     "info,str0m=warn,pi_streamer::output::webrtc::viewer=debug",

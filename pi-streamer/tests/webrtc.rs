@@ -78,8 +78,8 @@ fn https_pinned(
     path: &str,
     body: &str,
 ) -> (u16, String, String) {
-    // The server's certificate is self-signed, made at start: trusted on first use, as a
-    // browser told to would.
+    // The server's certificate is self-signed: accepted without a pin, as a browser told to
+    // would (or pinned, with `pin`).
     let config = binoc_net::pinned_tls_client(pin).unwrap();
     let conn =
         rustls::ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap()).unwrap();
@@ -440,6 +440,13 @@ fn encoders_idle_until_a_viewer_comes_and_start_it_with_a_keyframe() {
     assert_eq!(seen.first_keyframe, [Some(true); 2], "{seen:?}");
     std::thread::sleep(Duration::from_millis(700));
     let report = server.finish();
+    // The encoders started for the viewer with an IDR: it never waited for one.
+    let v = viewer(&report, 0);
+    assert_eq!(v.webrtc.skipped_waiting_idr, [0, 0], "{:?}", v.webrtc);
+    for e in [&v.report.eyes.left, &v.report.eyes.right] {
+        let causes: u64 = e.causes().iter().map(|(n, _)| n).sum();
+        assert_eq!(e.dropped, causes, "{}", e.drop_causes());
+    }
     for e in 0..2 {
         assert!(report.idle[e] > 0, "{report:?}");
         assert_eq!(

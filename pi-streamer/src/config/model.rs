@@ -70,6 +70,7 @@ pub struct EyeConfig {
     /// Draw the eye/frame pixel code into the top band of every frame: a measuring instrument
     /// that overwrites the top rows of the picture. `None` (the default) draws it only on the
     /// synthetic and file sources, never over a real camera's picture; see [`Self::pixel_code`].
+    #[serde(serialize_with = "auto_or_bool")]
     pub pixel_code: Option<bool>,
     /// Capture settings for real cameras (ignored by `test` and `y4m`).
     pub camera: CameraSettings,
@@ -92,6 +93,14 @@ impl Default for EyeConfig {
             pixel_code: None,
             camera: CameraSettings::default(),
         }
+    }
+}
+
+/// `None` written as the YAML word users write for it: `auto`.
+fn auto_or_bool<S: serde::Serializer>(v: &Option<bool>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(b) => s.serialize_bool(*b),
+        None => s.serialize_str("auto"),
     }
 }
 

@@ -18,6 +18,11 @@ use crate::pipeline::{EncoderCounters, PipelineState};
 pub struct OutputCounters {
     /// Frames dropped from this output's own queue to make room (it was behind).
     pub dropped_queue: u64,
+    /// Frames not sent while this receiver waited for an IDR (its reference chain broke).
+    pub dropped_waiting_idr: u64,
+    /// Frames the receiver's link could not take in time (a WebRTC viewer's send budget or
+    /// str0m's send queue).
+    pub dropped_link: u64,
     pub sent: u64,
     /// Encoded frames dropped because they could not be on the wire before their deadline.
     pub dropped_deadline: u64,
@@ -146,7 +151,9 @@ impl OutputCounters {
 pub struct OutputState {
     pub eyes: [Mutex<OutputCounters>; 2],
     pub clock: Mutex<Option<ClockEstimate>>,
-    pub since: [EncoderCounters; 2],
+    /// The pipeline's counters when this receiver started receiving (see
+    /// [`OutputState::start_counting`]).
+    since: Mutex<[EncoderCounters; 2]>,
     /// The output's own link estimate (the QUIC path's [`LinkEstimator`]), when it has one.
     pub link: Mutex<Option<LinkEstimator>>,
     /// The path's round-trip time, nanoseconds (0: not known).
@@ -169,10 +176,21 @@ impl OutputState {
         OutputState {
             eyes,
             clock: Mutex::new(None),
-            since: pipeline.snapshot(),
+            since: Mutex::new(pipeline.snapshot()),
             link: Mutex::new(None),
             rtt_ns: Default::default(),
         }
+    }
+
+    /// The pipeline's counters of `eye` when this receiver started receiving.
+    pub fn since(&self, eye: Eye) -> EncoderCounters {
+        self.since.lock().unwrap_or_else(|p| p.into_inner())[eye.index()]
+    }
+
+    /// The receiver starts receiving now (its connection is up, frames go to it): its report
+    /// counts the captures from here, not those of its handshake.
+    pub fn start_counting(&self, pipeline: &PipelineState) {
+        *self.since.lock().unwrap_or_else(|p| p.into_inner()) = pipeline.snapshot();
     }
 
     /// The path's round-trip time as last seen, milliseconds.

@@ -61,6 +61,7 @@ fn libcamera_cameras() -> String {
 fn v4l2_cameras() -> String {
     let mut o = String::from("V4L2 (USB and other capture devices):\n");
     let mut found = 0;
+    let mut pipeline_nodes = 0;
     for path in v4l2::video_nodes() {
         let dev = match v4l2::Device::open(&path) {
             Ok(d) => d,
@@ -72,6 +73,12 @@ fn v4l2_cameras() -> String {
         let Ok(cap) = dev.query_cap() else { continue };
         if cap.caps() & v4l2::CAP_VIDEO_CAPTURE == 0 {
             continue; // an encoder, a metadata node, an output: not a camera
+        }
+        if is_camera_pipeline_node(&cap.driver()) {
+            // The CSI receiver and ISP nodes of the Pi's camera pipeline: raw Bayer and
+            // intermediate streams that libcamera drives, not cameras to open by themselves.
+            pipeline_nodes += 1;
+            continue;
         }
         found += 1;
         let _ = writeln!(o, "  source: v4l2:{}   {}", path.display(), cap.card());
@@ -104,7 +111,28 @@ fn v4l2_cameras() -> String {
     if found == 0 {
         o += "  no capture device under /dev/video*\n";
     }
+    if pipeline_nodes > 0 {
+        let _ = writeln!(
+            o,
+            "  ({pipeline_nodes} nodes of the Pi's camera pipeline (CSI receiver, ISP) not shown: \
+             their cameras are libcamera's)"
+        );
+    }
     o
+}
+
+/// Drivers of the Raspberry Pi's camera pipeline (CSI-2 receivers, ISPs, codecs), whose nodes
+/// libcamera uses and a V4L2 source must not.
+fn is_camera_pipeline_node(driver: &str) -> bool {
+    [
+        "unicam",
+        "rp1-cfe",
+        "bcm2835-isp",
+        "pispbe",
+        "bcm2835-codec",
+        "rpivid",
+    ]
+    .contains(&driver)
 }
 
 /// `YUYV`, `MJPG`: a V4L2 pixel format's four characters.
@@ -132,6 +160,12 @@ mod tests {
         assert_eq!(trim(30.0), "30");
         assert_eq!(trim(29.97), "29.97");
         assert_eq!(trim(7.5), "7.5");
+    }
+
+    #[test]
+    fn the_pis_camera_pipeline_nodes_are_not_cameras() {
+        assert!(is_camera_pipeline_node("rp1-cfe") && is_camera_pipeline_node("unicam"));
+        assert!(!is_camera_pipeline_node("uvcvideo"));
     }
 
     #[test]

@@ -3,6 +3,8 @@
 // each video, markers sent. Used by pi-streamer/tests/browser.rs.
 //
 //   node view.mjs URL [--viewers N] [--min-decoded N] [--timeout-s N] [--hold-s N] [--xr]
+//                     [--screenshot FILE.png]
+//     --screenshot: the first viewer's page as a PNG, at the end of the hold (the README's)
 //     --xr: a stand-in WebXR device (xr-mock.js); the page enters VR and the test reads back
 //           which camera each eye's view shows
 //   node view.mjs URL --reconnect [--min-decoded N] [--timeout-s N]
@@ -27,6 +29,7 @@ const timeoutS = Number(opt('--timeout-s', 60));
 const holdS = Number(opt('--hold-s', 0));
 const xr = args.includes('--xr');
 const reconnect = args.includes('--reconnect');
+const screenshot = opt('--screenshot', null);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // --reconnect: READY, LOST, then the JSON (see above); `read` is the page's state.
@@ -175,6 +178,7 @@ try {
         await new Promise((r) => setTimeout(r, holdS * 1000));
         results = await Promise.all(pages.map(read));
       }
+      if (screenshot) await pages[0].screenshot({ path: screenshot });
       // Leave properly: the page's pagehide handler DELETEs the WHEP resource.
       for (const p of pages) await p.close({ runBeforeUnload: true });
       await new Promise((r) => setTimeout(r, 300));

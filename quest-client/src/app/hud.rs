@@ -358,6 +358,25 @@ fn figures(
     (f, column)
 }
 
+/// Both eyes in one column: the mean of their stage medians (an eye without frames in that
+/// quarter second does not halve the other's), the worse p99.
+fn merge(l: GraphColumn, r: GraphColumn) -> GraphColumn {
+    let empty = |g: &GraphColumn| g.stages_ms.iter().all(|&v| v == 0.0);
+    let mut column = match (empty(&l), empty(&r)) {
+        (true, _) => r,
+        (_, true) => l,
+        _ => {
+            let mut c = l;
+            for (a, b) in c.stages_ms.iter_mut().zip(r.stages_ms) {
+                *a = (*a + b) / 2.0;
+            }
+            c
+        }
+    };
+    column.g2g_p99_ms = l.g2g_p99_ms.max(r.g2g_p99_ms);
+    column
+}
+
 fn redraw_hud(
     mut hud: ResMut<HudState>,
     state: Res<StreamState>,
@@ -371,19 +390,7 @@ fn redraw_hud(
     let [(l, lg), (r, rg)] =
         Eye::BOTH.map(|eye| figures(&state.shared, eye, &mut hud.prev[eye.index()], dt));
     let eyes = [l, r];
-    // Both eyes in one column: the mean of their stage medians, the worse p99.
-    let mut column = GraphColumn {
-        g2g_p99_ms: lg.g2g_p99_ms.max(rg.g2g_p99_ms),
-        ..Default::default()
-    };
-    for (c, (a, b)) in column
-        .stages_ms
-        .iter_mut()
-        .zip(lg.stages_ms.iter().zip(rg.stages_ms))
-    {
-        *c = (a + b) / 2.0;
-    }
-    hud.history.push_back(column);
+    hud.history.push_back(merge(lg, rg));
     while hud.history.len() > GRAPH_COLUMNS {
         hud.history.pop_front();
     }
@@ -477,8 +484,15 @@ mod tests {
             );
         }
         assert!(count(&full, P99_COLOUR) > count(&empty, P99_COLOUR));
+        // A spike raises the scale (its label) and its tick is drawn.
         let spike = draw(&lines, &[col(10.0), col(400.0), GraphColumn::default()]);
-        assert!(count(&spike, GRAPH_STAGES[0].1) > 0);
+        assert!(count(&spike, P99_COLOUR) > count(&empty, P99_COLOUR));
+        assert_ne!(spike.rgba, draw(&lines, &[col(10.0), col(20.0)]).rgba);
+        // Merging the eyes: an eye without frames does not halve the other.
+        let m = merge(col(10.0), GraphColumn::default());
+        assert_eq!(m.stages_ms, col(10.0).stages_ms);
+        let m = merge(col(10.0), col(30.0));
+        assert_eq!((m.stages_ms[0], m.g2g_p99_ms), (12.0, 45.0));
         let unsynced = hud_lines(&[e, e], None, None);
         assert!(unsynced[0].contains("NOT SYNCED"));
         assert!(unsynced.join("\n").contains("NO LINK STATUS"));

@@ -27,7 +27,10 @@
 //!   one shorter), so every fragment's offset and size follow from its header alone. Any
 //!   `count` of the `count + parity` fragments rebuild the frame.
 //!   Versions 1 (no parity, field 10 reserved), 2 (no `LinkStatus` message) and 3 (no stream
-//!   flags in `Hello`: whether the frames carry the pixel code) are refused at the handshake.
+//!   flags in `Hello`: whether the frames carry the pixel code) are refused at the handshake
+//!   with "no common protocol version": of a `Hello` outside this build's version only the
+//!   version range is read. (A version-3 headset, older than that rule, cannot parse a
+//!   version-4 `Hello` and closes the session with a parse error.)
 //!
 //! * **Control messages** on one reliable bidirectional QUIC stream, each framed as a
 //!   `u32` length followed by a one-byte type and the fields. They are split by direction

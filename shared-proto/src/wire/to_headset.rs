@@ -98,9 +98,11 @@ impl Message for ToHeadset {
                         why: "min above max",
                     });
                 }
-                if max_version < VERSION {
-                    // An older peer's stream list has another layout: only its versions are
-                    // read, and the handshake refuses it ("no common protocol version").
+                if !(min_version..=max_version).contains(&VERSION) {
+                    // Another version's stream list may have another layout: only its versions
+                    // are read, and the handshake refuses it ("no common protocol version").
+                    // (A version-3 headset predates this rule: it fails to parse a version-4
+                    // Hello and closes the session.)
                     return Ok(ToHeadset::Hello {
                         min_version,
                         max_version,

@@ -63,8 +63,9 @@ pub struct Connection {
     pub sent: Arc<Mutex<SentFrames<Bytes>>>,
     control_tx: mpsc::Sender<ToHeadset>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
-    /// The encoders work while a headset is connected.
-    _receiver: crate::pipeline::Receiver,
+    /// Held once frames go to this headset ([`Connection::go_live`]): the encoders work for
+    /// it from then on.
+    receiver: Option<crate::pipeline::Receiver>,
 }
 
 impl Connection {
@@ -118,8 +119,6 @@ impl Connection {
         let version = handshake::on_answer(answer).map_err(anyhow::Error::msg)?;
         tracing::info!(%peer, version, "connected");
 
-        // Held before the connection's counters start, so no frame it counts is skipped idle.
-        let receiver = feedback.pipeline.receiver();
         let state = Arc::new(OutputState::new(&feedback.pipeline));
         for eye in Eye::BOTH {
             state.eye(eye).fec = FecPolicy::new(cfg.transport.fec);
@@ -267,13 +266,20 @@ impl Connection {
             sent,
             control_tx,
             tasks,
-            _receiver: receiver,
+            receiver: None,
         };
         if !c.wait_for_clock(Duration::from_secs(2)).await {
             c.close("no clock sync").await;
             anyhow::bail!("no clock-sync answer from the headset within 2 s");
         }
         Ok(c)
+    }
+
+    /// Frames go to this headset from now on: its report counts the captures from here (not
+    /// those of its handshake and clock sync), and idle encoders start for it, with an IDR.
+    pub fn go_live(&mut self, pipeline: &Arc<crate::pipeline::PipelineState>) {
+        self.state.start_counting(pipeline);
+        self.receiver = Some(pipeline.receiver());
     }
 
     /// Waits until the clock estimate has settled a little (or the timeout passes).
@@ -379,7 +385,8 @@ impl QuicOutput {
         reconnect: bool,
         on_report: Option<OnConnectionReport>,
     ) -> Result<Self> {
-        let connection = Connection::open(cfg, peer, feedback.clone()).await?;
+        let mut connection = Connection::open(cfg, peer, feedback.clone()).await?;
+        connection.go_live(&feedback.pipeline);
         let inner = Arc::new(Inner {
             cfg: cfg.clone(),
             peer,
@@ -485,6 +492,7 @@ impl Inner {
             for eye in Eye::BOTH {
                 self.feedback.request_keyframe(eye);
             }
+            live.connection.go_live(&self.feedback.pipeline);
             *self.current.lock().unwrap_or_else(|p| p.into_inner()) =
                 Some(live.connection.state.clone());
         }

@@ -59,12 +59,19 @@ fn tls_config(
                 names.push(listen_ip.to_string());
             }
             names.push("127.0.0.1".into());
-            let (id, kept) = match state_dir {
-                Some(dir) => {
-                    let path = dir.join(IDENTITY_FILE);
-                    let id = binoc_net::Identity::load_or_create_for(&path, &names)?;
-                    (id, format!("kept in {}", path.display()))
-                }
+            let kept = state_dir.map(|dir| {
+                let path = dir.join(IDENTITY_FILE);
+                binoc_net::Identity::load_or_create_for(&path, &names)
+                    .map(|id| (id, format!("kept in {}", path.display())))
+            });
+            let (id, kept) = match kept {
+                Some(Ok(k)) => k,
+                // A state directory that cannot be written (a read-only home) costs the
+                // browser a question at the next start, not the stream.
+                Some(Err(e)) => (
+                    binoc_net::Identity::generate_for(&names)?,
+                    format!("made for this run only: {e:#}"),
+                ),
                 None => (
                     binoc_net::Identity::generate_for(&names)?,
                     "made for this run only (no state directory)".to_string(),
@@ -220,6 +227,7 @@ fn plain_http_answer(host: Option<&str>, path: &str) -> hyper::Response<Full<Byt
             b = b
                 .status(hyper::StatusCode::MOVED_PERMANENTLY)
                 .header(hyper::header::LOCATION, t.to_string());
+            let t = html_escape(&t.to_string());
             page(&format!("<a href=\"{t}\">{t}</a>"))
         }
         None => {
@@ -229,6 +237,20 @@ fn plain_http_answer(host: Option<&str>, path: &str) -> hyper::Response<Full<Byt
     };
     b.body(Full::new(Bytes::from(body)))
         .unwrap_or_else(|_| hyper::Response::new(Full::new(Bytes::new())))
+}
+
+/// `s` safe inside HTML text and double-quoted attributes.
+fn html_escape(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '&' => "&amp;".to_string(),
+            '<' => "&lt;".to_string(),
+            '>' => "&gt;".to_string(),
+            '"' => "&quot;".to_string(),
+            '\'' => "&#39;".to_string(),
+            c => c.to_string(),
+        })
+        .collect()
 }
 
 async fn respond(
@@ -298,6 +320,16 @@ mod tests {
             r.headers()[hyper::header::LOCATION],
             "https://pi.local:8443/?token=abc"
         );
+        // What the path carries is escaped in the page.
+        let r = plain_http_answer(Some("pi.local"), "/\"><script>");
+        let body = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(r.into_body().collect())
+            .unwrap()
+            .to_bytes();
+        let body = String::from_utf8_lossy(&body);
+        assert!(!body.contains("\"><script>"), "{body}");
         // A Host header that is not an address gets a page, not a redirect built from it.
         for host in [None, Some("evil.example/x"), Some("a b")] {
             let r = plain_http_answer(host, "/");

@@ -36,8 +36,6 @@ struct Entry {
     wake: Arc<Wake>,
     /// Frames dropped from this viewer's queue (it was behind).
     overflows: Arc<AtomicU64>,
-    /// The encoders work while a viewer is registered.
-    _receiver: crate::pipeline::Receiver,
 }
 
 /// The viewer registry, shared by the HTTPS server, the session's fan-out and the viewer
@@ -79,8 +77,9 @@ impl Hub {
     /// behind loses its own oldest queued frame.
     pub fn fan_out(&self, f: &Arc<EncodedFrame>) {
         for e in self.viewers().values() {
-            if e.frames.push(f.clone()).is_some() {
+            if let Some(old) = e.frames.push(f.clone()) {
                 e.overflows.fetch_add(1, Ordering::Relaxed);
+                e.state.eye(old.eye).dropped_queue += 1;
             }
             e.wake.wake();
         }
@@ -177,8 +176,6 @@ impl whep::Sessions for HubSessions {
         let internal = |e: std::io::Error| CreateError::Internal(e.to_string());
         let (queue, rx) = FrameQueue::new(viewer::QUEUE_FRAMES);
         let wake = Arc::new(Wake::new().map_err(internal)?);
-        // Held before the viewer's counters start, so no frame it counts is skipped idle.
-        let receiver = hub.feedback.pipeline.receiver();
         let v = Viewer::new(
             id.clone(),
             pending,
@@ -195,7 +192,6 @@ impl whep::Sessions for HubSessions {
                 state: v.state.clone(),
                 wake,
                 overflows: Arc::new(AtomicU64::new(0)),
-                _receiver: receiver,
             },
         );
         let h = hub.clone();
@@ -205,7 +201,10 @@ impl whep::Sessions for HubSessions {
                 let (v, why) = v.run();
                 h.finish_viewer(v, why);
             })
-            .map_err(internal)?;
+            .map_err(|e| {
+                hub.viewers().remove(&id); // no thread: no viewer holding a slot
+                internal(e)
+            })?;
         hub.threads
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -248,7 +247,6 @@ mod tests {
                 state: Arc::new(crate::output::OutputState::new(&hub.feedback.pipeline)),
                 wake: Arc::new(Wake::new().unwrap()),
                 overflows: Default::default(),
-                _receiver: hub.feedback.pipeline.receiver(),
             },
         );
         rx

@@ -109,7 +109,9 @@ impl Viewer {
                 serde_json::json!({
                     "decoded": c.markers,
                     "sent": c.sent,
-                    "dropped": c.dropped_deadline + self.counters.skipped_waiting_idr[e.index()],
+                    "dropped": c.dropped_deadline + c.dropped_waiting_idr + c.dropped_link + c.dropped_queue,
+                    // Whether this eye's frames carry the pixel code: the page reads it only then.
+                    "pixel_code": c.pixel_code,
                     "latency_p50": c.total.summary_recent(120).p50,
                     "g2g_p50": c.glass_to_glass.summary_recent(120).p50,
                     "g2g_p99": c.glass_to_glass.summary_recent(120).p99,

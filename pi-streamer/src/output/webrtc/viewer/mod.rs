@@ -101,6 +101,8 @@ pub struct Viewer {
     pings: PingSchedule,
     budget: Budget,
     connected: bool,
+    /// Held from the moment the viewer is connected (the encoders work for it from then on).
+    receiver: Option<crate::pipeline::Receiver>,
     start_bps: u64,
     deadline_ns: u64,
     next_stats: Instant,
@@ -139,6 +141,7 @@ impl Viewer {
                 b
             },
             connected: false,
+            receiver: None,
             start_bps: pending.start_bps,
             deadline_ns,
             next_stats: Instant::now(),
@@ -250,6 +253,10 @@ impl Viewer {
             Event::Connected => {
                 self.connected = true;
                 tracing::info!(viewer = %self.id, "connected");
+                // Its report counts from here (frames before could not reach it), and idle
+                // encoders start for it, with an IDR.
+                self.state.start_counting(&self.feedback.pipeline);
+                self.receiver = Some(self.feedback.pipeline.receiver());
                 // The encoders start where the estimator does, until its first estimate.
                 if self.counters.last_estimate_bps.is_none() {
                     self.feedback.estimate(&self.id, Some(self.start_bps));

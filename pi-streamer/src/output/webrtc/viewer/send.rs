@@ -76,6 +76,7 @@ impl Viewer {
         self.request(f.eye, verdict.request);
         if !verdict.usable {
             self.counters.skipped_waiting_idr[i] += 1;
+            self.state.eye(f.eye).dropped_waiting_idr += 1;
             return Ok(());
         }
         if now_ns.saturating_sub(f.timing.capture_ns) > self.deadline_ns {
@@ -92,12 +93,14 @@ impl Viewer {
             self.budget.charge(now_ns, f.data.len());
         } else if !self.budget.admit(now_ns, f.data.len()) {
             self.counters.over_budget[i] += 1;
+            self.state.eye(f.eye).dropped_link += 1;
             self.wait_for_idr(f.eye, now_ns);
             return Ok(());
         }
         let age = now_ns.saturating_sub(f.timing.capture_ns);
         if !budget::queue_admits(queue, age, self.deadline_ns) {
             self.counters.over_queue[i] += 1;
+            self.state.eye(f.eye).dropped_link += 1;
             self.wait_for_idr(f.eye, now_ns);
             return Ok(());
         }
