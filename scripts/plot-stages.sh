@@ -40,6 +40,8 @@ set key outside right top
 set ylabel 'ms'
 set xlabel 'seconds since start (capture time)'
 set yrange [0:*]
+set autoscale xfix
+set termoption noenhanced
 plot '$tmp/stages.dat' using 1:6 with filledcurves x1 lc rgb '#ffbf3c' title 'decode', \
      '' using 1:5 with filledcurves x1 lc rgb '#9ecae1' title 'network', \
      '' using 1:4 with filledcurves x1 lc rgb '#c6dbef' title 'send queue', \

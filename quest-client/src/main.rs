@@ -69,7 +69,8 @@ struct Args {
     /// --offscreen: write each eye's rendered view as DIR/left.png and DIR/right.png.
     #[arg(long, requires = "offscreen")]
     dump: Option<PathBuf>,
-    /// --desktop: save a PNG of the window 3 s after both eyes first show.
+    /// --desktop: save a PNG of the window 12.5 s after both eyes first show (the HUD graph
+    /// then holds 12 s).
     #[arg(long, requires = "desktop")]
     screenshot: Option<PathBuf>,
     /// Log the frame time and each render pass's CPU and GPU time (timestamp queries) every

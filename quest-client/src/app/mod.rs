@@ -211,7 +211,8 @@ pub fn run(mut opts: AppOptions) -> Result<AppOutcome> {
     if let (Mode::Desktop, Some(path)) = (&opts.mode, &opts.screenshot) {
         app.add_plugins(offscreen::ScreenshotPlugin {
             path: path.clone(),
-            after_s: 3.0,
+            // Long enough for the HUD's graph (the last 12 s) to be full.
+            after_s: 12.5,
         });
     }
     if opts.render_diagnostics {
