@@ -1,0 +1,400 @@
+//! binoc against GStreamer's low-latency pipeline, side by side on the same pixel-coded frames.
+//!
+//! binoc: `pi_streamer::loopback` (the synthetic stereo source → x264 → QUIC on 127.0.0.1 →
+//! reassembly → openh264), capture→decoded from its markers.
+//! GStreamer (Debian's, driven as processes), per eye:
+//! `fdsrc ! rawvideoparse ! x264enc tune=zerolatency speed-preset=ultrafast ! rtph264pay !
+//! udpsink` → `udpsrc ! rtpjitterbuffer latency=0 ! rtph264depay ! avdec_h264 ! fdsink`. This
+//! program writes binoc's own frames (the same test pattern, the same pixel code) into the
+//! sender at the frame rate, stamping each frame's capture time as it is handed over, reads the
+//! decoded frames back from the receiver, reads each one's pixel code, and takes capture→
+//! decoded of that frame. Both systems get the same size, rate, bitrate and one encoder and one
+//! decoder thread per eye.
+//!
+//! Rounds alternate (binoc first, then GStreamer first), because absolute figures move ±20 %
+//! between runs on a shared machine; the table is the median of the rounds and the ratio
+//! binoc / GStreamer. A benchmark, not a test: it asserts nothing.
+//!
+//! `cargo run --release -p pi-streamer --bin bench-vs-gstreamer -- --size 1280x720 --fps 60`
+//! (or `scripts/bench-vs-gstreamer.sh`, which installs GStreamer first).
+
+use std::io::{Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use binoc_net::os_clock::{monotonic_ns, thread_cpu_ns};
+use clap::Parser;
+use pi_streamer::config::{EncoderKind, Size, StreamerConfig};
+use pi_streamer::source::test_pattern::TestPattern;
+use pi_streamer::source::{EyeSource, EyeTransform};
+use shared_proto::latency::Series;
+use shared_proto::{pixel_code, Eye};
+
+/// binoc vs GStreamer (x264 zerolatency ultrafast, RTP, avdec_h264) on the same frames:
+/// capture→decoded per frame, frames lost, CPU per frame, in alternated rounds.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Frame size for both eyes, WIDTHxHEIGHT.
+    #[arg(long, default_value = "1280x720")]
+    size: Size,
+    #[arg(long, default_value_t = 60.0)]
+    fps: f64,
+    /// Bitrate per eye, Mbit/s.
+    #[arg(long, default_value_t = 8.0)]
+    bitrate_mbps: f64,
+    /// Seconds per run.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Rounds; each runs both systems, in alternating order.
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
+    /// One eye only (the left) instead of both.
+    #[arg(long)]
+    one_eye: bool,
+    /// Write each run's figures as JSON lines here.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+}
+
+/// One system's run.
+#[derive(Debug, Clone, serde::Serialize)]
+struct Run {
+    system: &'static str,
+    round: u32,
+    p50: f64,
+    p95: f64,
+    p99: f64,
+    max: f64,
+    /// Frames decoded and sent, all eyes.
+    decoded: u64,
+    sent: u64,
+    wrong_eye: u64,
+    /// CPU time per frame (per eye-frame), ms: every process and thread of the system,
+    /// the source's frame generation included.
+    cpu_ms_per_frame: f64,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    binoc_net::logging::init();
+    for tool in ["gst-launch-1.0"] {
+        if Command::new(tool).arg("--version").output().is_err() {
+            bail!("{tool} not found: run scripts/bench-vs-gstreamer.sh (it installs GStreamer)");
+        }
+    }
+    let frames = (args.seconds * args.fps).round() as u64;
+    let mut runs = Vec::new();
+    for round in 0..args.rounds {
+        let order: [&str; 2] = if round % 2 == 0 {
+            ["binoc", "gstreamer"]
+        } else {
+            ["gstreamer", "binoc"]
+        };
+        for system in order {
+            let r = match system {
+                "binoc" => binoc(&args, frames, round)?,
+                _ => gstreamer(&args, frames, round)?,
+            };
+            eprintln!(
+                "round {round} {system:<9}: p50 {:.2} p95 {:.2} p99 {:.2} max {:.2} ms, {}/{} decoded, {} wrong eye, CPU {:.2} ms/frame",
+                r.p50, r.p95, r.p99, r.max, r.decoded, r.sent, r.wrong_eye, r.cpu_ms_per_frame
+            );
+            if let Some(path) = &args.json {
+                let mut f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?;
+                writeln!(f, "{}", serde_json::to_string(&r)?)?;
+            }
+            runs.push(r);
+        }
+    }
+    print_table(&args, &runs);
+    Ok(())
+}
+
+fn eyes(args: &Args) -> Vec<Eye> {
+    if args.one_eye {
+        vec![Eye::Left]
+    } else {
+        Eye::BOTH.to_vec()
+    }
+}
+
+/// binoc's loopback with the fastest encoder, at the bench's size, rate and bitrate.
+fn binoc(args: &Args, frames: u64, round: u32) -> Result<Run> {
+    let mut cfg = StreamerConfig::embedded();
+    for eye in Eye::BOTH {
+        let e = cfg.eyes.get_mut(eye);
+        e.size = args.size;
+        e.fps = args.fps;
+        e.bitrate_mbps = args.bitrate_mbps;
+    }
+    cfg.encoder.kind = EncoderKind::X264;
+    cfg.encoder.threads = 1;
+    cfg.validate("bench")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let r = rt
+        .block_on(pi_streamer::loopback::run(&cfg, frames))?
+        .report;
+    let (l, rr) = (&r.eyes.left, &r.eyes.right);
+    // binoc always runs both eyes; with --one-eye its figures are still both eyes' (noted).
+    Ok(Run {
+        system: "binoc",
+        round,
+        p50: r.latency_ms.p50,
+        p95: r.latency_ms.p95,
+        p99: r.latency_ms.p99,
+        max: r.latency_ms.max,
+        decoded: l.decoded + rr.decoded,
+        sent: l.captured + rr.captured,
+        wrong_eye: l.wrong_eye + rr.wrong_eye,
+        cpu_ms_per_frame: r.cpu_ms_per_frame,
+    })
+}
+
+/// CPU time (user + system) of a child process so far, ns.
+fn child_cpu_ns(pid: u32) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+        return 0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| f.get(i).and_then(|v| v.parse::<u64>().ok()))
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    ticks * 1_000_000_000 / hz
+}
+
+/// Makes a pipe hold a whole frame (best effort: F_SETPIPE_SZ), so a frame crosses it in one
+/// write and one read instead of 64 KiB at a time, each a context switch on a loaded machine.
+fn widen_pipe(fd: std::os::fd::RawFd, bytes: usize) {
+    // SAFETY: fcntl on a pipe descriptor this process owns; failure leaves it as it was.
+    unsafe {
+        libc::fcntl(
+            fd,
+            libc::F_SETPIPE_SZ,
+            bytes.next_power_of_two() as libc::c_int,
+        );
+    }
+}
+
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn gst(pipeline: &str, stdin: Stdio, stdout: Stdio) -> Result<Killed> {
+    let child = Command::new("gst-launch-1.0")
+        .arg("-q")
+        .args(pipeline.split_whitespace())
+        .stdin(stdin)
+        .stdout(stdout)
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting gst-launch-1.0")?;
+    Ok(Killed(child))
+}
+
+/// GStreamer's pipeline, one sender and one receiver process per eye.
+fn gstreamer(args: &Args, frames: u64, round: u32) -> Result<Run> {
+    let (w, h) = (args.size.width as usize, args.size.height as usize);
+    let frame_bytes = w * h * 3 / 2;
+    let fps_n = (args.fps * 1000.0).round() as u64;
+    let kbps = (args.bitrate_mbps * 1000.0).round() as u64;
+    let eyes = eyes(args);
+    // Capture times by eye and frame number; latencies and counts from the readers.
+    let captures: Arc<Mutex<Vec<Vec<u64>>>> =
+        Arc::new(Mutex::new(vec![vec![0; frames as usize]; 2]));
+    let mut procs = Vec::new();
+    let mut readers = Vec::new();
+    let mut writers = Vec::new();
+    let t0 = monotonic_ns() + 1_500_000_000; // after the pipelines are up
+    for &eye in &eyes {
+        let port = free_udp_port()?;
+        let mut rx = gst(
+            &format!(
+                "udpsrc port={port} buffer-size=4194304 caps=application/x-rtp,media=video,encoding-name=H264,clock-rate=90000,payload=96 \
+                 ! rtpjitterbuffer latency=0 ! rtph264depay ! avdec_h264 max-threads=1 \
+                 ! video/x-raw,format=I420 ! fdsink fd=1 sync=false"
+            ),
+            Stdio::null(),
+            Stdio::piped(),
+        )?;
+        let mut out = rx.0.stdout.take().context("receiver stdout")?;
+        widen_pipe(std::os::fd::AsRawFd::as_raw_fd(&out), frame_bytes * 2);
+        let mut tx = gst(
+            &format!(
+                "fdsrc fd=0 blocksize={frame_bytes} ! rawvideoparse use-sink-caps=false width={w} height={h} format=i420 framerate={fps_n}/1000 \
+                 ! x264enc tune=zerolatency speed-preset=ultrafast bitrate={kbps} threads=1 \
+                 ! rtph264pay config-interval=-1 mtu=1400 ! udpsink host=127.0.0.1 port={port} sync=false async=false"
+            ),
+            Stdio::piped(),
+            Stdio::null(),
+        )?;
+        let mut stdin = tx.0.stdin.take().context("sender stdin")?;
+        widen_pipe(std::os::fd::AsRawFd::as_raw_fd(&stdin), frame_bytes * 2);
+        procs.push(rx);
+        procs.push(tx);
+        // The reader: every decoded frame, its code, its latency.
+        let caps = captures.clone();
+        readers.push(std::thread::spawn(move || {
+            let mut buf = vec![0u8; frame_bytes];
+            let (mut lat, mut decoded, mut wrong) = (Series::default(), 0u64, 0u64);
+            while out.read_exact(&mut buf).is_ok() {
+                let now = monotonic_ns();
+                let Some((code_eye, n)) = pixel_code::read(&buf[..w * h], w, w, h) else {
+                    continue;
+                };
+                decoded += 1;
+                if code_eye != eye {
+                    wrong += 1;
+                }
+                let cap = caps.lock().unwrap()[eye.index()]
+                    .get(n as usize)
+                    .copied()
+                    .unwrap_or(0);
+                if cap > 0 && now > cap {
+                    lat.push((now - cap) as i64);
+                }
+            }
+            (lat, decoded, wrong)
+        }));
+        // The writer: binoc's own source frames, paced, stamped as they are handed over.
+        let caps = captures.clone();
+        let size = args.size;
+        let fps = args.fps;
+        writers.push(std::thread::spawn(move || -> Result<u64> {
+            let mut cfg = StreamerConfig::embedded();
+            let e = cfg.eyes.get_mut(eye);
+            e.size = size;
+            let transform = EyeTransform::from_config(eye, e);
+            let mut pattern = TestPattern::new(eye, w, h);
+            let cpu0 = thread_cpu_ns();
+            for n in 0..frames {
+                let due = t0 + (n as f64 * 1e9 / fps) as u64;
+                let now = monotonic_ns();
+                if due > now {
+                    std::thread::sleep(Duration::from_nanos(due - now));
+                }
+                let Some(mut f) = pattern.next_frame(n)? else {
+                    break;
+                };
+                f.frame_no = n;
+                let f = transform.apply(f)?;
+                caps.lock().unwrap()[eye.index()][n as usize] = monotonic_ns();
+                stdin
+                    .write_all(&f.data)
+                    .context("writing to the GStreamer sender")?;
+            }
+            drop(stdin);
+            Ok(thread_cpu_ns() - cpu0)
+        }));
+    }
+    let mut source_cpu = 0;
+    for wr in writers {
+        source_cpu += wr
+            .join()
+            .map_err(|_| anyhow::anyhow!("writer panicked"))??;
+    }
+    // The last frames' way through, then the CPU of every process, then stop them.
+    std::thread::sleep(Duration::from_millis(1000));
+    let gst_cpu: u64 = procs.iter().map(|p| child_cpu_ns(p.0.id())).sum();
+    drop(procs);
+    let mut lat = Series::default();
+    let (mut decoded, mut wrong) = (0, 0);
+    for r in readers {
+        let (l, d, we) = r.join().map_err(|_| anyhow::anyhow!("reader panicked"))?;
+        lat.extend_from(&l);
+        decoded += d;
+        wrong += we;
+    }
+    let s = lat.summary();
+    let sent = frames * eyes.len() as u64;
+    Ok(Run {
+        system: "gstreamer",
+        round,
+        p50: s.p50,
+        p95: s.p95,
+        p99: s.p99,
+        max: s.max,
+        decoded,
+        sent,
+        wrong_eye: wrong,
+        cpu_ms_per_frame: (gst_cpu + source_cpu) as f64 / 1e6 / sent.max(1) as f64,
+    })
+}
+
+fn free_udp_port() -> Result<u16> {
+    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return 0.0;
+    }
+    v[v.len() / 2]
+}
+
+fn print_table(args: &Args, runs: &[Run]) {
+    let pick = |system: &str, f: fn(&Run) -> f64| {
+        median(runs.iter().filter(|r| r.system == system).map(f).collect())
+    };
+    println!(
+        "\n{}x{} at {} fps, {} Mbit/s per eye, {} eye(s), {} s per run, {} rounds (medians of the rounds)",
+        args.size.width,
+        args.size.height,
+        args.fps,
+        args.bitrate_mbps,
+        if args.one_eye { 1 } else { 2 },
+        args.seconds,
+        args.rounds
+    );
+    println!("                 p50 ms   p95 ms   p99 ms   max ms   decoded %   CPU ms/frame");
+    let cols: [(&str, fn(&Run) -> f64); 6] = [
+        ("p50", |r| r.p50),
+        ("p95", |r| r.p95),
+        ("p99", |r| r.p99),
+        ("max", |r| r.max),
+        ("decoded", |r| {
+            100.0 * r.decoded as f64 / r.sent.max(1) as f64
+        }),
+        ("cpu", |r| r.cpu_ms_per_frame),
+    ];
+    for system in ["binoc", "gstreamer"] {
+        let v: Vec<f64> = cols.iter().map(|(_, f)| pick(system, *f)).collect();
+        println!(
+            "{system:<14} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>10.1} {:>14.2}",
+            v[0], v[1], v[2], v[3], v[4], v[5]
+        );
+    }
+    let ratio: Vec<f64> = cols
+        .iter()
+        .map(|(_, f)| pick("binoc", *f) / pick("gstreamer", *f).max(1e-9))
+        .collect();
+    println!(
+        "{:<14} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>10.2} {:>14.2}",
+        "binoc/gst", ratio[0], ratio[1], ratio[2], ratio[3], ratio[4], ratio[5]
+    );
+    let wrong: u64 = runs.iter().map(|r| r.wrong_eye).sum();
+    println!("wrong-eye frames over all runs: {wrong}");
+}
