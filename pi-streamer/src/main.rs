@@ -532,7 +532,7 @@ fn real_main(cli: Cli) -> Result<()> {
                 "# encoder here: {} ({why})",
                 pi_streamer::encode::kind_name(kind)
             );
-            print!("{}", cfg.to_yaml());
+            print!("{}", cfg.to_yaml_redacted());
             Ok(())
         }
         Some(Command::Impair(args)) => impair(&args),

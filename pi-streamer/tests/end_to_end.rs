@@ -856,6 +856,77 @@ fn check_config_reports_every_problem_with_key_and_line() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Handshakes that never complete (a stranger's Initials, their answers lost) do not hold up
+/// the headset's accept loop: a streamer that connects meanwhile streams at once (before it,
+/// the loop awaited each handshake in turn, and the streamer's own 5 s answer timeout ran out
+/// behind three half-open ones).
+#[test]
+fn half_open_handshakes_do_not_hold_up_a_streamer() {
+    use pi_streamer::impair::{Impairment, Relay};
+    let rt = rt();
+    let identity = binoc_net::Identity::generate().unwrap();
+    let shared = headset_core::Shared::new(None, None);
+    let client = rt.block_on(async {
+        headset_core::Client::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            &identity,
+            shared.clone(),
+            std::sync::Arc::new(headset_core::Headless),
+        )
+        .unwrap()
+    });
+    let headset = client.local_addr().unwrap();
+    let client_task = rt.spawn(client.run());
+    // Through a relay that loses everything the headset answers: handshakes that stay open.
+    let relay = rt
+        .block_on(Relay::start(
+            "127.0.0.1:0".parse().unwrap(),
+            headset,
+            Impairment::default(),
+            Impairment {
+                // A blackout for the whole test: nothing comes back.
+                blackout: Some((0, 3_600_000_000_000)),
+                ..Default::default()
+            },
+        ))
+        .unwrap();
+    let half_open: Vec<_> = (0..3)
+        .map(|_| {
+            let _in_runtime = rt.enter();
+            let endpoint = binoc_net::client_endpoint(None, Default::default()).unwrap();
+            let connecting = endpoint
+                .connect(relay.listen, binoc_net::SERVER_NAME)
+                .unwrap();
+            rt.spawn(async move {
+                let _keep = endpoint;
+                let _ = tokio::time::timeout(Duration::from_secs(20), connecting).await;
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut cfg = small_config();
+    cfg.transport.peer_fingerprint = Some(identity.fingerprint());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let outcome = rt
+        .block_on(pi_streamer::session::stream_to(
+            &cfg,
+            headset,
+            Some(30),
+            stop,
+        ))
+        .expect("the streamer connected and streamed past the half-open handshakes");
+    assert!(
+        outcome.report.eyes.left.decoded >= 25,
+        "{:?}",
+        outcome.report.eyes.left
+    );
+    shared.finish();
+    rt.block_on(client_task).unwrap().unwrap();
+    for h in half_open {
+        h.abort();
+    }
+}
+
 #[test]
 fn streamer_survives_a_vanished_headset_and_reconnects_to_the_next() {
     let port = free_udp_port();

@@ -70,6 +70,17 @@ fn https(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String
     https_pinned(addr, None, method, path, body)
 }
 
+/// [`https`] with `Authorization: Bearer token`.
+fn https_auth(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+    token: &str,
+) -> (u16, String, String) {
+    request(addr, None, method, path, body, Some(token))
+}
+
 /// [`https`] to a server whose certificate must have the SHA-256 fingerprint `pin`.
 fn https_pinned(
     addr: SocketAddr,
@@ -78,6 +89,18 @@ fn https_pinned(
     path: &str,
     body: &str,
 ) -> (u16, String, String) {
+    request(addr, pin, method, path, body, None)
+}
+
+fn request(
+    addr: SocketAddr,
+    pin: Option<String>,
+    method: &str,
+    path: &str,
+    body: &str,
+    token: Option<&str>,
+) -> (u16, String, String) {
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     // The server's certificate is self-signed: accepted without a pin, as a browser told to
     // would (or pinned, with `pin`).
     let config = binoc_net::pinned_tls_client(pin).unwrap();
@@ -88,7 +111,7 @@ fn https_pinned(
     write!(
         tls,
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/sdp\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+         {auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
@@ -425,6 +448,121 @@ fn the_https_certificate_survives_a_restart_and_plain_http_is_redirected() {
         "the same certificate after a restart"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A TLS connection to the server with a request head written and nothing more.
+fn half_request(
+    addr: SocketAddr,
+    head: &str,
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    let config = binoc_net::pinned_tls_client(None).unwrap();
+    let conn =
+        rustls::ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap()).unwrap();
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    tls.write_all(head.as_bytes()).unwrap();
+    tls.flush().unwrap();
+    tls
+}
+
+fn status_of(tls: &mut rustls::StreamOwned<rustls::ClientConnection, TcpStream>) -> String {
+    let mut out = Vec::new();
+    let _ = tls.read_to_end(&mut out);
+    String::from_utf8_lossy(&out)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+/// What a stranger on the network can make the HTTPS server hold: an unauthorized POST is
+/// answered before its body is read; an authorized body that never comes is cut at its
+/// deadline (408); connections beyond the per-address cap are closed at once and do not stop
+/// the next legitimate request once they are gone; a refused offer's error names nothing
+/// internal; hundreds of sessions created and deleted leave threads and reports bounded.
+#[test]
+fn the_https_server_holds_nothing_for_a_stranger_and_stays_bounded() {
+    let mut cfg = config();
+    cfg.transport.webrtc.token = Some("secret".into());
+    cfg.transport.webrtc.max_viewers = 4;
+    let server = Server::start(cfg);
+    let head = |auth: &str| {
+        format!(
+            "POST /whep HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/sdp\r\n{auth}Content-Length: 5000\r\n\r\n"
+        )
+    };
+    // No token: 401 at once, the promised 5000 bytes never sent.
+    let mut c = half_request(server.addr, &head(""));
+    assert!(status_of(&mut c).contains("401"));
+    // The right token and a body that never comes: cut at the body deadline.
+    let t0 = Instant::now();
+    let mut c = half_request(server.addr, &head("Authorization: Bearer secret\r\n"));
+    assert!(status_of(&mut c).contains("408"));
+    assert!(
+        t0.elapsed() < Duration::from_secs(20),
+        "held {:?}",
+        t0.elapsed()
+    );
+    // Connections up to the per-address cap, held open: the next one is closed at once.
+    let cap = pi_streamer::output::webrtc::https::MAX_CONNECTIONS_PER_SOURCE;
+    let held: Vec<TcpStream> = (0..cap)
+        .map(|_| TcpStream::connect(server.addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut extra = TcpStream::connect(server.addr).unwrap();
+    extra
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut b = [0u8; 1];
+    assert!(
+        matches!(extra.read(&mut b), Ok(0)),
+        "the connection over the cap was closed"
+    );
+    drop(held);
+    std::thread::sleep(Duration::from_millis(200));
+    let (status, _, _) = https(server.addr, "GET", "/", "");
+    assert_eq!(status, 200, "served again once the squatters left");
+    // A malformed offer: 400, in our words.
+    let (status, _, body) = https_auth(server.addr, "POST", "/whep", "v=0\r\nnonsense", "secret");
+    assert_eq!(status, 400, "{body}");
+    assert!(!body.contains("0x"), "no internal detail: {body}");
+    // Create and delete many sessions: threads and reports stay bounded.
+    let threads = || std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count());
+    let offer = include_str!("data/chromium-offer.sdp");
+    let before = threads();
+    for _ in 0..300 {
+        // A deleted viewer leaves its slot as its thread ends: a moment, then 201.
+        let mut tries = 0;
+        let (status, head) = loop {
+            let (status, head, _) = https_auth(server.addr, "POST", "/whep", offer, "secret");
+            tries += 1;
+            if status != 503 || tries > 100 {
+                break (status, head);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert_eq!(status, 201, "{head}");
+        let location = head
+            .lines()
+            .find_map(|l| l.strip_prefix("location: "))
+            .expect("Location")
+            .to_string();
+        let (status, _, _) = https_auth(server.addr, "DELETE", &location, "", "secret");
+        assert_eq!(status, 200);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let after = threads();
+    assert!(
+        after <= before + 8,
+        "threads {before} → {after} after 300 sessions"
+    );
+    let report = server.finish();
+    assert!(
+        report.viewers.len() <= pi_streamer::output::webrtc::hub::MAX_FINISHED_REPORTS,
+        "{} reports kept",
+        report.viewers.len()
+    );
 }
 
 /// With no viewer the encoders idle (no CPU for frames nobody sees); the first viewer's first

@@ -162,10 +162,11 @@ fn join(path: &str, key: &str) -> String {
 
 impl Checker {
     pub fn problem(&mut self, line: u64, key: &str, message: impl fmt::Display) {
+        // A hostile file's 30 MB key or value is named, not echoed.
         self.problems.push(Problem {
             line,
-            key: key.to_string(),
-            message: message.to_string(),
+            key: shorten(key, 120),
+            message: shorten(&message.to_string(), 400),
         });
     }
 
@@ -349,6 +350,14 @@ impl Checker {
     }
 }
 
+/// `s` cut to `max` characters, saying how long it was.
+pub fn shorten(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        None => s.to_string(),
+        Some((cut, _)) => format!("{}… ({} bytes in all)", &s[..cut], s.len()),
+    }
+}
+
 fn describe(v: &Value) -> String {
     match v {
         Value::Str(s) => format!("`{s}`"),
@@ -498,6 +507,22 @@ mod duplicate_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_huge_key_or_value_is_named_not_echoed() {
+        let huge = "k".repeat(1_000_000);
+        let mut c = Checker::default();
+        c.problem(3, &huge, format!("unknown key `{huge}`"));
+        let p = &c.problems[0];
+        assert!(
+            p.key.len() < 200 && p.key.contains("1000000 bytes"),
+            "{}",
+            p.key.len()
+        );
+        assert!(p.message.len() < 500, "{}", p.message.len());
+        assert_eq!(shorten("short", 120), "short");
+        assert_eq!(shorten("ééé", 2), "éé… (6 bytes in all)");
+    }
 
     #[test]
     fn tree_keeps_lines_and_types() {

@@ -89,29 +89,38 @@ pub fn frame_latency(
     clock: &ClockEstimate,
     marker_received_ns: Option<Nanos>,
 ) -> FrameLatency {
-    let cap = timing.capture_ns as i64;
-    let last_byte = clock.client_to_streamer(marker.last_byte_ns) as i64;
+    // A marker comes from the other side: any u64 may arrive. Every difference saturates (a
+    // nonsense time gives a nonsense, bounded figure, never an overflow).
+    let d = |a: Nanos, b: Nanos| -> i64 {
+        let (a, b) = (i128::from(a), i128::from(b));
+        (a - b).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+    };
+    let cap = timing.capture_ns;
+    let last_byte = clock.client_to_streamer(marker.last_byte_ns);
     // Client-side durations are exact differences on the client clock.
-    let decode = marker.decoded_ns as i64 - marker.last_byte_ns as i64;
-    let decoded = last_byte + decode;
+    let decode = d(marker.decoded_ns, marker.last_byte_ns);
+    let decoded = last_byte.saturating_add_signed(decode);
     let stages_ns = [
-        timing.encode_start_ns as i64 - cap,
-        timing.encode_end_ns as i64 - timing.encode_start_ns as i64,
-        timing.send_ns as i64 - timing.encode_end_ns as i64,
-        last_byte - timing.send_ns as i64,
+        d(timing.encode_start_ns, cap),
+        d(timing.encode_end_ns, timing.encode_start_ns),
+        d(timing.send_ns, timing.encode_end_ns),
+        d(last_byte, timing.send_ns),
         decode,
     ];
     FrameLatency {
         stages_ns,
-        total_ns: decoded - cap,
-        marker_return_ns: marker_received_ns.map(|r| r as i64 - decoded),
-        glass_to_glass_ns: marker
-            .display_ns
-            .map(|d| last_byte + (d as i64 - marker.last_byte_ns as i64) - cap),
-        display_stages_ns: marker.display_ns.map(|d| {
+        total_ns: d(decoded, cap),
+        marker_return_ns: marker_received_ns.map(|r| d(r, decoded)),
+        glass_to_glass_ns: marker.display_ns.map(|disp| {
+            d(
+                last_byte.saturating_add_signed(d(disp, marker.last_byte_ns)),
+                cap,
+            )
+        }),
+        display_stages_ns: marker.display_ns.map(|disp| {
             // Without a hand-over time the whole span counts as display.
-            let presented = marker.presented_ns.unwrap_or(marker.decoded_ns) as i64;
-            [presented - marker.decoded_ns as i64, d as i64 - presented]
+            let presented = marker.presented_ns.unwrap_or(marker.decoded_ns);
+            [d(presented, marker.decoded_ns), d(disp, presented)]
         }),
     }
 }
@@ -408,5 +417,40 @@ mod tests {
         assert_eq!(s.summary_recent(1).min, 9e-6);
         assert_eq!(s.summary_recent(0).count, 0);
         assert_eq!(s.summary_recent(100).count, 3);
+    }
+
+    proptest::proptest! {
+        /// Whatever times a marker (from the other side) carries, the arithmetic never
+        /// overflows and the stages still partition the total where the times are sane.
+        #[test]
+        fn any_marker_times_give_figures_never_a_panic(
+            times in proptest::collection::vec(proptest::num::u64::ANY, 9),
+            offset in proptest::num::i64::ANY,
+        ) {
+            let timing = FrameTiming {
+                frame_no: 1,
+                capture_ns: times[0],
+                encode_start_ns: times[1],
+                encode_end_ns: times[2],
+                send_ns: times[3],
+                encoded_len: 0,
+                reserved: 0,
+            };
+            let marker = FrameMarker {
+                eye: crate::Eye::Left,
+                seq: 0,
+                frame_no: 1,
+                pixel_code: None,
+                first_byte_ns: times[4],
+                last_byte_ns: times[5],
+                decoded_ns: times[6],
+                presented_ns: Some(times[7]),
+                display_ns: Some(times[8]),
+            };
+            let mut clock = ClockEstimate::identity();
+            clock.offset_ns = offset as f64;
+            let l = frame_latency(&timing, &marker, &clock, Some(times[8]));
+            let _ = (l.total_ns, l.glass_to_glass_ns, l.marker_return_ns);
+        }
     }
 }

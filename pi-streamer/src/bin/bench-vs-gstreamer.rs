@@ -355,6 +355,9 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// A column of the table: its name and how a run gives it.
+type Column = (&'static str, fn(&Run) -> f64);
+
 fn print_table(args: &Args, runs: &[Run]) {
     let pick = |system: &str, f: fn(&Run) -> f64| {
         median(runs.iter().filter(|r| r.system == system).map(f).collect())
@@ -370,7 +373,7 @@ fn print_table(args: &Args, runs: &[Run]) {
         args.rounds
     );
     println!("                 p50 ms   p95 ms   p99 ms   max ms   decoded %   CPU ms/frame");
-    let cols: [(&str, fn(&Run) -> f64); 6] = [
+    let cols: [Column; 6] = [
         ("p50", |r| r.p50),
         ("p95", |r| r.p95),
         ("p99", |r| r.p99),

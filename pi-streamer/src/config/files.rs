@@ -206,4 +206,14 @@ impl StreamerConfig {
     pub fn to_yaml(&self) -> String {
         serde_saphyr::to_string(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
+
+    /// [`StreamerConfig::to_yaml`] for a terminal or a log: secrets (the WebRTC token) are
+    /// not shown, only that they are set.
+    pub fn to_yaml_redacted(&self) -> String {
+        let mut shown = self.clone();
+        if let Some(t) = &mut shown.transport.webrtc.token {
+            *t = format!("<set, not shown: {} characters>", t.chars().count());
+        }
+        shown.to_yaml()
+    }
 }

@@ -317,6 +317,12 @@ fn webrtc_section_is_checked_key_by_key() {
     assert_eq!(c.transport.kinds, [TransportKind::Webrtc]);
     assert_eq!(c.transport.webrtc.listen, "127.0.0.1:9000");
     assert_eq!(c.transport.webrtc.token.as_deref(), Some("abc"));
+    // What check-config prints says a token is set, never the token.
+    let shown = c.to_yaml_redacted();
+    assert!(
+        !shown.contains("abc") && shown.contains("not shown: 3 characters"),
+        "{shown}"
+    );
     assert_eq!(c.transport.webrtc.max_viewers, 2);
     let p = problems(
         "transport:\n  kind: carrier-pigeon\n  webrtc:\n    listen: everywhere\n    tokn: x\n    token: \"two words\"\n    max_viewers: 0\n    tls_cert: cert.pem\n",

@@ -25,6 +25,59 @@ use super::hub::{Hub, HubSessions};
 use super::whep::{self, MAX_BODY_BYTES};
 use crate::config::{StreamerConfig, WebrtcConfig};
 
+/// How long a request's body may take to arrive (after its headers, which have their own 10 s).
+const BODY_DEADLINE: Duration = Duration::from_secs(5);
+/// Connections at once, and from one address: beyond them a new connection is closed at once,
+/// so no client can hold the server's memory or starve the others.
+pub const MAX_CONNECTIONS: usize = 64;
+pub const MAX_CONNECTIONS_PER_SOURCE: usize = 8;
+
+/// Counts open connections, overall and per source address; a [`Slot`] is one.
+#[derive(Default)]
+struct Connections {
+    per_source: std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>,
+}
+
+struct Slot {
+    table: Arc<Connections>,
+    source: IpAddr,
+}
+
+impl Connections {
+    fn admit(self: &Arc<Self>, source: IpAddr) -> Option<Slot> {
+        let mut m = self.per_source.lock().unwrap_or_else(|p| p.into_inner());
+        let total: usize = m.values().sum();
+        let mine = m.entry(source).or_insert(0);
+        if total >= MAX_CONNECTIONS || *mine >= MAX_CONNECTIONS_PER_SOURCE {
+            if *mine == 0 {
+                m.remove(&source);
+            }
+            return None;
+        }
+        *mine += 1;
+        Some(Slot {
+            table: self.clone(),
+            source,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut m = self
+            .table
+            .per_source
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.source) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.source);
+            }
+        }
+    }
+}
+
 pub struct Server {
     listener: TcpListener,
     acceptor: TlsAcceptor,
@@ -120,6 +173,7 @@ impl Server {
     /// Accepts connections until aborted; one task per connection.
     pub async fn run(self) {
         let token: Arc<Option<String>> = Arc::new(self.token);
+        let connections = Arc::new(Connections::default());
         loop {
             let (tcp, peer) = match self.listener.accept().await {
                 Ok(c) => c,
@@ -134,10 +188,15 @@ impl Server {
                 Ok(a) => a.ip(),
                 Err(_) => continue,
             };
+            let Some(slot) = connections.admit(peer.ip()) else {
+                tracing::debug!(%peer, "too many connections: closed");
+                continue; // dropping `tcp` closes it
+            };
             let (acceptor, hub, token) = (self.acceptor.clone(), self.hub.clone(), token.clone());
             tokio::spawn(async move {
-                // A TLS connection opens with a handshake record (0x16); anything else is a
-                // browser speaking plain HTTP to this port: tell it where to go.
+                let _slot = slot; // held for the connection's life
+                                  // A TLS connection opens with a handshake record (0x16); anything else is a
+                                  // browser speaking plain HTTP to this port: tell it where to go.
                 let mut first = [0u8; 1];
                 match tokio::time::timeout(Duration::from_secs(10), tcp.peek(&mut first)).await {
                     Ok(Ok(1)) if first[0] != 0x16 => {
@@ -260,11 +319,6 @@ async fn respond(
     local_ip: IpAddr,
 ) -> hyper::Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
-    // One byte over the limit is enough for WHEP to answer 413.
-    let body = match Limited::new(body, MAX_BODY_BYTES + 1).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => Bytes::from(vec![0u8; MAX_BODY_BYTES + 1]),
-    };
     let header = |name: hyper::header::HeaderName| {
         parts
             .headers
@@ -276,6 +330,33 @@ async fn respond(
         header(hyper::header::AUTHORIZATION),
         header(hyper::header::CONTENT_TYPE),
     );
+    // The token is checked before a byte of the body is read; an authorized body has a
+    // deadline and a size limit (one byte over it is enough for WHEP to answer 413).
+    let body = if whep::wants_body(
+        parts.method.as_str(),
+        parts.uri.path(),
+        auth.as_deref(),
+        token,
+    ) {
+        match tokio::time::timeout(
+            BODY_DEADLINE,
+            Limited::new(body, MAX_BODY_BYTES + 1).collect(),
+        )
+        .await
+        {
+            Ok(Ok(b)) => b.to_bytes(),
+            Ok(Err(_)) => Bytes::from(vec![0u8; MAX_BODY_BYTES + 1]),
+            Err(_) => {
+                let mut r = hyper::Response::new(Full::new(Bytes::from_static(
+                    b"the request body did not arrive in time\n",
+                )));
+                *r.status_mut() = hyper::StatusCode::REQUEST_TIMEOUT;
+                return r;
+            }
+        }
+    } else {
+        Bytes::new()
+    };
     let request = whep::Request {
         method: parts.method.as_str(),
         path: parts.uri.path(),

@@ -40,6 +40,9 @@ struct Entry {
 
 /// The viewer registry, shared by the HTTPS server, the session's fan-out and the viewer
 /// threads.
+/// Ended viewers' reports kept for the end of the session (the oldest go first).
+pub const MAX_FINISHED_REPORTS: usize = 256;
+
 pub struct Hub {
     pub feedback: Arc<Feedback>,
     cfg: StreamerConfig,
@@ -85,6 +88,20 @@ impl Hub {
         }
     }
 
+    /// Joins the threads of viewers that have ended: a finished thread keeps its stack until
+    /// joined.
+    fn reap_threads(&self) {
+        let mut threads = self.threads.lock().unwrap_or_else(|p| p.into_inner());
+        let (done, live): (Vec<_>, Vec<_>) = std::mem::take(&mut *threads)
+            .into_iter()
+            .partition(|t| t.is_finished());
+        *threads = live;
+        drop(threads);
+        for t in done {
+            let _ = t.join();
+        }
+    }
+
     fn finish_viewer(&self, v: Viewer, ended: String) {
         let overflows = self
             .viewers()
@@ -100,15 +117,17 @@ impl Hub {
             .map_or(0.0, |t| (monotonic_ns() - t) as f64 / 1e9);
         let report = Report::build(&self.feedback.pipeline, &v.state, duration, 0);
         tracing::info!(viewer = %v.id, "viewer left: {ended}");
-        self.finished
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(ViewerReport {
-                viewer: v.id.clone(),
-                ended,
-                report,
-                webrtc: counters,
-            });
+        let mut finished = self.finished.lock().unwrap_or_else(|p| p.into_inner());
+        if finished.len() >= MAX_FINISHED_REPORTS {
+            // A long run with many short sessions keeps the latest reports, not all of them.
+            finished.remove(0);
+        }
+        finished.push(ViewerReport {
+            viewer: v.id.clone(),
+            ended,
+            report,
+            webrtc: counters,
+        });
     }
 
     /// Ends every session (the stream is over) and waits for their reports.
@@ -165,8 +184,14 @@ impl whep::Sessions for HubSessions {
             udp_ports: w.udp_ports,
             announce_ip: w.announce_ip,
         };
-        let (pending, answer) = viewer::accept_offer(offer, local_ip, media, initial)
-            .map_err(|e| CreateError::BadOffer(format!("{e:#}")))?;
+        // The viewer is told what was wrong in our words; the SDP stack's own error (which can
+        // name internals) goes to the log only.
+        let (pending, answer) =
+            viewer::accept_offer(offer, local_ip, media, initial).map_err(|e| {
+                tracing::debug!("offer refused: {e:#}");
+                CreateError::BadOffer(e.to_string())
+            })?;
+        hub.reap_threads();
         let n = hub.next_id.fetch_add(1, Ordering::Relaxed);
         // Unguessable, so that only the viewer that made the session can DELETE it.
         let id = format!(

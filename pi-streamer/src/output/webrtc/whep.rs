@@ -109,6 +109,31 @@ fn authorized(req: &Request, token: Option<&str>) -> bool {
         && constant_time_eq(cred.trim().as_bytes(), token.as_bytes())
 }
 
+/// Whether a request's body is read at all: only an authorized offer's (`POST` or `PATCH` on
+/// `/whep…`). Everything else is answered without it, so an unauthenticated client cannot
+/// make the server hold a body (checked before a byte of it is read).
+pub fn wants_body(
+    method: &str,
+    path: &str,
+    authorization: Option<&str>,
+    token: Option<&str>,
+) -> bool {
+    let path = path.split('?').next().unwrap_or("");
+    matches!(method, "POST" | "PATCH")
+        && path.starts_with("/whep")
+        && authorized(
+            &Request {
+                method,
+                path,
+                authorization,
+                content_type: None,
+                body: &[],
+                local_ip: std::net::IpAddr::from([0, 0, 0, 0]),
+            },
+            token,
+        )
+}
+
 /// A session id: what `create` returned, URL-safe characters only.
 fn session_id(path: &str) -> Option<&str> {
     let id = path.strip_prefix("/whep/")?;
@@ -266,6 +291,27 @@ mod tests {
         assert_eq!(
             handle(&req("DELETE", "/whep/../x", None, b""), None, &mut s).status,
             404
+        );
+    }
+
+    #[test]
+    fn only_an_authorized_offer_has_its_body_read() {
+        let t = Some("s3cret");
+        assert!(wants_body("POST", "/whep", Some("Bearer s3cret"), t));
+        assert!(wants_body("PATCH", "/whep/1-ab", Some("Bearer s3cret"), t));
+        assert!(!wants_body("POST", "/whep", None, t));
+        assert!(!wants_body("POST", "/whep", Some("Bearer wrong"), t));
+        assert!(!wants_body("GET", "/", None, t));
+        assert!(!wants_body(
+            "DELETE",
+            "/whep/1-ab",
+            Some("Bearer s3cret"),
+            t
+        ));
+        assert!(!wants_body("POST", "/elsewhere", None, None));
+        assert!(
+            wants_body("POST", "/whep?x=1", None, None),
+            "no token configured"
         );
     }
 

@@ -59,7 +59,26 @@ fn bind_media(ip: IpAddr, ports: Option<UdpPorts>) -> Result<UdpSocket> {
 /// Builds the peer connection for an offer: ICE lite with one host candidate on `local_ip`
 /// (or the announced IP), H.264 only, TWCC bandwidth estimation, Chrome's playout-delay
 /// extension (asked to be 0, so the browser renders frames as soon as they are decoded).
+///
+/// A stranger writes the offer: str0m panics on some malformed ones (seen: an `apt=` naming a
+/// payload type twice, "Pt locked multiple times"), so a panic here is caught and is a refused
+/// offer like any other, never an unwound task or a lost slot.
 pub fn accept_offer(
+    offer: &str,
+    local_ip: IpAddr,
+    media: MediaAddr,
+    initial_bps: u64,
+) -> Result<(Pending, String)> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        accept_offer_inner(offer, local_ip, media, initial_bps)
+    }))
+    .unwrap_or_else(|_| bail!("{NOT_NEGOTIABLE}"))
+}
+
+/// What a refused offer that made the SDP stack panic is told.
+pub const NOT_NEGOTIABLE: &str = "the offer could not be negotiated";
+
+fn accept_offer_inner(
     offer: &str,
     local_ip: IpAddr,
     media: MediaAddr,
@@ -129,6 +148,55 @@ mod tests {
     /// An offer Chromium 156 made (`node tests/browser/view.mjs --offer`): two recvonly video
     /// transceivers and the data channel, as the viewer page and WHEP players send.
     const CHROMIUM_OFFER: &str = include_str!("../../../../tests/data/chromium-offer.sdp");
+
+    /// Offers with one `a=fmtp:` line moved to each other payload type (its parameters
+    /// attached to the wrong codec, as a fuzzer's mutation does): some make str0m panic; each
+    /// is answered or refused, and the process goes on.
+    #[test]
+    fn mutated_offers_are_refused_never_a_panic_that_escapes() {
+        let lines: Vec<&str> = CHROMIUM_OFFER.lines().collect();
+        let pts: Vec<&str> = lines
+            .iter()
+            .filter_map(|l| l.strip_prefix("a=rtpmap:"))
+            .filter_map(|l| l.split_whitespace().next())
+            .collect();
+        let (mut refused, mut panicked, mut tried) = (0, 0, 0);
+        // The panics str0m prints on its way out are expected here.
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        for (i, line) in lines.iter().enumerate() {
+            if panicked >= 5 {
+                break; // enough to show they are contained
+            }
+            let Some(rest) = line.strip_prefix("a=fmtp:") else {
+                continue;
+            };
+            let Some((_, params)) = rest.split_once(' ') else {
+                continue;
+            };
+            for pt in &pts {
+                let mut mutated: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+                mutated[i] = format!("a=fmtp:{pt} {params}");
+                tried += 1;
+                match accept_offer(
+                    &(mutated.join("\r\n") + "\r\n"),
+                    "127.0.0.1".parse().unwrap(),
+                    MediaAddr::default(),
+                    8_000_000,
+                ) {
+                    Ok(_) => {}
+                    Err(e) if e.to_string() == NOT_NEGOTIABLE => panicked += 1,
+                    Err(_) => refused += 1,
+                }
+            }
+        }
+        std::panic::set_hook(hook);
+        eprintln!("{tried} mutated offers: {panicked} made str0m panic, {refused} refused");
+        assert!(
+            panicked > 0,
+            "none of {tried} mutations reached str0m's panic"
+        );
+    }
 
     #[test]
     fn answers_a_chromium_offer_with_two_sendonly_h264_tracks() {
