@@ -531,7 +531,14 @@ fn the_https_server_holds_nothing_for_a_stranger_and_stays_bounded() {
     let threads = || std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count());
     let offer = include_str!("data/chromium-offer.sdp");
     let before = threads();
-    for _ in 0..300 {
+    // Past the cap of kept reports; fewer under emulation (the aarch64 leg), where each session
+    // costs a hundred times more.
+    let cycles = if cfg!(target_arch = "aarch64") {
+        40
+    } else {
+        300
+    };
+    for _ in 0..cycles {
         // A deleted viewer leaves its slot as its thread ends: a moment, then 201.
         let mut tries = 0;
         let (status, head) = loop {
@@ -555,7 +562,7 @@ fn the_https_server_holds_nothing_for_a_stranger_and_stays_bounded() {
     let after = threads();
     assert!(
         after <= before + 8,
-        "threads {before} → {after} after 300 sessions"
+        "threads {before} → {after} after {cycles} sessions"
     );
     let report = server.finish();
     assert!(
