@@ -38,8 +38,10 @@ fn each_eye_view_shows_its_own_stream_with_advancing_frames() {
             frames: None,
             sessions: Some(1),
             duration: Some(300.0),
-            // The stream's size: the picture fills each view exactly.
-            view_size: (320, 240),
+            // Twice the stream's 320x240: the picture fills each view, scaled; the eye
+            // textures start at the view's size and are replaced for the stream's (a stream of
+            // another size than the view once showed black).
+            view_size: (640, 480),
             screenshot: None,
             render_diagnostics: false,
             on_listening: Some(Box::new(move |a| addr_tx.send(a).unwrap())),

@@ -267,11 +267,16 @@ fn stream_aspect(state: &StreamState, eye: Eye) -> Option<f32> {
         .map(|(w, h)| w as f32 / h.max(1) as f32)
 }
 
-/// Resizes an eye's plane textures to the stream's picture size (and keeps the material
-/// pointing at the new textures).
+/// Gives an eye new plane textures of the stream's picture size when it differs, and points
+/// its material (and the upload, through [`EyeImages`]) at them.
+///
+/// New assets, not new contents under the old handles: the material's bind group is made
+/// again only once the new textures exist on the GPU. Replacing the images in place let it be
+/// rebuilt in the same frame around the old, black ones while the upload wrote the new ones
+/// (every stream of another size than the view showed black).
 fn fit_eye_textures(
     state: Res<StreamState>,
-    eye_images: Res<EyeImages>,
+    mut eye_images: ResMut<EyeImages>,
     mut images: ResMut<Assets<Image>>,
     mut materials: ResMut<Assets<YuvPicture>>,
 ) {
@@ -279,17 +284,22 @@ fn fit_eye_textures(
         let Some((w, h)) = state.mailbox.size(eye) else {
             continue;
         };
-        let handles = &eye_images.planes[eye.index()];
         let same = images
-            .get(&handles[0])
+            .get(&eye_images.planes[eye.index()][0])
             .is_some_and(|i| i.width() == w && i.height() == h);
-        if !same {
-            tracing::info!(%eye, "stream picture {w}x{h}: eye textures resized");
-            for (handle, plane) in handles.iter().zip(eye_planes(w, h)) {
-                let _ = images.insert(handle.id(), plane);
-            }
-            // Touch the material so its bind group picks up the new texture.
-            let _ = materials.get_mut(&eye_images.materials[eye.index()]);
+        if same {
+            continue;
+        }
+        tracing::info!(%eye, "stream picture {w}x{h}: eye textures resized");
+        let planes = eye_planes(w, h).map(|p| images.add(p));
+        if let Some(mut m) = materials.get_mut(&eye_images.materials[eye.index()]) {
+            m.y = planes[0].clone();
+            m.u = planes[1].clone();
+            m.v = planes[2].clone();
+        }
+        let old = std::mem::replace(&mut eye_images.planes[eye.index()], planes);
+        for h in old {
+            images.remove(&h);
         }
     }
 }

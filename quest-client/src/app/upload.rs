@@ -49,8 +49,11 @@ struct XrDisplay(bool);
 
 impl Plugin for UploadPlugin {
     fn build(&self, app: &mut App) {
+        // The upload writes into the eyes' current plane textures: named again whenever they
+        // are replaced (a stream of another size).
         app.add_plugins(ExtractResourcePlugin::<UploadTargets>::default())
-            .add_systems(PostStartup, insert_targets);
+            .add_systems(PostStartup, insert_targets)
+            .add_systems(Update, insert_targets.run_if(resource_changed::<EyeImages>));
         let Some(render_app) = app.get_sub_app_mut(RenderApp) else {
             return;
         };
