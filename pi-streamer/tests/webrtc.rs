@@ -100,13 +100,45 @@ fn request(
     body: &str,
     token: Option<&str>,
 ) -> (u16, String, String) {
+    request_from(None, addr, pin, method, path, body, token)
+}
+
+/// A TCP connection to `addr` from the local address `from` (another loopback address: another
+/// client, as far as the server can tell).
+fn connect_from(from: std::net::IpAddr, addr: SocketAddr) -> TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let s = rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::new(from, 0)).unwrap();
+        socket.connect(addr).await.unwrap()
+    });
+    let s = s.into_std().unwrap();
+    s.set_nonblocking(false).unwrap();
+    s
+}
+
+fn request_from(
+    from: Option<std::net::IpAddr>,
+    addr: SocketAddr,
+    pin: Option<String>,
+    method: &str,
+    path: &str,
+    body: &str,
+    token: Option<&str>,
+) -> (u16, String, String) {
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     // The server's certificate is self-signed: accepted without a pin, as a browser told to
     // would (or pinned, with `pin`).
     let config = binoc_net::pinned_tls_client(pin).unwrap();
     let conn =
         rustls::ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap()).unwrap();
-    let tcp = TcpStream::connect(addr).unwrap();
+    let tcp = match from {
+        Some(ip) => connect_from(ip, addr),
+        None => TcpStream::connect(addr).unwrap(),
+    };
     let mut tls = rustls::StreamOwned::new(conn, tcp);
     write!(
         tls,
@@ -527,9 +559,44 @@ fn the_https_server_holds_nothing_for_a_stranger_and_stays_bounded() {
     let (status, _, body) = https_auth(server.addr, "POST", "/whep", "v=0\r\nnonsense", "secret");
     assert_eq!(status, 400, "{body}");
     assert!(!body.contains("0x"), "no internal detail: {body}");
+    // One address holds at most MAX_VIEWERS_PER_ADDRESS of the 4 slots: a squatter there does
+    // not block a viewer from elsewhere.
+    let offer = include_str!("data/chromium-offer.sdp");
+    let per_address = pi_streamer::output::webrtc::hub::MAX_VIEWERS_PER_ADDRESS;
+    let squatted: Vec<String> = (0..per_address)
+        .map(|_| {
+            let (status, head, _) = https_auth(server.addr, "POST", "/whep", offer, "secret");
+            assert_eq!(status, 201, "{head}");
+            head.lines()
+                .find_map(|l| l.strip_prefix("location: "))
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let (status, _, _) = https_auth(server.addr, "POST", "/whep", offer, "secret");
+    assert_eq!(status, 503, "the squatter's address is full");
+    let elsewhere: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    let (status, head, _) = request_from(
+        Some(elsewhere),
+        server.addr,
+        None,
+        "POST",
+        "/whep",
+        offer,
+        Some("secret"),
+    );
+    assert_eq!(status, 201, "a viewer from another address gets in: {head}");
+    let other = head
+        .lines()
+        .find_map(|l| l.strip_prefix("location: "))
+        .unwrap()
+        .to_string();
+    for l in squatted.iter().chain([&other]) {
+        let (status, _, _) = https_auth(server.addr, "DELETE", l, "", "secret");
+        assert_eq!(status, 200);
+    }
     // Create and delete many sessions: threads and reports stay bounded.
     let threads = || std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count());
-    let offer = include_str!("data/chromium-offer.sdp");
     let before = threads();
     // Past the cap of kept reports; fewer under emulation (the aarch64 leg), where each session
     // costs a hundred times more.

@@ -220,7 +220,7 @@ impl Server {
                     let (hub, token) = (hub.clone(), token.clone());
                     async move {
                         Ok::<_, std::convert::Infallible>(
-                            respond(req, &hub, token.as_deref(), local_ip).await,
+                            respond(req, &hub, token.as_deref(), local_ip, peer.ip()).await,
                         )
                     }
                 });
@@ -317,6 +317,7 @@ async fn respond(
     hub: &Arc<Hub>,
     token: Option<&str>,
     local_ip: IpAddr,
+    peer_ip: IpAddr,
 ) -> hyper::Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let header = |name: hyper::header::HeaderName| {
@@ -364,6 +365,7 @@ async fn respond(
         content_type: ctype.as_deref(),
         body: &body,
         local_ip,
+        peer_ip,
     };
     let r = whep::handle(&request, token, &mut HubSessions(hub.clone()));
     tracing::debug!(method = %parts.method, path = parts.uri.path(), status = r.status, "https");

@@ -36,10 +36,16 @@ struct Entry {
     wake: Arc<Wake>,
     /// Frames dropped from this viewer's queue (it was behind).
     overflows: Arc<AtomicU64>,
+    /// Where its WHEP request came from.
+    source: IpAddr,
 }
 
 /// The viewer registry, shared by the HTTPS server, the session's fan-out and the viewer
 /// threads.
+/// Viewer sessions one address may hold at once: one client cannot take every slot (more from
+/// it are refused with 503 while the others stay open).
+pub const MAX_VIEWERS_PER_ADDRESS: usize = 2;
+
 /// Ended viewers' reports kept for the end of the session (the oldest go first).
 pub const MAX_FINISHED_REPORTS: usize = 256;
 
@@ -168,7 +174,12 @@ impl Hub {
 pub struct HubSessions(pub Arc<Hub>);
 
 impl whep::Sessions for HubSessions {
-    fn create(&mut self, offer: &str, local_ip: IpAddr) -> Result<(String, String), CreateError> {
+    fn create(
+        &mut self,
+        offer: &str,
+        local_ip: IpAddr,
+        peer_ip: IpAddr,
+    ) -> Result<(String, String), CreateError> {
         let hub = &self.0;
         if hub.closed.load(Ordering::Relaxed) {
             return Err(CreateError::Internal("the stream has ended".into()));
@@ -176,6 +187,14 @@ impl whep::Sessions for HubSessions {
         let max = hub.cfg.transport.webrtc.max_viewers;
         if hub.viewer_count() >= max as usize {
             return Err(CreateError::Full(max));
+        }
+        let mine = hub
+            .viewers()
+            .values()
+            .filter(|e| e.source == peer_ip)
+            .count();
+        if mine >= MAX_VIEWERS_PER_ADDRESS {
+            return Err(CreateError::Full(MAX_VIEWERS_PER_ADDRESS as u32));
         }
         // Start the estimator where the configured bitrate is its target.
         let initial = hub.feedback.initial_estimate();
@@ -217,6 +236,7 @@ impl whep::Sessions for HubSessions {
                 state: v.state.clone(),
                 wake,
                 overflows: Arc::new(AtomicU64::new(0)),
+                source: peer_ip,
             },
         );
         let h = hub.clone();
@@ -272,6 +292,7 @@ mod tests {
                 state: Arc::new(crate::output::OutputState::new(&hub.feedback.pipeline)),
                 wake: Arc::new(Wake::new().unwrap()),
                 overflows: Default::default(),
+                source: std::net::IpAddr::from([127, 0, 0, 1]),
             },
         );
         rx

@@ -29,6 +29,8 @@ pub struct Request<'a> {
     pub body: &'a [u8],
     /// The local address the viewer reached us on: the host candidate's address.
     pub local_ip: IpAddr,
+    /// The address the request came from (viewer slots are capped per address).
+    pub peer_ip: IpAddr,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -85,7 +87,12 @@ pub enum CreateError {
 /// The viewer registry, as WHEP needs it.
 pub trait Sessions {
     /// Accepts an offer; returns the session id and the SDP answer.
-    fn create(&mut self, offer: &str, local_ip: IpAddr) -> Result<(String, String), CreateError>;
+    fn create(
+        &mut self,
+        offer: &str,
+        local_ip: IpAddr,
+        peer_ip: IpAddr,
+    ) -> Result<(String, String), CreateError>;
     /// Ends a session; false if there is none with that id.
     fn delete(&mut self, id: &str) -> bool;
 }
@@ -129,6 +136,7 @@ pub fn wants_body(
                 content_type: None,
                 body: &[],
                 local_ip: std::net::IpAddr::from([0, 0, 0, 0]),
+                peer_ip: std::net::IpAddr::from([0, 0, 0, 0]),
             },
             token,
         )
@@ -189,7 +197,7 @@ pub fn handle(req: &Request, token: Option<&str>, sessions: &mut dyn Sessions) -
             let Ok(offer) = std::str::from_utf8(req.body) else {
                 return Response::text(400, "the offer is not UTF-8");
             };
-            match sessions.create(offer, req.local_ip) {
+            match sessions.create(offer, req.local_ip, req.peer_ip) {
                 Ok((id, answer)) => {
                     let mut r = Response::new(201)
                         .header("content-type", "application/sdp")
@@ -234,7 +242,12 @@ mod tests {
     }
 
     impl Sessions for Fake {
-        fn create(&mut self, offer: &str, _: IpAddr) -> Result<(String, String), CreateError> {
+        fn create(
+            &mut self,
+            offer: &str,
+            _: IpAddr,
+            _: IpAddr,
+        ) -> Result<(String, String), CreateError> {
             match self.fail {
                 Some(0) => Err(CreateError::BadOffer("no video".into())),
                 Some(1) => Err(CreateError::Full(4)),
@@ -265,6 +278,7 @@ mod tests {
             content_type: Some("application/sdp"),
             body,
             local_ip: "127.0.0.1".parse().unwrap(),
+            peer_ip: "127.0.0.1".parse().unwrap(),
         }
     }
 
