@@ -14,6 +14,20 @@
 //! reference chain, marker ledger) are `shared_proto::rules`; the QUIC plumbing is `binoc-net`.
 //! Only [`loopback`] (the self-test) runs the headset's receive core (`headset-core`).
 
+/// When this process started (`main`'s first line, [`mark_launch`]): reports give the time
+/// from it to the first decoded frame of both eyes ("fast start").
+static LAUNCHED_NS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
+/// Marks now as the process's launch (call first thing in `main`).
+pub fn mark_launch() {
+    let _ = LAUNCHED_NS.set(binoc_net::os_clock::monotonic_ns());
+}
+
+/// The launch time marked by [`mark_launch`], if any.
+pub fn launched_ns() -> Option<u64> {
+    LAUNCHED_NS.get().copied()
+}
+
 pub mod config;
 pub mod encode;
 pub mod impair;

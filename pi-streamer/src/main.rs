@@ -450,6 +450,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 fn main() {
+    pi_streamer::mark_launch();
     let cli = Cli::try_parse().unwrap_or_else(|e| explain(e).exit());
     binoc_net::logging::init();
     if let Err(e) = real_main(cli) {

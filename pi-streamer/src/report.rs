@@ -178,6 +178,9 @@ pub struct Report {
     /// Live camera rigs: how far apart the two eyes of a pair were captured.
     pub stereo: Option<StereoReport>,
     pub duration_s: f64,
+    /// From the process's launch to the first decoded frame of both eyes, ms (the receiver's
+    /// decode included; `None` without a marked launch or before both eyes decoded).
+    pub launch_to_first_frame_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -399,6 +402,15 @@ impl Report {
                     unpaired_right: st.unpaired[1],
                 }),
             duration_s,
+            launch_to_first_frame_ms: {
+                let firsts = Eye::BOTH.map(|e| state.eye(e).first_decoded_ns);
+                match (crate::launched_ns(), firsts) {
+                    (Some(t0), [Some(l), Some(r)]) => {
+                        Some(l.max(r).saturating_sub(t0) as f64 / 1e6)
+                    }
+                    _ => None,
+                }
+            },
         }
     }
 
@@ -490,6 +502,9 @@ impl Report {
                     _ => "their configured bitrate".into(),
                 }
             );
+        }
+        if let Some(ms) = self.launch_to_first_frame_ms {
+            o += &format!("launch to the first decoded frame of both eyes: {ms:.0} ms\n");
         }
         if let Some(c) = &self.clock {
             o += &format!(

@@ -76,9 +76,17 @@ fn assert_every_frame_accounted(r: &pi_streamer::report::Report, frames: u64) {
 
 #[test]
 fn loopback_delivers_both_eyes_to_the_right_eye() {
+    pi_streamer::mark_launch();
     let cfg = small_config();
     let result = rt().block_on(pi_streamer::loopback::run(&cfg, 90)).unwrap();
     assert_every_frame_accounted(&result.report, 90);
+    // The fast-start figure: from the launch to both eyes' first picture (its speed is a
+    // benchmark's business; here only that it is measured and after the launch).
+    let first = result
+        .report
+        .launch_to_first_frame_ms
+        .expect("both eyes decoded");
+    assert!(first > 0.0, "{first}");
     // The client's own view agrees on the eye mapping.
     assert_eq!(
         result.client.eyes.left.counts.wrong_eye + result.client.eyes.right.counts.wrong_eye,

@@ -38,6 +38,8 @@ pub struct OutputCounters {
     pub wrong_eye: u64,
     pub code_mismatch: u64,
     pub unreadable_code: u64,
+    /// When the first frame was decoded, on the streamer's clock.
+    pub first_decoded_ns: Option<Nanos>,
     pub total: Series,
     pub stages: [Series; 5],
     pub marker_return: Series,
@@ -110,6 +112,8 @@ impl OutputCounters {
         self.wrong_eye += u64::from(code.wrong_eye);
         self.code_mismatch += u64::from(code.mismatch);
         let l = frame_latency(&timing, m, clock, Some(received_ns));
+        self.first_decoded_ns
+            .get_or_insert(timing.capture_ns.saturating_add_signed(l.total_ns));
         if let Some((t, receiver)) = &self.timeline {
             t.record(*receiver, m.eye, &timing, &l);
         }
