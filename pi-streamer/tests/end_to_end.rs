@@ -137,16 +137,16 @@ struct RelayRun {
     client: headset_core::ClientReport,
 }
 
-/// Streams `frames` of `cfg` to an in-process headless headset through the relay, with
-/// `to_headset` and `to_streamer` as the two directions' links.
-fn through_relay(
-    mut cfg: StreamerConfig,
-    frames: u64,
-    to_headset: pi_streamer::impair::Impairment,
-    to_streamer: pi_streamer::impair::Impairment,
-) -> RelayRun {
-    use pi_streamer::impair::Relay;
-    let rt = rt();
+/// A headless headset in this process on 127.0.0.1, running on `rt`: its identity, its
+/// statistics, its address and its task.
+fn local_headset(
+    rt: &tokio::runtime::Runtime,
+) -> (
+    binoc_net::Identity,
+    std::sync::Arc<headset_core::Shared>,
+    std::net::SocketAddr,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
     let identity = binoc_net::Identity::generate().unwrap();
     let shared = headset_core::Shared::new(None, None);
     let client = rt.block_on(async {
@@ -159,7 +159,21 @@ fn through_relay(
         .unwrap()
     });
     let headset = client.local_addr().unwrap();
-    let client_task = rt.spawn(client.run());
+    let task = rt.spawn(client.run());
+    (identity, shared, headset, task)
+}
+
+/// Streams `frames` of `cfg` to an in-process headless headset through the relay, with
+/// `to_headset` and `to_streamer` as the two directions' links.
+fn through_relay(
+    mut cfg: StreamerConfig,
+    frames: u64,
+    to_headset: pi_streamer::impair::Impairment,
+    to_streamer: pi_streamer::impair::Impairment,
+) -> RelayRun {
+    use pi_streamer::impair::Relay;
+    let rt = rt();
+    let (identity, shared, headset, client_task) = local_headset(&rt);
     let relay = rt
         .block_on(Relay::start(
             "127.0.0.1:0".parse().unwrap(),
@@ -872,19 +886,7 @@ fn check_config_reports_every_problem_with_key_and_line() {
 fn half_open_handshakes_do_not_hold_up_a_streamer() {
     use pi_streamer::impair::{Impairment, Relay};
     let rt = rt();
-    let identity = binoc_net::Identity::generate().unwrap();
-    let shared = headset_core::Shared::new(None, None);
-    let client = rt.block_on(async {
-        headset_core::Client::bind(
-            "127.0.0.1:0".parse().unwrap(),
-            &identity,
-            shared.clone(),
-            std::sync::Arc::new(headset_core::Headless),
-        )
-        .unwrap()
-    });
-    let headset = client.local_addr().unwrap();
-    let client_task = rt.spawn(client.run());
+    let (identity, shared, headset, client_task) = local_headset(&rt);
     // Through a relay that loses everything the headset answers: handshakes that stay open.
     let relay = rt
         .block_on(Relay::start(

@@ -78,7 +78,7 @@ fn https_auth(
     body: &str,
     token: &str,
 ) -> (u16, String, String) {
-    request(addr, None, method, path, body, Some(token))
+    request_from(None, addr, None, method, path, body, Some(token))
 }
 
 /// [`https`] to a server whose certificate must have the SHA-256 fingerprint `pin`.
@@ -89,18 +89,24 @@ fn https_pinned(
     path: &str,
     body: &str,
 ) -> (u16, String, String) {
-    request(addr, pin, method, path, body, None)
+    request_from(None, addr, pin, method, path, body, None)
 }
 
-fn request(
+/// A TLS connection to the server (from the local address `from`, if given), its certificate
+/// accepted without a pin, as a browser told to would, or pinned to `pin`.
+fn tls_to(
+    from: Option<std::net::IpAddr>,
     addr: SocketAddr,
     pin: Option<String>,
-    method: &str,
-    path: &str,
-    body: &str,
-    token: Option<&str>,
-) -> (u16, String, String) {
-    request_from(None, addr, pin, method, path, body, token)
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    let config = binoc_net::pinned_tls_client(pin).unwrap();
+    let conn =
+        rustls::ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap()).unwrap();
+    let tcp = match from {
+        Some(ip) => connect_from(ip, addr),
+        None => TcpStream::connect(addr).unwrap(),
+    };
+    rustls::StreamOwned::new(conn, tcp)
 }
 
 /// A TCP connection to `addr` from the local address `from` (another loopback address: another
@@ -130,16 +136,7 @@ fn request_from(
     token: Option<&str>,
 ) -> (u16, String, String) {
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    // The server's certificate is self-signed: accepted without a pin, as a browser told to
-    // would (or pinned, with `pin`).
-    let config = binoc_net::pinned_tls_client(pin).unwrap();
-    let conn =
-        rustls::ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap()).unwrap();
-    let tcp = match from {
-        Some(ip) => connect_from(ip, addr),
-        None => TcpStream::connect(addr).unwrap(),
-    };
-    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let mut tls = tls_to(from, addr, pin);
     write!(
         tls,
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/sdp\r\n\
@@ -487,12 +484,10 @@ fn half_request(
     addr: SocketAddr,
     head: &str,
 ) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
-    let config = binoc_net::pinned_tls_client(None).unwrap();
-    let conn =
-        rustls::ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap()).unwrap();
-    let tcp = TcpStream::connect(addr).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let mut tls = tls_to(None, addr, None);
+    tls.sock
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     tls.write_all(head.as_bytes()).unwrap();
     tls.flush().unwrap();
     tls

@@ -185,14 +185,13 @@ impl whep::Sessions for HubSessions {
             return Err(CreateError::Internal("the stream has ended".into()));
         }
         let max = hub.cfg.transport.webrtc.max_viewers;
-        if hub.viewer_count() >= max as usize {
+        let (all, mine) = {
+            let v = hub.viewers();
+            (v.len(), v.values().filter(|e| e.source == peer_ip).count())
+        };
+        if all >= max as usize {
             return Err(CreateError::Full(max));
         }
-        let mine = hub
-            .viewers()
-            .values()
-            .filter(|e| e.source == peer_ip)
-            .count();
         if mine >= MAX_VIEWERS_PER_ADDRESS {
             return Err(CreateError::Full(MAX_VIEWERS_PER_ADDRESS as u32));
         }
