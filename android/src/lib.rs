@@ -4,7 +4,9 @@
 //!
 //! Files in the app's internal storage (`/data/data/org.binoc.quest/files/`, `adb push`-able
 //! with `run-as`): `identity.pem` — the headset's certificate, created on first start and kept
-//! so a streamer can pin its fingerprint (`--peer-fingerprint`); `quest-client.yaml` — the
+//! so a paired streamer recognises it; `paired-streamers` — the streamers it paired with (while
+//! it is empty, the HUD shows a pairing code: `pi-streamer pair HEADSET:7878 CODE`; delete it
+//! to pair again); `quest-client.yaml` — the
 //! client configuration (layer placement, size, distance; HUD), if present.
 //!
 //! Only compiled for Android: elsewhere this crate is empty (the desktop app is the
@@ -37,10 +39,13 @@ fn run(files: Option<PathBuf>) -> Result<()> {
     let dir = files.context("the app has no internal data directory")?;
     let identity = Identity::load_or_create(&dir.join("identity.pem"))?;
     let config = load_config(&dir.join("quest-client.yaml"))?;
+    // Only paired streamers; while none is (the first start) the HUD shows a pairing code.
+    let access = headset_core::Access::paired_in(&dir, false)?;
     let outcome = app::run(AppOptions {
         mode: Mode::Xr,
         listen: LISTEN.parse()?,
         identity,
+        access,
         config,
         frames: None,
         sessions: None,

@@ -6,7 +6,8 @@
 //! the pictures through [`PictureSink`]; the streamer's `loopback` self-test runs this core
 //! headless in its own process.
 //!
-//! * [`listener`]: the QUIC server accepting streamers, one session at a time.
+//! * [`listener`]: the QUIC server accepting streamers, one session at a time: only paired
+//!   ones when pairing is on, and pairing new ones by a short code.
 //! * [`session`]: one streamer's session (handshake, control stream, datagram loop).
 //! * [`decoder`]: one eye's decoder thread (reference chain, pixel code, markers).
 //! * [`sink`]: [`PictureSink`], [`PendingMarker`].
@@ -25,6 +26,6 @@ mod session;
 pub mod sink;
 pub mod stats;
 
-pub use listener::Client;
+pub use listener::{Access, Client};
 pub use sink::{Headless, PendingMarker, PictureSink, SentMarkers};
 pub use stats::{ClientReport, EyeCounts, EyeReport, EyeStats, Shared};

@@ -156,6 +156,11 @@ pub struct Shared {
     pub(crate) sessions_ended: AtomicU64,
     /// Stop after this many frames per eye are accounted for (decoded or dropped).
     pub frame_target: Option<u64>,
+    /// The pairing code shown while the headset is pairing (`None`: not pairing); the HUD
+    /// shows it and `quest-client` prints each new one.
+    pub pairing_code: watch::Sender<Option<String>>,
+    /// Streamers turned away (not paired, or another streamer is streaming).
+    pub streamers_refused: AtomicU64,
     done: watch::Sender<bool>,
 }
 
@@ -172,6 +177,8 @@ impl Shared {
             session_limit,
             sessions_ended: AtomicU64::new(0),
             frame_target,
+            pairing_code: watch::Sender::new(None),
+            streamers_refused: AtomicU64::new(0),
             done: watch::Sender::new(false),
         })
     }

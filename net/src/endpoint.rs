@@ -8,11 +8,13 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use crate::congestion::Congestion;
-use crate::identity::{check_fingerprint, Identity};
-use crate::pinning::{pinned_tls_client, provider};
+use crate::identity::{check_fingerprint, fingerprint, Identity};
+use crate::pinning::{pinned_tls_client, provider, ClientCertificate};
+use crate::trust::HeadsetTrust;
 
-/// ALPN of binoc protocol version 1 over QUIC.
+/// ALPN of binoc's video sessions over QUIC.
 pub const ALPN: &[u8] = b"binoc/1";
+pub use shared_proto::rules::pairing::PAIR_ALPN;
 /// The name the headset's certificate is issued for.
 pub const SERVER_NAME: &str = "binoc-headset";
 
@@ -46,13 +48,19 @@ pub fn udp_socket(addr: SocketAddr) -> Result<std::net::UdpSocket> {
     Ok(s.into())
 }
 
-/// The headset's listening endpoint.
+/// The headset's listening endpoint: video (`binoc/1`) and pairing
+/// ([`shared_proto::rules::pairing::PAIR_ALPN`]) connections, each streamer asked for its
+/// certificate ([`peer_fingerprint`] tells it once the handshake is done).
 pub fn server_endpoint(addr: SocketAddr, identity: &Identity) -> Result<quinn::Endpoint> {
-    let mut tls = rustls::ServerConfig::builder_with_provider(provider())
+    let provider = provider();
+    let clients = Arc::new(ClientCertificate {
+        provider: provider.clone(),
+    });
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_no_client_auth()
+        .with_client_cert_verifier(clients)
         .with_single_cert(vec![identity.cert.clone()], identity.key.clone_key())?;
-    tls.alpn_protocols = vec![ALPN.to_vec()];
+    tls.alpn_protocols = vec![ALPN.to_vec(), PAIR_ALPN.to_vec()];
     tls.max_early_data_size = 0;
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)?;
     let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
@@ -68,14 +76,31 @@ pub fn server_endpoint(addr: SocketAddr, identity: &Identity) -> Result<quinn::E
     )?)
 }
 
-/// The streamer's dialing endpoint, pinning the headset's fingerprint when given; `congestion`
-/// limits what the video datagrams may have in flight.
-pub fn client_endpoint(pin: Option<String>, congestion: Congestion) -> Result<quinn::Endpoint> {
-    if let Some(p) = &pin {
-        check_fingerprint(p).context("peer fingerprint")?;
+/// The streamer's dialing endpoint for video: it sends only to a headset `trust` admits, shows
+/// `identity` (its certificate, which a pairing headset checks), and `congestion` limits what
+/// the video datagrams may have in flight.
+pub fn client_endpoint(
+    trust: HeadsetTrust,
+    identity: Option<&Identity>,
+    congestion: Congestion,
+) -> Result<quinn::Endpoint> {
+    client_endpoint_for(ALPN, trust, identity, congestion)
+}
+
+/// [`client_endpoint`] speaking `alpn` (video, or pairing).
+pub fn client_endpoint_for(
+    alpn: &[u8],
+    trust: HeadsetTrust,
+    identity: Option<&Identity>,
+    congestion: Congestion,
+) -> Result<quinn::Endpoint> {
+    if let HeadsetTrust::Pinned(pins) = &trust {
+        for p in pins {
+            check_fingerprint(p).context("peer fingerprint")?;
+        }
     }
-    let mut tls = pinned_tls_client(pin)?;
-    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let mut tls = pinned_tls_client(trust, identity)?;
+    tls.alpn_protocols = vec![alpn.to_vec()];
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)?;
     let mut cfg = quinn::ClientConfig::new(Arc::new(crypto));
     cfg.transport_config(Arc::new(transport_config(congestion)));
@@ -85,4 +110,21 @@ pub fn client_endpoint(pin: Option<String>, congestion: Congestion) -> Result<qu
     let mut ep = quinn::Endpoint::new(quinn::EndpointConfig::default(), None, socket, runtime)?;
     ep.set_default_client_config(cfg);
     Ok(ep)
+}
+
+/// The fingerprint of the certificate the peer of `conn` showed, if it showed one.
+pub fn peer_fingerprint(conn: &quinn::Connection) -> Option<String> {
+    let certs = conn
+        .peer_identity()?
+        .downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
+        .ok()?;
+    certs.first().map(|c| fingerprint(c))
+}
+
+/// The ALPN `conn` agreed on.
+pub fn alpn(conn: &quinn::Connection) -> Option<Vec<u8>> {
+    conn.handshake_data()?
+        .downcast::<quinn::crypto::rustls::HandshakeData>()
+        .ok()?
+        .protocol
 }

@@ -110,6 +110,25 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     written
 }
 
+/// Writes `bytes` to `path`, replacing what is there, owner-only (0600), whole or not at all
+/// (written aside, then renamed over it).
+pub fn replace_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    let written = o
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .with_context(|| format!("writing {}", path.display()));
+    let _ = std::fs::remove_file(&tmp);
+    written
+}
+
 /// An existing key file readable by others (written by an older binoc, or by hand) is made
 /// owner-only.
 fn keep_private(path: &Path) -> Result<()> {

@@ -1,8 +1,8 @@
 //! # binoc-net
 //!
 //! The network plumbing both ends share, and nothing of either end: QUIC endpoints tuned for
-//! video datagrams ([`endpoint`]), TLS identities and certificate pinning ([`identity`],
-//! [`pinning`]), the framed control stream ([`control`]), and the one place binoc reads the
+//! video datagrams ([`endpoint`]), TLS identities, certificate pinning and pairing ([`identity`],
+//! [`pinning`], [`trust`], [`pairing`]), the framed control stream ([`control`]), and the one place binoc reads the
 //! OS clocks ([`os_clock`]). The streamer (`pi-streamer`) and the headset's receive core
 //! (`headset-core`) depend on it; it depends on neither (ALVR's `sockets` split).
 
@@ -13,9 +13,14 @@ pub mod identity;
 pub mod logging;
 pub mod metrics;
 pub mod os_clock;
+pub mod pairing;
 pub mod pinning;
+pub mod trust;
 
 pub use control::{ControlReader, ControlWriter};
-pub use endpoint::{client_endpoint, server_endpoint, ALPN, SERVER_NAME};
+pub use endpoint::{
+    alpn, client_endpoint, peer_fingerprint, server_endpoint, ALPN, PAIR_ALPN, SERVER_NAME,
+};
 pub use identity::{fingerprint, Identity};
 pub use pinning::pinned_tls_client;
+pub use trust::{HeadsetTrust, PairedPeers, StreamerAccess};

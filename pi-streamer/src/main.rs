@@ -51,6 +51,19 @@ enum Command {
     /// headset, losing, delaying, reordering, duplicating and rate-limiting datagrams, seeded
     /// so a run can be repeated. Point the streamer's --peer at --listen.
     Impair(ImpairArgs),
+    /// Pair with a headset once, by the code it shows (`quest-client --pair` prints it; the
+    /// Quest app shows it in the HUD while nothing is paired). Both sides keep the other's
+    /// certificate: afterwards `pi-streamer --peer HOST:PORT` streams to it, and to no other.
+    Pair {
+        /// The headset's HOST:PORT (its QUIC port, 7878 by default).
+        peer: String,
+        /// The 6-digit code the headset shows.
+        code: String,
+        /// Where this streamer's identity and its paired headsets are kept
+        /// [default: $STATE_DIRECTORY, else $XDG_STATE_HOME/binoc, else ~/.local/state/binoc].
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
     /// The cameras this machine has (libcamera and V4L2), with their formats, sizes and
     /// rates, and the `source:` value for each.
     ListCameras,
@@ -290,9 +303,15 @@ struct OutputArgs {
     /// (transport.webrtc.listen; port 0 picks a free one).
     #[arg(long)]
     listen: Option<std::net::SocketAddr>,
-    /// SHA-256 fingerprint of the headset certificate to pin.
+    /// SHA-256 fingerprint of the headset certificate to pin (instead of the paired
+    /// headsets).
     #[arg(long)]
     peer_fingerprint: Option<String>,
+    /// Pairing off: send to any headset, its certificate unchecked (a network you trust, a
+    /// test). By default the streamer sends only to headsets it paired with
+    /// (`pi-streamer pair`), and the headset accepts only paired streamers.
+    #[arg(long, conflicts_with = "peer_fingerprint")]
+    unpaired: bool,
     /// Serve the live counters in the Prometheus text format at http://ADDR/metrics (every
     /// receiver's report so far, the encoders' counters and bitrate targets).
     #[arg(long, value_name = "ADDR:PORT")]
@@ -301,7 +320,8 @@ struct OutputArgs {
     /// row per frame and receiver: for plots of latency over time, scripts/plot-timeline.sh).
     #[arg(long, value_name = "FILE")]
     timeline: Option<PathBuf>,
-    /// Where identities that must survive a restart are kept (the browsers' HTTPS certificate)
+    /// Where what must survive a restart is kept: this streamer's identity and the headsets it
+    /// paired with (QUIC), the browsers' HTTPS certificate (WebRTC)
     /// [default: $STATE_DIRECTORY, else $XDG_STATE_HOME/binoc, else ~/.local/state/binoc].
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
@@ -382,6 +402,7 @@ fn load_config(args: &PipelineArgs, outputs: Option<&OutputArgs>) -> Result<Stre
         if let Some(f) = &o.peer_fingerprint {
             cfg.transport.peer_fingerprint = Some(f.clone());
         }
+        cfg.transport.unpaired = o.unpaired;
         cfg.state_dir = o
             .state_dir
             .clone()
@@ -537,6 +558,21 @@ fn real_main(cli: Cli) -> Result<()> {
             Ok(())
         }
         Some(Command::Impair(args)) => impair(&args),
+        Some(Command::Pair {
+            peer,
+            code,
+            state_dir,
+        }) => {
+            let dir = state_dir
+                .or_else(binoc_net::identity::default_state_dir)
+                .context("no state directory to keep the pairing in: give --state-dir DIR")?;
+            let fp = runtime()?.block_on(quic::pairing::pair(&peer, &code, &dir))?;
+            println!(
+                "paired with the headset at {peer} (certificate {fp}); kept in {}",
+                dir.join(binoc_net::trust::PAIRED_HEADSETS).display()
+            );
+            Ok(())
+        }
         #[cfg(target_os = "linux")]
         Some(Command::ListCameras) => {
             print!("{}", pi_streamer::source::list::describe());
@@ -570,6 +606,10 @@ fn run(args: RunArgs) -> Result<()> {
         ),
         (false, _) => None,
     };
+    if peer.is_some() {
+        // Nothing paired (and no pin, pairing on): say how to pair before dialing anyone.
+        quic::pairing::headset_trust(&cfg)?;
+    }
     let format = args.report;
     let printed = Arc::new(AtomicUsize::new(0));
     let rt = runtime()?;
@@ -606,7 +646,7 @@ fn run(args: RunArgs) -> Result<()> {
                 match kind {
                     TransportKind::Quic => {
                         let peer = peer.as_deref().expect("checked above");
-                        let Some(quic) = dial(&cfg, peer, &shared, &stop, format, &printed).await
+                        let Some(quic) = dial(&cfg, peer, &shared, &stop, format, &printed).await?
                         else {
                             return Ok(None); // interrupted before a headset answered
                         };
@@ -655,8 +695,9 @@ fn run(args: RunArgs) -> Result<()> {
     Ok(())
 }
 
-/// Dials the headset every second until it answers (`None` if interrupted first). The output
-/// reconnects on its own later; each connection lost meanwhile is reported as it ends.
+/// Dials the headset every second until it answers (`None` if interrupted first; an error if
+/// it refuses this streamer as not paired). The output reconnects on its own later; each
+/// connection lost meanwhile is reported as it ends.
 async fn dial(
     cfg: &StreamerConfig,
     peer: &str,
@@ -664,10 +705,10 @@ async fn dial(
     stop: &AtomicBool,
     format: ReportFormat,
     printed: &Arc<AtomicUsize>,
-) -> Option<QuicOutput> {
+) -> Result<Option<QuicOutput>> {
     loop {
         if stop.load(Ordering::Relaxed) {
-            return None;
+            return Ok(None);
         }
         let attempt = async {
             let addr = quic::resolve(peer).await?;
@@ -681,7 +722,9 @@ async fn dial(
             QuicOutput::connect(cfg, addr, shared.feedback.clone(), true, Some(on_report)).await
         };
         match attempt.await {
-            Ok(q) => return Some(q),
+            Ok(q) => return Ok(Some(q)),
+            // The headset does not know this streamer: retrying will not change that.
+            Err(e) if e.downcast_ref::<quic::pairing::NotPaired>().is_some() => return Err(e),
             Err(e) => {
                 tracing::warn!("{e:#}; retrying in 1 s");
                 tokio::time::sleep(Duration::from_secs(1)).await;

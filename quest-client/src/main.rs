@@ -3,10 +3,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use binoc_net::Identity;
 use clap::{Parser, ValueEnum};
-use headset_core::{Client, ClientReport, Headless, Shared};
+use headset_core::{Access, Client, ClientReport, Headless, Shared};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum PlacementArg {
@@ -92,9 +92,23 @@ struct Args {
     /// How to print the final report.
     #[arg(long, value_enum, default_value = "text")]
     report: ReportFormat,
-    /// TLS identity (PEM certificate + key), created on first use so the fingerprint the
-    /// streamer pins stays stable. Without it, a fresh identity is made for this run.
+    /// Where the headset keeps its identity (`headset-identity.pem`, created on first run,
+    /// owner-only) and the streamers it paired with (`paired-streamers`). Default:
+    /// $STATE_DIRECTORY, else $XDG_STATE_HOME/binoc, else ~/.local/state/binoc.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Pair a streamer: print `pairing code: NNNNNN` (and show it in the HUD), and accept the
+    /// first streamer that proves it (`pi-streamer pair HOST:PORT NNNNNN`). The window also
+    /// opens by itself while no streamer is paired. Three wrong tries withdraw a code.
+    #[arg(long, conflicts_with = "unpaired")]
+    pair: bool,
+    /// Accept any streamer, paired or not (a closed network, a test). By default only paired
+    /// streamers may stream to this headset.
     #[arg(long)]
+    unpaired: bool,
+    /// TLS identity file (PEM certificate + key) instead of the state directory's, created on
+    /// first use.
+    #[arg(long, value_name = "FILE")]
     identity: Option<PathBuf>,
     /// Serve the live counters (per eye: received, decoded, lost, repaired, latency…) in the
     /// Prometheus text format at http://ADDR/metrics (headless mode).
@@ -139,12 +153,28 @@ fn real_main() -> Result<()> {
             bail!("--duration must be a positive number of seconds, got {d}");
         }
     }
+    let state_dir = args
+        .state_dir
+        .clone()
+        .or_else(binoc_net::identity::default_state_dir);
     let identity = match &args.identity {
         Some(p) => Identity::load_or_create(p)?,
-        None => Identity::generate()?,
+        None => binoc_net::trust::identity_in(
+            state_dir.as_deref(),
+            binoc_net::trust::HEADSET_IDENTITY,
+            binoc_net::SERVER_NAME,
+        )?,
+    };
+    let access = if args.unpaired {
+        Access::default()
+    } else {
+        let dir = state_dir.as_deref().context(
+            "no state directory for the paired streamers: give --state-dir DIR (or --unpaired)",
+        )?;
+        Access::paired_in(dir, args.pair)?
     };
     if !args.headless {
-        let report = run_app(&args, identity)?;
+        let report = run_app(&args, identity, access)?;
         return print_report(&args, &report);
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -153,8 +183,10 @@ fn real_main() -> Result<()> {
         .build()?;
     let report = rt.block_on(async {
         let shared = Shared::new(args.frames, args.sessions);
-        let client = Client::bind(args.listen, &identity, shared.clone(), Arc::new(Headless))?;
+        let client = Client::bind(args.listen, &identity, shared.clone(), Arc::new(Headless))?
+            .with_access(access);
         tracing::info!(listen = %client.local_addr()?, fingerprint = %identity.fingerprint(), "listening");
+        print_pairing_codes(&shared);
         let _metrics = match args.metrics {
             Some(addr) => {
                 let live = shared.clone();
@@ -188,6 +220,25 @@ fn real_main() -> Result<()> {
     print_report(&args, &report)
 }
 
+/// Prints each pairing code as it is drawn (`pairing code: NNNNNN`, on stdout for scripts).
+fn print_pairing_codes(shared: &Arc<Shared>) {
+    let mut codes = shared.pairing_code.subscribe();
+    codes.mark_changed();
+    tokio::spawn(async move {
+        while codes.changed().await.is_ok() {
+            let code = codes.borrow_and_update().clone();
+            match code {
+                Some(c) => {
+                    use std::io::Write;
+                    println!("pairing code: {c}");
+                    let _ = std::io::stdout().flush();
+                }
+                None => tracing::info!("pairing window closed"),
+            }
+        }
+    });
+}
+
 fn print_report(args: &Args, report: &ClientReport) -> Result<()> {
     match args.report {
         ReportFormat::Json => println!("{}", serde_json::to_string_pretty(report)?),
@@ -197,7 +248,7 @@ fn print_report(args: &Args, report: &ClientReport) -> Result<()> {
 }
 
 #[cfg(feature = "app")]
-fn run_app(args: &Args, identity: Identity) -> Result<ClientReport> {
+fn run_app(args: &Args, identity: Identity, access: Access) -> Result<ClientReport> {
     use quest_client::app::{self, ClientConfig, Mode, Placement};
     let mut config = match &args.config {
         Some(p) => ClientConfig::load(p)?,
@@ -228,6 +279,7 @@ fn run_app(args: &Args, identity: Identity) -> Result<ClientReport> {
         mode,
         listen: args.listen,
         identity,
+        access,
         config,
         frames: args.frames,
         sessions: args.sessions,
@@ -253,7 +305,7 @@ fn run_app(args: &Args, identity: Identity) -> Result<ClientReport> {
 }
 
 #[cfg(not(feature = "app"))]
-fn run_app(args: &Args, _identity: Identity) -> Result<ClientReport> {
+fn run_app(args: &Args, _identity: Identity, _access: Access) -> Result<ClientReport> {
     let mode = if args.desktop {
         "--desktop"
     } else if args.offscreen {

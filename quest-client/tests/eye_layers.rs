@@ -34,6 +34,7 @@ fn each_eye_view_shows_its_own_stream_with_advancing_frames() {
             },
             listen: "127.0.0.1:0".parse().unwrap(),
             identity,
+            access: Default::default(),
             config: ClientConfig::default(),
             frames: None,
             sessions: Some(1),

@@ -445,8 +445,13 @@ pub struct TransportConfig {
     /// overhead in percent of each frame's fragments.
     pub fec: shared_proto::rules::fec::FecMode,
     /// SHA-256 fingerprint (hex) of the headset's certificate to pin. Without it the streamer
-    /// accepts any certificate, every time, and logs its fingerprint (nothing is stored).
+    /// sends only to the headsets it paired with (`pi-streamer pair`, kept in the state
+    /// directory's `paired-headsets`).
     pub peer_fingerprint: Option<String>,
+    /// Pairing off (`--unpaired`): send to any headset, its certificate unchecked (a network
+    /// you trust, a test). Not a YAML key: a choice made on the command line each time.
+    #[serde(skip)]
+    pub unpaired: bool,
     /// The outputs to run at once, in the order given: QUIC to the native headset app, WebRTC
     /// for browsers (WHEP). YAML `transport.kind`: one name or a list (`[quic, webrtc]`);
     /// `--transport quic,webrtc` overrides it. Never empty, no kind twice.
@@ -464,6 +469,7 @@ impl Default for TransportConfig {
             congestion: Default::default(),
             fec: Default::default(),
             peer_fingerprint: None,
+            unpaired: false,
             kinds: vec![TransportKind::Quic],
             webrtc: WebrtcConfig::default(),
         }

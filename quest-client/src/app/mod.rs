@@ -62,6 +62,8 @@ pub struct AppOptions {
     pub mode: Mode,
     pub listen: SocketAddr,
     pub identity: Identity,
+    /// Who may stream, and whether the pairing window is open (its code shows in the HUD).
+    pub access: headset_core::Access,
     pub config: ClientConfig,
     /// Stop after this many frames per eye, sessions, or seconds.
     pub frames: Option<u64>,

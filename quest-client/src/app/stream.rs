@@ -32,6 +32,7 @@ impl Stream {
             .build()?;
         let client = rt.block_on(async {
             Client::bind(opts.listen, &opts.identity, shared.clone(), mailbox.clone())
+                .map(|c| c.with_access(opts.access.clone()))
         })?;
         let local_addr = client.local_addr()?;
         tracing::info!(listen = %local_addr, fingerprint = %opts.identity.fingerprint(), "listening");

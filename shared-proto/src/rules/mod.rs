@@ -16,6 +16,8 @@
 //! * [`retransmit`]: selective retransmission: what to ask for again, and what to send again
 //!   while it can still be in time.
 //! * [`rate`]: the QUIC path's link estimate from queueing delay and congestion loss.
+//! * [`pairing`]: pairing by a short code (SPAKE2 + key confirmation over both certificates),
+//!   the code's attempt limit, and which streamer may take a headset in use.
 //! * [`ledger`]: frames sent and awaiting their marker, keyed by [`ledger::FrameKey`]; the
 //!   pixel-code check of a marker.
 
@@ -26,6 +28,7 @@ pub mod handshake;
 pub mod keyframe;
 pub mod ledger;
 pub mod pacer;
+pub mod pairing;
 pub mod ping;
 pub mod rate;
 pub mod refchain;

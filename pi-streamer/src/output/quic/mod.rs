@@ -7,6 +7,7 @@
 //! (the pipeline, other outputs) goes on; the new connection starts with a keyframe.
 
 mod link;
+pub mod pairing;
 pub mod sender;
 
 use std::future::Future;
@@ -16,7 +17,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use binoc_net::HeadsetTrust;
 use binoc_net::os_clock::{monotonic_ns, process_cpu_ns};
 use binoc_net::{ControlReader, ControlWriter};
 use bytes::Bytes;
@@ -86,10 +88,10 @@ impl Connection {
         feedback: Arc<Feedback>,
         answer: Duration,
     ) -> Result<Self> {
-        let endpoint = binoc_net::client_endpoint(
-            cfg.transport.peer_fingerprint.clone(),
-            cfg.transport.congestion,
-        )?;
+        let trust = pairing::headset_trust(cfg)?;
+        let me = pairing::identity(cfg.state_dir.as_deref())?;
+        let endpoint =
+            binoc_net::client_endpoint(trust.clone(), Some(&me), cfg.transport.congestion)?;
         let conn = tokio::time::timeout(answer, endpoint.connect(peer, binoc_net::SERVER_NAME)?)
             .await
             .with_context(|| {
@@ -99,9 +101,6 @@ impl Connection {
                 )
             })?
             .with_context(|| format!("connecting to {peer}"))?;
-        let (send, recv) = conn.open_bi().await?;
-        let mut writer = ControlWriter::<ToHeadset>::new(send);
-        let mut reader = ControlReader::<ToStreamer>::new(recv);
         let streams = handshake::streams(Eye::BOTH.map(|e| {
             let c = cfg.eyes.get(e);
             handshake::Offer {
@@ -111,11 +110,33 @@ impl Connection {
                 pixel_code: c.pixel_code(),
             }
         }));
-        writer.send(&handshake::hello(streams)).await?;
-        let answer = tokio::time::timeout(Duration::from_secs(5), reader.next())
-            .await
-            .context("no hello answer within 5 s")??
-            .context("the headset closed the control stream")?;
+        let hello = async {
+            let (send, recv) = conn.open_bi().await?;
+            let mut writer = ControlWriter::<ToHeadset>::new(send);
+            let mut reader = ControlReader::<ToStreamer>::new(recv);
+            writer.send(&handshake::hello(streams)).await?;
+            let answer = tokio::time::timeout(Duration::from_secs(5), reader.next())
+                .await
+                .context("no hello answer within 5 s")??
+                .context("the headset closed the control stream")?;
+            anyhow::Ok((writer, reader, answer))
+        }
+        .await;
+        // A headset that does not admit this streamer closes the connection with a reason
+        // (before any video byte).
+        if let Some((why, fatal)) = pairing::refusal(&conn) {
+            if fatal {
+                return Err(pairing::NotPaired(format!("{why}; {}", pairing::HOW_TO_PAIR)).into());
+            }
+            bail!("{why}");
+        }
+        let (mut writer, mut reader, answer) = hello?;
+        if matches!(trust, HeadsetTrust::Any) {
+            tracing::warn!(
+                fingerprint = binoc_net::peer_fingerprint(&conn).unwrap_or_default(),
+                "pairing off (--unpaired): sending to a headset whose certificate is not checked"
+            );
+        }
         let version = handshake::on_answer(answer).map_err(anyhow::Error::msg)?;
         tracing::info!(%peer, version, "connected");
 
