@@ -20,8 +20,8 @@ command -v xvfb-run >/dev/null 2>&1 || {
 cargo build --release --locked -q -p pi-streamer
 cargo build --release --locked -q -p quest-client --features app
 port=$((20000 + $$ % 20000))
-xvfb-run -a -s "-screen 0 1920x540x24" target/release/quest-client --desktop \
+xvfb-run -a -s "-screen 0 1920x540x24" target/release/quest-client --desktop --unpaired \
   --listen "127.0.0.1:$port" --sessions 1 --view-size 960x540 --screenshot "$shot" &
 pid=$!
-target/release/pi-streamer --peer "127.0.0.1:$port" --frames "$frames" "$@"
+target/release/pi-streamer --unpaired --peer "127.0.0.1:$port" --frames "$frames" "$@"
 wait $pid

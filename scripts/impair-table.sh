@@ -18,14 +18,14 @@ out=$(mktemp -d)
 row() {
   name="$1"; shift
   port=$(( 20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 20000 ))
-  $bin/quest-client --headless --listen 127.0.0.1:$port --sessions 1 --report json \
+  $bin/quest-client --headless --unpaired --listen 127.0.0.1:$port --sessions 1 --report json \
     >"$out/client.json" 2>"$out/client.log" &
   client=$!
   $bin/pi-streamer impair --listen 127.0.0.1:$((port + 1)) --forward 127.0.0.1:$port "$@" \
     >"$out/relay.json" 2>"$out/relay.log" &
   relay=$!
   sleep 0.5
-  $bin/pi-streamer --peer 127.0.0.1:$((port + 1)) --size 1280x720 --fps 60 --frames "$frames" \
+  $bin/pi-streamer --unpaired --peer 127.0.0.1:$((port + 1)) --size 1280x720 --fps 60 --frames "$frames" \
     --timeline "$out/timeline.csv" ${STREAMER_ARGS:-} --report json \
     >"$out/streamer.json" 2>"$out/streamer.log" || true
   kill -INT $relay 2>/dev/null || true; wait $relay || true

@@ -10,12 +10,12 @@ cargo build --release --locked -q -p pi-streamer -p quest-client
 bin=target/release
 port=$(( 20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 20000 ))
 log=$(mktemp)
-$bin/pi-streamer --peer 127.0.0.1:$port --size 1280x720 --fps 60 2>"$log" >/dev/null &
+$bin/pi-streamer --unpaired --peer 127.0.0.1:$port --size 1280x720 --fps 60 2>"$log" >/dev/null &
 streamer=$!
 times=""
 for i in $(seq "$n"); do
   t0=$(date +%s%N)
-  if timeout 30 $bin/quest-client --headless --listen 127.0.0.1:$port --frames 1 >/dev/null 2>&1; then
+  if timeout 30 $bin/quest-client --headless --unpaired --listen 127.0.0.1:$port --frames 1 >/dev/null 2>&1; then
     t1=$(date +%s%N)
     ms=$(( (t1 - t0) / 1000000 ))
   else

@@ -40,6 +40,7 @@ pub struct Client {
     sink: Arc<dyn PictureSink>,
     fingerprint: String,
     access: Access,
+    window: Option<PairingWindow>,
 }
 
 /// Who may stream to the headset, and whether it pairs new streamers.
@@ -66,8 +67,6 @@ impl Access {
     }
 }
 
-
-
 impl Client {
     pub fn bind(
         listen: SocketAddr,
@@ -82,12 +81,25 @@ impl Client {
             sink,
             fingerprint: identity.fingerprint(),
             access: Access::default(),
+            window: None,
         })
     }
 
     /// Who may stream, and whether to pair (default: any streamer, no pairing, as for the
     /// in-process self-test).
     pub fn with_access(mut self, access: Access) -> Self {
+        // The pairing window opens now: its code is published before the first connection.
+        self.window = access.pairing.clone().map(|store| {
+            let attempts = CodeAttempts::new(binoc_net::pairing::new_code());
+            self.shared
+                .pairing_code
+                .send_replace(Some(attempts.code().to_string()));
+            (
+                store,
+                Arc::new(Mutex::new(Some(attempts))),
+                Arc::new(tokio::sync::Semaphore::new(1)),
+            )
+        });
         self.access = access;
         self
     }
@@ -102,14 +114,11 @@ impl Client {
         let shared = self.shared.clone();
         // The session now: its task, its connection (closed when its streamer connects again)
         // and its streamer's fingerprint.
-        let mut current: Option<(tokio::task::JoinHandle<()>, quinn::Connection, Option<String>)> =
-            None;
-        // The pairing window: the code and its tries (one pairing at a time).
-        let window = self.access.pairing.clone().map(|store| {
-            let attempts = CodeAttempts::new(binoc_net::pairing::new_code());
-            shared.pairing_code.send_replace(Some(attempts.code().to_string()));
-            (store, Arc::new(Mutex::new(Some(attempts))), Arc::new(tokio::sync::Semaphore::new(1)))
-        });
+        let mut current: Option<(
+            tokio::task::JoinHandle<()>,
+            quinn::Connection,
+            Option<String>,
+        )> = None;
         let finished = shared.finished();
         tokio::pin!(finished);
         // Handshakes run on their own, at most MAX_HANDSHAKES at once and each within
@@ -145,7 +154,7 @@ impl Client {
             let remote = conn.remote_address();
             let streamer = binoc_net::peer_fingerprint(&conn);
             if binoc_net::alpn(&conn).as_deref() == Some(binoc_net::PAIR_ALPN) {
-                self.pair(&conn, window.as_ref());
+                self.pair(&conn, self.window.as_ref());
                 continue;
             }
             if let Err(why) = self.access.streamers.admits(streamer.as_deref()) {
@@ -154,7 +163,10 @@ impl Client {
                 conn.close(close::NOT_PAIRED.into(), why.as_bytes());
                 continue;
             }
-            if current.as_ref().is_some_and(|(task, _, _)| task.is_finished()) {
+            if current
+                .as_ref()
+                .is_some_and(|(task, _, _)| task.is_finished())
+            {
                 current = None;
             }
             match pairing::admit(
@@ -167,12 +179,18 @@ impl Client {
                     tracing::info!(%remote, "the streamer connected again: replacing its previous session");
                     old.abort();
                     // Closed, not left to its tasks: the old connection's streamer hears it.
-                    old_conn.close(close::REPLACED.into(), b"replaced by a new connection of the same streamer");
+                    old_conn.close(
+                        close::REPLACED.into(),
+                        b"replaced by a new connection of the same streamer",
+                    );
                 }
                 Admission::Busy => {
                     tracing::warn!(%remote, "refused: another streamer is streaming to this headset");
                     shared.streamers_refused.fetch_add(1, Ordering::Relaxed);
-                    conn.close(close::BUSY.into(), b"another streamer is streaming to this headset");
+                    conn.close(
+                        close::BUSY.into(),
+                        b"another streamer is streaming to this headset",
+                    );
                     continue;
                 }
             }
@@ -223,12 +241,18 @@ impl Client {
         let code = match attempts.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
             Some(a) => a.code().to_string(),
             None => {
-                conn.close(close::NOT_PAIRING.into(), b"this headset has paired and is not pairing now");
+                conn.close(
+                    close::NOT_PAIRING.into(),
+                    b"this headset has paired and is not pairing now",
+                );
                 return;
             }
         };
         let Ok(permit) = one_at_a_time.clone().try_acquire_owned() else {
-            conn.close(close::PAIRING_FAILED.into(), b"another pairing is in progress: try again");
+            conn.close(
+                close::PAIRING_FAILED.into(),
+                b"another pairing is in progress: try again",
+            );
             return;
         };
         let (conn, store, attempts) = (conn.clone(), store.clone(), attempts.clone());
@@ -237,7 +261,10 @@ impl Client {
             let _permit = permit;
             match binoc_net::pairing::serve_pairing(&conn, &code, &own).await {
                 Ok(streamer) => {
-                    let note = format!("streamer at {remote}, paired {}", binoc_net::pairing::utc_now());
+                    let note = format!(
+                        "streamer at {remote}, paired {}",
+                        binoc_net::pairing::utc_now()
+                    );
                     match store.add(&streamer, &note) {
                         Ok(()) => {
                             tracing::info!(%remote, fingerprint = %streamer, "paired a streamer");
@@ -254,7 +281,10 @@ impl Client {
                     if let Some(a) = guard.as_mut() {
                         if a.failed() {
                             a.replace(binoc_net::pairing::new_code());
-                            tracing::warn!("{} wrong tries: a new pairing code", pairing::MAX_FAILURES_PER_CODE);
+                            tracing::warn!(
+                                "{} wrong tries: a new pairing code",
+                                pairing::MAX_FAILURES_PER_CODE
+                            );
                             shared.pairing_code.send_replace(Some(a.code().to_string()));
                         }
                     }

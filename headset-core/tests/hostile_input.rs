@@ -90,7 +90,14 @@ fn start_client() -> (
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_input_is_rejected_counted_and_survived() {
     let (identity, shared, addr, server) = start_client();
-    let ep = net::client_endpoint(Some(identity.fingerprint()), Default::default()).unwrap();
+    // One streamer identity for every session here: a new connection replaces its own.
+    let me = Identity::generate().unwrap();
+    let ep = net::client_endpoint(
+        net::HeadsetTrust::Pinned(vec![identity.fingerprint()]),
+        Some(&me),
+        Default::default(),
+    )
+    .unwrap();
 
     // Session 1: garbage datagrams of every kind, then the session must still answer pings.
     let conn = ep.connect(addr, net::SERVER_NAME).unwrap().await.unwrap();
@@ -264,13 +271,23 @@ async fn malformed_input_is_rejected_counted_and_survived() {
 async fn a_wrong_certificate_pin_is_refused() {
     let (_identity, shared, addr, server) = start_client();
     let other = Identity::generate().unwrap().fingerprint();
-    let ep = net::client_endpoint(Some(other), Default::default()).unwrap();
+    let ep = net::client_endpoint(
+        net::HeadsetTrust::Pinned(vec![other]),
+        None,
+        Default::default(),
+    )
+    .unwrap();
     let res = ep.connect(addr, net::SERVER_NAME).unwrap().await;
     assert!(
         res.is_err(),
         "a streamer pinning another fingerprint must not connect"
     );
-    assert!(net::client_endpoint(Some("not-hex".into()), Default::default()).is_err());
+    assert!(net::client_endpoint(
+        net::HeadsetTrust::Pinned(vec!["not-hex".into()]),
+        None,
+        Default::default()
+    )
+    .is_err());
     shared.finish();
     server.await.unwrap().unwrap();
 }

@@ -191,7 +191,9 @@ pub fn new_code() -> String {
     loop {
         let mut b = [0u8; 4];
         if rng.fill(&mut b).is_ok() {
-            if let Some(code) = shared_proto::rules::pairing::code_from_random(u32::from_le_bytes(b)) {
+            if let Some(code) =
+                shared_proto::rules::pairing::code_from_random(u32::from_le_bytes(b))
+            {
                 return code;
             }
         }

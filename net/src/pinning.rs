@@ -46,7 +46,9 @@ impl rustls::client::danger::ServerCertVerifier for PinnedCert {
                 tracing::debug!(fingerprint = %fp, "headset certificate matches a pin")
             }
             // Pairing off, or a pairing connection (whose confirmation binds the certificate).
-            HeadsetTrust::Any => tracing::debug!(fingerprint = %fp, "headset certificate accepted unchecked"),
+            HeadsetTrust::Any => {
+                tracing::debug!(fingerprint = %fp, "headset certificate accepted unchecked")
+            }
         }
         Ok(rustls::client::danger::ServerCertVerified::assertion())
     }

@@ -103,8 +103,7 @@ impl PairedPeers {
         let note: String = note.chars().filter(|c| !c.is_control()).take(200).collect();
         text.push_str(&format!("{fp}  # {note}\n"));
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("creating {}", dir.display()))?;
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         crate::identity::replace_private(&self.path, text.as_bytes())
     }
@@ -175,7 +174,8 @@ mod tests {
         let p = PairedPeers::in_dir(&dir, PAIRED_STREAMERS);
         assert!(p.load().unwrap().is_empty());
         let a = "AB".repeat(32);
-        p.add(&a, "paired 2026-12-06 from 10.0.0.2:5000\n# injected").unwrap();
+        p.add(&a, "paired 2026-12-06 from 10.0.0.2:5000\n# injected")
+            .unwrap();
         p.add(&a, "again").unwrap();
         p.add(&"cd".repeat(32), "second").unwrap();
         assert_eq!(p.load().unwrap(), vec!["ab".repeat(32), "cd".repeat(32)]);

@@ -581,6 +581,7 @@ fn streamer_and_headless_client_as_two_processes() {
         quest_client_bin(),
         &[
             "--headless",
+            "--unpaired",
             "--listen",
             &format!("127.0.0.1:{port}"),
             "--frames",
@@ -597,6 +598,7 @@ fn streamer_and_headless_client_as_two_processes() {
     let streamer = spawn(
         env!("CARGO_BIN_EXE_pi-streamer"),
         &[
+            "--unpaired",
             "--peer",
             &format!("127.0.0.1:{port}"),
             "--frames",
@@ -709,6 +711,20 @@ fn impossible_option_combinations_are_refused_at_parse_time() {
         (quest_client_bin(), vec!["--headless", "--dump", "/tmp/x"]),
         (quest_client_bin(), vec!["--screenshot", "/tmp/x.png"]),
         (
+            quest_client_bin(),
+            vec!["--headless", "--pair", "--unpaired"],
+        ),
+        (
+            env!("CARGO_BIN_EXE_pi-streamer").into(),
+            vec![
+                "--peer",
+                "1.2.3.4:5",
+                "--unpaired",
+                "--peer-fingerprint",
+                "ab",
+            ],
+        ),
+        (
             env!("CARGO_BIN_EXE_pi-streamer").into(),
             vec!["loopback", "--peer", "1.2.3.4:5"],
         ),
@@ -739,6 +755,14 @@ fn bad_cli_values_are_clear_errors() {
         vec!["loopback", "--peer", "1.2.3.4:5"],
         vec!["loopback", "--transport", "webrtc"],
         vec!["loopback", "--listen", "127.0.0.1:1"],
+        // Nothing paired in an empty state directory: how to pair, before dialing anyone.
+        vec![
+            "--peer",
+            "127.0.0.1:9",
+            "--state-dir",
+            "/nonexistent/binoc-state",
+        ],
+        vec!["pair", "127.0.0.1:9", "12ab56", "--state-dir", "/tmp"],
         vec![],
     ] {
         let out = command(env!("CARGO_BIN_EXE_pi-streamer"))
@@ -903,7 +927,9 @@ fn half_open_handshakes_do_not_hold_up_a_streamer() {
     let half_open: Vec<_> = (0..3)
         .map(|_| {
             let _in_runtime = rt.enter();
-            let endpoint = binoc_net::client_endpoint(None, Default::default()).unwrap();
+            let endpoint =
+                binoc_net::client_endpoint(binoc_net::HeadsetTrust::Any, None, Default::default())
+                    .unwrap();
             let connecting = endpoint
                 .connect(relay.listen, binoc_net::SERVER_NAME)
                 .unwrap();
@@ -943,7 +969,7 @@ fn streamer_survives_a_vanished_headset_and_reconnects_to_the_next() {
     let listen = format!("127.0.0.1:{port}");
     let client_bin = quest_client_bin();
     let mut first = command(&client_bin)
-        .args(["--headless", "--listen", &listen])
+        .args(["--headless", "--unpaired", "--listen", &listen])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -951,6 +977,7 @@ fn streamer_survives_a_vanished_headset_and_reconnects_to_the_next() {
     let streamer = spawn(
         env!("CARGO_BIN_EXE_pi-streamer"),
         &[
+            "--unpaired",
             "--peer",
             &listen,
             "--size",
@@ -974,6 +1001,7 @@ fn streamer_survives_a_vanished_headset_and_reconnects_to_the_next() {
         &client_bin,
         &[
             "--headless",
+            "--unpaired",
             "--listen",
             &listen,
             "--frames",
@@ -1001,4 +1029,170 @@ fn streamer_survives_a_vanished_headset_and_reconnects_to_the_next() {
         );
         assert_eq!(r["eyes"][eye]["wrong_eye"], 0);
     }
+}
+
+/// Pairing, as issue 15 asks: a wrong code pairs nothing; the right one pairs both ways;
+/// while the paired streamer streams, a streamer never paired, one that tried a wrong code and
+/// one with another certificate are each turned away before any video (the headset's session
+/// count and its refusals say so), and the paired stream goes on undisturbed; the paired
+/// streamer sends nothing to a headset it has not paired; and only the same streamer
+/// replaces its own running session.
+#[test]
+fn only_a_paired_streamer_streams_and_only_to_a_paired_headset() {
+    use headset_core::{Access, Client, Headless, Shared};
+    use pi_streamer::output::quic::pairing;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let rt = rt();
+    let dir = std::env::temp_dir().join(format!("binoc-pairing-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let identity = binoc_net::Identity::generate().unwrap();
+    let shared = Shared::new(None, None);
+    let client = rt.block_on(async {
+        Client::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            &identity,
+            shared.clone(),
+            Arc::new(Headless),
+        )
+        .unwrap()
+        .with_access(Access::paired_in(&dir.join("headset"), false).unwrap())
+    });
+    let headset = client.local_addr().unwrap();
+    let task = rt.spawn(client.run());
+    let code = shared
+        .pairing_code
+        .borrow()
+        .clone()
+        .expect("nothing paired yet: the window opens by itself");
+    let peer = headset.to_string();
+    let wrong = if code == "000000" { "000001" } else { "000000" };
+    let e = rt
+        .block_on(pairing::pair(&peer, wrong, &dir.join("wrong")))
+        .unwrap_err();
+    assert!(format!("{e:#}").contains("wrong pairing code"), "{e:#}");
+    let fp = rt
+        .block_on(pairing::pair(&peer, &code, &dir.join("paired")))
+        .unwrap();
+    assert_eq!(
+        fp,
+        identity.fingerprint(),
+        "the streamer keeps the headset's certificate"
+    );
+    assert!(
+        shared.pairing_code.borrow().is_none(),
+        "one pairing closes the window"
+    );
+    let e = rt
+        .block_on(pairing::pair(&peer, &code, &dir.join("late")))
+        .unwrap_err();
+    assert!(format!("{e:#}").contains("not pairing"), "{e:#}");
+
+    // The paired streamer streams…
+    let mut cfg = small_config();
+    cfg.deadlines.max_latency_ms = 2000.0;
+    cfg.state_dir = Some(dir.join("paired"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let streaming = {
+        let (cfg, stop) = (cfg.clone(), stop.clone());
+        rt.spawn(async move { pi_streamer::session::stream_to(&cfg, headset, None, stop).await })
+    };
+    while shared.sessions.load(Ordering::Relaxed) == 0 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // …while three others try. Each trusts the headset (a pin), so the refusal is the
+    // headset's; "another certificate" even lists the headset as paired, with its own key.
+    std::fs::create_dir_all(dir.join("other")).unwrap();
+    std::fs::copy(
+        dir.join("paired/paired-headsets"),
+        dir.join("other/paired-headsets"),
+    )
+    .unwrap();
+    for who in ["stranger", "wrong", "other"] {
+        let mut c = cfg.clone();
+        c.state_dir = Some(dir.join(who));
+        if who != "other" {
+            c.transport.peer_fingerprint = Some(identity.fingerprint());
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let e = rt
+            .block_on(pi_streamer::session::stream_to(&c, headset, Some(30), stop))
+            .err()
+            .unwrap_or_else(|| panic!("{who} streamed"));
+        assert!(
+            format!("{e:#}").contains("not paired with this headset"),
+            "{who}: {e:#}"
+        );
+    }
+    assert_eq!(shared.streamers_refused.load(Ordering::Relaxed), 3);
+    assert_eq!(
+        shared.sessions.load(Ordering::Relaxed),
+        1,
+        "no other session began"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let outcome = rt.block_on(streaming).unwrap().unwrap();
+    assert_eq!(outcome.connection_lost, None, "the paired stream went on");
+    let left = &outcome.report.eyes.left;
+    assert!(left.decoded > 10, "{left:?}");
+
+    // A headset this streamer has not paired (it accepts anyone) gets nothing from it.
+    let (_other_id, other_shared, other, other_task) = local_headset(&rt);
+    let e = rt
+        .block_on(pi_streamer::session::stream_to(
+            &cfg,
+            other,
+            Some(30),
+            Arc::new(AtomicBool::new(false)),
+        ))
+        .err()
+        .expect("sent to a headset it has not paired");
+    assert!(format!("{e:#}").contains("connecting to"), "{e:#}");
+    assert_eq!(other_shared.sessions.load(Ordering::Relaxed), 0);
+    let r = other_shared.report();
+    assert_eq!(
+        (r.eyes.left.counts.received, r.eyes.right.counts.received),
+        (0, 0)
+    );
+    other_shared.finish();
+    rt.block_on(other_task).unwrap().unwrap();
+
+    // The paired streamer connecting again replaces its own session (the old connection is
+    // closed and says so).
+    let stop = Arc::new(AtomicBool::new(false));
+    let first = {
+        let (cfg, stop) = (cfg.clone(), stop.clone());
+        rt.spawn(async move { pi_streamer::session::stream_to(&cfg, headset, None, stop).await })
+    };
+    while shared.sessions.load(Ordering::Relaxed) < 2 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // On a loaded machine (CI runs the tests side by side) the new connection's first clock
+    // samples can miss their 2 s: it dials again, as `pi-streamer --peer` does.
+    let again = (0..3)
+        .find_map(|_| {
+            rt.block_on(pi_streamer::session::stream_to(
+                &cfg,
+                headset,
+                Some(20),
+                Arc::new(AtomicBool::new(false)),
+            ))
+            .ok()
+        })
+        .expect("the paired streamer streams again");
+    assert!(again.report.eyes.left.decoded > 0);
+    let replaced = rt.block_on(first).unwrap().unwrap();
+    assert!(
+        replaced
+            .connection_lost
+            .as_deref()
+            .is_some_and(|w| w.contains("replaced")),
+        "{:?}",
+        replaced.connection_lost
+    );
+    stop.store(true, Ordering::Relaxed);
+    shared.finish();
+    rt.block_on(task).unwrap().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
 }

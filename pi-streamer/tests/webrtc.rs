@@ -99,7 +99,10 @@ fn tls_to(
     addr: SocketAddr,
     pin: Option<String>,
 ) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
-    let config = binoc_net::pinned_tls_client(pin).unwrap();
+    let trust = pin.map_or(binoc_net::HeadsetTrust::Any, |p| {
+        binoc_net::HeadsetTrust::Pinned(vec![p])
+    });
+    let config = binoc_net::pinned_tls_client(trust, None).unwrap();
     let conn =
         rustls::ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap()).unwrap();
     let tcp = match from {

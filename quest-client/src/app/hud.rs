@@ -66,17 +66,24 @@ pub struct EyeFigures {
     pub nacks: u64,
 }
 
-/// The HUD's text; `link`: the streamer's view of the link, when it has said.
+/// The HUD's text; `link`: the streamer's view of the link, when it has said; `pairing`: the
+/// pairing code while the headset is pairing (it takes the first line's clock place: no
+/// streamer is synced then).
 pub fn hud_lines(
     eyes: &[EyeFigures; 2],
     clock_uncertainty_ms: Option<f64>,
     link: Option<LinkStatus>,
+    pairing: Option<&str>,
 ) -> Vec<String> {
     let clock = clock_uncertainty_ms.map_or("CLOCK: NOT SYNCED".to_string(), |u| {
         format!("CLOCK +-{u:.2} MS")
     });
+    let first = match pairing {
+        Some(code) => format!("BINOC  PAIRING CODE {code}"),
+        None => format!("BINOC  H: HIDE   {clock}"),
+    };
     let mut out = vec![
-        format!("BINOC  H: HIDE   {clock}"),
+        first,
         "EYE  DEC/S SHOWN/S MBIT/S DROPPED SUPERSEDED".to_string(),
     ];
     for (name, e) in ["L", "R"].iter().zip(eyes) {
@@ -232,7 +239,7 @@ fn spawn_hud(
     xr: bool,
 ) {
     let (w, h) = HUD_PIXELS;
-    let canvas = draw(&hud_lines(&Default::default(), None, None), &[]);
+    let canvas = draw(&hud_lines(&Default::default(), None, None, None), &[]);
     let image = images.add(Image::new(
         Extent3d {
             width: w as u32,
@@ -401,7 +408,11 @@ fn redraw_hud(
         .unwrap_or_else(|p| p.into_inner())
         .map(|c| c.uncertainty_ns() as f64 / 1e6);
     let history: Vec<GraphColumn> = hud.history.iter().copied().collect();
-    let canvas = draw(&hud_lines(&eyes, clock, state.shared.link()), &history);
+    let pairing = state.shared.pairing_code.borrow().clone();
+    let canvas = draw(
+        &hud_lines(&eyes, clock, state.shared.link(), pairing.as_deref()),
+        &history,
+    );
     if let Some(mut image) = images.get_mut(&hud.image) {
         image.data = Some(canvas.rgba);
     }
@@ -436,7 +447,7 @@ mod tests {
             target_bps: [u32::MAX, 7_900_000],
             parity_permille: [u16::MAX, 260],
         };
-        let lines = hud_lines(&[e, e], Some(0.25), Some(link));
+        let lines = hud_lines(&[e, e], Some(0.25), Some(link), None);
         assert_eq!(lines.len(), LINES);
         for l in &lines {
             assert!(
@@ -493,8 +504,13 @@ mod tests {
         assert_eq!(m.stages_ms, col(10.0).stages_ms);
         let m = merge(col(10.0), col(30.0));
         assert_eq!((m.stages_ms[0], m.g2g_p99_ms), (12.0, 45.0));
-        let unsynced = hud_lines(&[e, e], None, None);
+        let unsynced = hud_lines(&[e, e], None, None, None);
         assert!(unsynced[0].contains("NOT SYNCED"));
         assert!(unsynced.join("\n").contains("NO LINK STATUS"));
+        // While pairing, the code is on the first line, and it is drawn (the font has digits).
+        let pairing = hud_lines(&[e, e], None, None, Some("012345"));
+        assert_eq!(pairing[0], "BINOC  PAIRING CODE 012345");
+        assert_eq!(pairing.len(), LINES);
+        assert_ne!(draw(&pairing, &[]).rgba, draw(&unsynced, &[]).rgba);
     }
 }

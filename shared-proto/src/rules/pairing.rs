@@ -476,7 +476,10 @@ mod tests {
         d.push(&[2, 0, 4, 1]).unwrap();
         assert_eq!(d.next_message(), Ok(None));
         d.push(&[2, 3, 4]).unwrap();
-        assert_eq!(d.next_message(), Ok(Some(PairMsg::Confirm(vec![1, 2, 3, 4]))));
+        assert_eq!(
+            d.next_message(),
+            Ok(Some(PairMsg::Confirm(vec![1, 2, 3, 4])))
+        );
     }
 
     #[test]

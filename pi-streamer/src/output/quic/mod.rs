@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use binoc_net::HeadsetTrust;
 use binoc_net::os_clock::{monotonic_ns, process_cpu_ns};
+use binoc_net::HeadsetTrust;
 use binoc_net::{ControlReader, ControlWriter};
 use bytes::Bytes;
 use shared_proto::clock::{ClockSync, ClockSyncConfig};

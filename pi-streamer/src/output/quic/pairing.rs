@@ -71,7 +71,10 @@ pub fn refusal(conn: &quinn::Connection) -> Option<(String, bool)> {
     match c.error_code.into_inner() as u32 {
         close::NOT_PAIRED => Some((format!("the headset refused this streamer: {reason}"), true)),
         close::BUSY => Some((format!("the headset is busy: {reason}"), false)),
-        close::REPLACED => Some((format!("the headset closed this connection: {reason}"), false)),
+        close::REPLACED => Some((
+            format!("the headset closed this connection: {reason}"),
+            false,
+        )),
         _ => None,
     }
 }
