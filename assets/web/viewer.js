@@ -276,7 +276,8 @@ function refused(conn, res, body) {
     return lost(conn, why, after > 0 ? Math.min(after, 30) * 1000 : 0);
   }
   if (code === 401) {
-    fail(conn, token ? 'wrong token (401): check ?token=' : 'the streamer needs a token (401): open this page with ?token=TOKEN');
+    // The streamer says which: missing, wrong or stale, or expired.
+    fail(conn, `${body || (token ? 'wrong token' : 'the streamer needs a token')} (401)`);
   } else if (code === 403) {
     fail(conn, `refused (403): ${body}`);
   } else if (code === 400) {

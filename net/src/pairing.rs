@@ -200,12 +200,18 @@ pub fn new_code() -> String {
     }
 }
 
-/// Now in UTC as `YYYY-MM-DD HH:MM` (for the notes in the paired lists).
+/// Now in UTC as `YYYY-MM-DD HH:MM UTC` (for the notes in the paired lists).
 pub fn utc_now() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
+        .map(|d| d.as_secs())
         .unwrap_or(0);
+    utc_now_at(secs)
+}
+
+/// `unix_s` (seconds since the Unix epoch) in UTC as `YYYY-MM-DD HH:MM UTC`.
+pub fn utc_now_at(unix_s: u64) -> String {
+    let secs = unix_s.min(i64::MAX as u64 / 2) as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
     let z = days + 719_468;
@@ -230,6 +236,8 @@ mod tests {
     fn the_date_is_a_date() {
         let s = super::utc_now();
         assert_eq!(s.len(), 20, "{s}");
+        assert_eq!(super::utc_now_at(0), "1970-01-01 00:00 UTC");
+        assert_eq!(super::utc_now_at(1_765_000_000), "2025-12-06 05:46 UTC");
         assert!(s.starts_with("20") && s.ends_with(" UTC"), "{s}");
     }
 }

@@ -933,3 +933,77 @@ fn one_streamer_serves_the_headset_and_a_webrtc_viewer_at_once() {
     assert_eq!(connection.eyes.right.captured, web.captured[1]);
     assert!(quic.connection_lost.is_none(), "{:?}", quic.connection_lost);
 }
+
+/// Browsers by invitation: listening on every interface with no token configured, the
+/// streamer prints a viewer URL with a fresh token (and its QR code); a request without it,
+/// or with a token of an earlier run, is refused with words saying which, before the offer is
+/// read; the printed token gets the offer looked at; a session cannot be deleted without it.
+/// (An expired invitation: `invite::tests`, with the time passed in.)
+#[test]
+fn off_loopback_viewers_need_the_printed_invitation() {
+    use std::io::BufRead;
+    let dir = std::env::temp_dir().join(format!("binoc-invite-{}", std::process::id()));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pi-streamer"))
+        .args([
+            "--transport",
+            "webrtc",
+            "--listen",
+            "0.0.0.0:0",
+            "--size",
+            "320x240",
+        ])
+        .arg("--state-dir")
+        .arg(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("the streamer printed an invitation")
+            .unwrap();
+        printed.push(line.clone());
+        if let Some(u) = line.trim().strip_prefix("https://") {
+            break u.to_string();
+        }
+    };
+    // The QR code follows the URL.
+    let qr: Vec<String> = lines.by_ref().take(8).map(|l| l.unwrap()).collect();
+    assert!(
+        qr.iter().any(|l| l.contains('█') || l.contains('▀')),
+        "{qr:?}"
+    );
+    assert!(
+        printed
+            .iter()
+            .any(|l| l.contains("invitation, valid until")),
+        "{printed:?}"
+    );
+    let (host_port, token) = url
+        .split_once("/?token=")
+        .expect("the URL carries the token");
+    assert_eq!(token.len(), 32, "{url}");
+    let port: u16 = host_port.rsplit(':').next().unwrap().parse().unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+
+    let (status, _, body) = https(addr, "POST", "/whep", "v=0");
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("needs an invitation"), "{body}");
+    let stale = "0123456789abcdef0123456789abcdef";
+    let (status, _, body) = https_auth(addr, "POST", "/whep", "v=0", stale);
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("stale"), "{body}");
+    // The printed token: the offer is read (and this one is refused as an offer).
+    let (status, _, body) = https_auth(addr, "POST", "/whep", "v=0", token);
+    assert_eq!(status, 400, "{body}");
+    let (status, _, _) = https_auth(addr, "DELETE", "/whep/1-0123456789abcdef", "", stale);
+    assert_eq!(status, 401);
+    // The page itself needs no token (it reads it from its URL).
+    assert_eq!(https(addr, "GET", "/", "").0, 200);
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -8,7 +8,7 @@
 //! logged so it can be checked when the browser asks.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -22,6 +22,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use super::hub::{Hub, HubSessions};
+use super::invite::{self, Access, Invitation};
 use super::whep::{self, MAX_BODY_BYTES};
 use crate::config::{StreamerConfig, WebrtcConfig};
 
@@ -82,7 +83,53 @@ pub struct Server {
     listener: TcpListener,
     acceptor: TlsAcceptor,
     hub: Arc<Hub>,
-    token: Option<String>,
+    access: Arc<Mutex<Access>>,
+}
+
+/// Seconds since the Unix epoch (invitations expire).
+fn unix_now_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The address to put in a viewer URL for a server bound to `addr`: the address itself, or,
+/// bound to every interface, the one this machine reaches its network from.
+fn reachable_ip(addr: SocketAddr) -> IpAddr {
+    if !addr.ip().is_unspecified() {
+        return addr.ip();
+    }
+    // Connecting a UDP socket sends nothing; it only picks the route (and so the address).
+    let probe = |target: &str| {
+        let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+        s.connect(target).ok()?;
+        s.local_addr().ok().map(|a| a.ip())
+    };
+    probe("192.0.2.1:9")
+        .filter(|ip| !ip.is_unspecified())
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]))
+}
+
+/// Prints the invitation: the viewer URL with its token, and the URL as a QR code (stdout, for
+/// the person at the terminal; the log says only that there is one).
+fn announce(addr: SocketAddr, invitation: &Invitation) {
+    use std::io::Write;
+    let host = match reachable_ip(addr) {
+        IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    let url = format!("https://{host}:{}/?token={}", addr.port(), invitation.token);
+    let until = binoc_net::pairing::utc_now_at(invitation.expires_unix_s);
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "viewer URL (an invitation, valid until {until}; anyone with it can watch):\n  {url}\n{}",
+        invite::invitation_text(&url)
+    );
+    let _ = out.flush();
+    tracing::info!(
+        "viewers need an invitation: its URL and QR code are on stdout (valid until {until})"
+    );
 }
 
 /// The file the self-signed HTTPS identity is kept in, inside the state directory.
@@ -158,22 +205,53 @@ impl Server {
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("listening on {addr}"))?;
+        let access = Access::for_listen(
+            addr.ip(),
+            cfg.token.as_deref(),
+            unix_now_s(),
+            invite::fresh_token,
+        );
         Ok(Server {
             listener,
             acceptor: TlsAcceptor::from(Arc::new(tls)),
             hub,
-            token: cfg.token.clone(),
+            access: Arc::new(Mutex::new(access)),
         })
+    }
+
+    /// Who may open a session now (tests read the invitation here).
+    pub fn access(&self) -> Access {
+        self.access
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn local_addr(&self) -> Result<SocketAddr> {
         Ok(self.listener.local_addr()?)
     }
 
-    /// Accepts connections until aborted; one task per connection.
+    /// Accepts connections until aborted; one task per connection. Prints the invitation, if
+    /// viewers need one, and a new one whenever it expires.
     pub async fn run(self) {
-        let token: Arc<Option<String>> = Arc::new(self.token);
+        let access = self.access.clone();
         let connections = Arc::new(Connections::default());
+        if let (Ok(addr), Some(i)) = (self.listener.local_addr(), self.access().invitation()) {
+            announce(addr, i);
+            let (renewing, addr) = (access.clone(), addr);
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    let renewed = renewing
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .renew(unix_now_s(), invite::fresh_token);
+                    if let Some(i) = renewed {
+                        announce(addr, &i);
+                    }
+                }
+            });
+        }
         loop {
             let (tcp, peer) = match self.listener.accept().await {
                 Ok(c) => c,
@@ -192,7 +270,7 @@ impl Server {
                 tracing::debug!(%peer, "too many connections: closed");
                 continue; // dropping `tcp` closes it
             };
-            let (acceptor, hub, token) = (self.acceptor.clone(), self.hub.clone(), token.clone());
+            let (acceptor, hub, access) = (self.acceptor.clone(), self.hub.clone(), access.clone());
             tokio::spawn(async move {
                 let _slot = slot; // held for the connection's life
                                   // A TLS connection opens with a handshake record (0x16); anything else is a
@@ -217,10 +295,11 @@ impl Server {
                     Err(_) => return,
                 };
                 let service = service_fn(move |req| {
-                    let (hub, token) = (hub.clone(), token.clone());
+                    let hub = hub.clone();
+                    let access = access.lock().unwrap_or_else(|p| p.into_inner()).clone();
                     async move {
                         Ok::<_, std::convert::Infallible>(
-                            respond(req, &hub, token.as_deref(), local_ip, peer.ip()).await,
+                            respond(req, &hub, &access, local_ip, peer.ip()).await,
                         )
                     }
                 });
@@ -315,10 +394,11 @@ fn html_escape(s: &str) -> String {
 async fn respond(
     req: hyper::Request<Incoming>,
     hub: &Arc<Hub>,
-    token: Option<&str>,
+    access: &Access,
     local_ip: IpAddr,
     peer_ip: IpAddr,
 ) -> hyper::Response<Full<Bytes>> {
+    let now_unix_s = unix_now_s();
     let (parts, body) = req.into_parts();
     let header = |name: hyper::header::HeaderName| {
         parts
@@ -337,7 +417,8 @@ async fn respond(
         parts.method.as_str(),
         parts.uri.path(),
         auth.as_deref(),
-        token,
+        access,
+        now_unix_s,
     ) {
         match tokio::time::timeout(
             BODY_DEADLINE,
@@ -366,8 +447,9 @@ async fn respond(
         body: &body,
         local_ip,
         peer_ip,
+        now_unix_s,
     };
-    let r = whep::handle(&request, token, &mut HubSessions(hub.clone()));
+    let r = whep::handle(&request, access, &mut HubSessions(hub.clone()));
     tracing::debug!(method = %parts.method, path = parts.uri.path(), status = r.status, "https");
     let mut out = hyper::Response::builder().status(r.status);
     for (k, v) in &r.headers {

@@ -38,6 +38,8 @@ struct Entry {
     overflows: Arc<AtomicU64>,
     /// Where its WHEP request came from.
     source: IpAddr,
+    /// The token that created the session (empty when none is needed): DELETE needs it.
+    owner: String,
 }
 
 /// The viewer registry, shared by the HTTPS server, the session's fan-out and the viewer
@@ -179,6 +181,7 @@ impl whep::Sessions for HubSessions {
         offer: &str,
         local_ip: IpAddr,
         peer_ip: IpAddr,
+        owner: &str,
     ) -> Result<(String, String), CreateError> {
         let hub = &self.0;
         if hub.closed.load(Ordering::Relaxed) {
@@ -236,6 +239,7 @@ impl whep::Sessions for HubSessions {
                 wake,
                 overflows: Arc::new(AtomicU64::new(0)),
                 source: peer_ip,
+                owner: owner.to_string(),
             },
         );
         let h = hub.clone();
@@ -257,8 +261,9 @@ impl whep::Sessions for HubSessions {
         Ok((id, answer))
     }
 
-    fn delete(&mut self, id: &str) -> bool {
-        match self.0.viewers().get(id) {
+    fn delete(&mut self, id: &str, owner: &str) -> bool {
+        // Only with the token that made the session (the id alone is not enough).
+        match self.0.viewers().get(id).filter(|e| e.owner == owner) {
             Some(e) => {
                 e.wake.cancel();
                 true
@@ -292,6 +297,7 @@ mod tests {
                 wake: Arc::new(Wake::new().unwrap()),
                 overflows: Default::default(),
                 source: std::net::IpAddr::from([127, 0, 0, 1]),
+                owner: String::new(),
             },
         );
         rx

@@ -7,8 +7,8 @@
 //! HTTPS (hyper + rustls) ── WHEP POST/DELETE ── Hub ─────────┘ ◄────────────┘ (through Feedback)
 //! ```
 //!
-//! * [`whep`]: the WHEP requests (sans-IO), [`https`]: the TLS/HTTP server, [`hub`]: the viewer
-//!   registry, [`viewer`]: one peer connection, [`wake`]: its thread's wake-up.
+//! * [`whep`]: the WHEP requests (sans-IO), [`invite`]: who may open a session (invitations),
+//!   [`https`]: the TLS/HTTP server, [`hub`]: the viewer registry, [`viewer`]: one peer connection, [`wake`]: its thread's wake-up.
 //! * One viewer that falls behind loses frames from its own queue (and then waits for an IDR);
 //!   the fan-out never blocks, so the others are not slowed.
 //! * The encoders are shared: their bitrate follows the lowest bandwidth estimate among all
@@ -19,6 +19,7 @@
 
 pub mod https;
 pub mod hub;
+pub mod invite;
 pub mod viewer;
 pub mod wake;
 pub mod whep;

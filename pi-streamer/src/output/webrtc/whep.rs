@@ -9,10 +9,15 @@
 //!   so players served from another origin work.
 //! * `GET /` and `GET /viewer.js`: the WebXR viewer page.
 //!
-//! With a configured token every WHEP request needs `Authorization: Bearer <token>` (401 and
-//! `WWW-Authenticate: Bearer` otherwise; the token is compared in constant time).
+//! Who may open a session is [`super::invite::Access`]: with a token (configured, or the
+//! invitation made when listening off loopback) every WHEP request needs
+//! `Authorization: Bearer <token>` (401 and `WWW-Authenticate: Bearer` otherwise, with words
+//! for a missing, wrong or expired one; compared in constant time), and a session can be
+//! deleted only with the token that created it.
 
 use std::net::IpAddr;
+
+use super::invite::{Access, Check};
 
 /// The viewer page and its script, served at `/` and `/viewer.js`.
 pub const PAGE_HTML: &str = include_str!("../../../../assets/web/index.html");
@@ -31,6 +36,8 @@ pub struct Request<'a> {
     pub local_ip: IpAddr,
     /// The address the request came from (viewer slots are capped per address).
     pub peer_ip: IpAddr,
+    /// Now, in seconds since the Unix epoch (invitations expire).
+    pub now_unix_s: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -86,34 +93,17 @@ pub enum CreateError {
 
 /// The viewer registry, as WHEP needs it.
 pub trait Sessions {
-    /// Accepts an offer; returns the session id and the SDP answer.
+    /// Accepts an offer for `owner` (the token that authorized it); returns the session id and
+    /// the SDP answer.
     fn create(
         &mut self,
         offer: &str,
         local_ip: IpAddr,
         peer_ip: IpAddr,
+        owner: &str,
     ) -> Result<(String, String), CreateError>;
-    /// Ends a session; false if there is none with that id.
-    fn delete(&mut self, id: &str) -> bool;
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-fn authorized(req: &Request, token: Option<&str>) -> bool {
-    let Some(token) = token else {
-        return true;
-    };
-    let Some(h) = req.authorization else {
-        return false;
-    };
-    let mut parts = h.trim().splitn(2, ' ');
-    let (Some(scheme), Some(cred)) = (parts.next(), parts.next()) else {
-        return false;
-    };
-    scheme.eq_ignore_ascii_case("bearer")
-        && constant_time_eq(cred.trim().as_bytes(), token.as_bytes())
+    /// Ends a session of `owner`; false if it has none with that id.
+    fn delete(&mut self, id: &str, owner: &str) -> bool;
 }
 
 /// Whether a request's body is read at all: only an authorized offer's (`POST` or `PATCH` on
@@ -123,23 +113,13 @@ pub fn wants_body(
     method: &str,
     path: &str,
     authorization: Option<&str>,
-    token: Option<&str>,
+    access: &Access,
+    now_unix_s: u64,
 ) -> bool {
     let path = path.split('?').next().unwrap_or("");
     matches!(method, "POST" | "PATCH")
         && path.starts_with("/whep")
-        && authorized(
-            &Request {
-                method,
-                path,
-                authorization,
-                content_type: None,
-                body: &[],
-                local_ip: std::net::IpAddr::from([0, 0, 0, 0]),
-                peer_ip: std::net::IpAddr::from([0, 0, 0, 0]),
-            },
-            token,
-        )
+        && matches!(access.check(authorization, now_unix_s), Check::Granted(_))
 }
 
 /// A session id: what `create` returned, URL-safe characters only.
@@ -149,8 +129,9 @@ fn session_id(path: &str) -> Option<&str> {
         .then_some(id)
 }
 
-pub fn handle(req: &Request, token: Option<&str>, sessions: &mut dyn Sessions) -> Response {
+pub fn handle(req: &Request, access: &Access, sessions: &mut dyn Sessions) -> Response {
     let path = req.path.split('?').next().unwrap_or("");
+    let check = access.check(req.authorization, req.now_unix_s);
     match (req.method, path) {
         ("GET" | "HEAD", "/" | "/index.html") => {
             let mut r = Response::new(200).header("content-type", "text/html; charset=utf-8");
@@ -174,8 +155,8 @@ pub fn handle(req: &Request, token: Option<&str>, sessions: &mut dyn Sessions) -
                 "access-control-allow-headers",
                 "Authorization, Content-Type, If-Match",
             ),
-        _ if path.starts_with("/whep") && !authorized(req, token) => {
-            Response::text(401, "missing or wrong bearer token")
+        _ if path.starts_with("/whep") && !matches!(check, Check::Granted(_)) => {
+            Response::text(401, check.refusal())
                 .header("www-authenticate", "Bearer realm=\"binoc\"")
         }
         ("POST", "/whep") => {
@@ -197,7 +178,10 @@ pub fn handle(req: &Request, token: Option<&str>, sessions: &mut dyn Sessions) -
             let Ok(offer) = std::str::from_utf8(req.body) else {
                 return Response::text(400, "the offer is not UTF-8");
             };
-            match sessions.create(offer, req.local_ip, req.peer_ip) {
+            let Check::Granted(owner) = &check else {
+                unreachable!("refused above")
+            };
+            match sessions.create(offer, req.local_ip, req.peer_ip, owner) {
                 Ok((id, answer)) => {
                     let mut r = Response::new(201)
                         .header("content-type", "application/sdp")
@@ -215,8 +199,8 @@ pub fn handle(req: &Request, token: Option<&str>, sessions: &mut dyn Sessions) -
             }
         }
         ("POST", _) => Response::text(405, "POST goes to /whep").header("allow", "OPTIONS"),
-        ("DELETE", p) => match session_id(p) {
-            Some(id) if sessions.delete(id) => Response::new(200),
+        ("DELETE", p) => match (session_id(p), &check) {
+            (Some(id), Check::Granted(owner)) if sessions.delete(id, owner) => Response::new(200),
             _ => Response::text(404, "no such session"),
         },
         ("PATCH", p) if session_id(p).is_some() => Response::text(
@@ -235,6 +219,8 @@ pub fn handle(req: &Request, token: Option<&str>, sessions: &mut dyn Sessions) -
 mod tests {
     use super::*;
 
+    const OPEN: &Access = &Access::Open;
+
     #[derive(Default)]
     struct Fake {
         created: Vec<String>,
@@ -247,20 +233,23 @@ mod tests {
             offer: &str,
             _: IpAddr,
             _: IpAddr,
+            owner: &str,
         ) -> Result<(String, String), CreateError> {
             match self.fail {
                 Some(0) => Err(CreateError::BadOffer("no video".into())),
                 Some(1) => Err(CreateError::Full(4)),
                 _ => {
                     let id = format!("s{}", self.created.len());
-                    self.created.push(id.clone());
+                    self.created.push(format!("{owner}/{id}"));
                     Ok((id, format!("answer to {offer}")))
                 }
             }
         }
-        fn delete(&mut self, id: &str) -> bool {
+        fn delete(&mut self, id: &str, owner: &str) -> bool {
             let n = self.created.len();
-            self.created.retain(|c| c != id);
+            let mine = format!("{owner}/");
+            self.created
+                .retain(|c| !(c.ends_with(&format!("/{id}")) && c.starts_with(&mine)));
             n != self.created.len()
         }
     }
@@ -279,13 +268,14 @@ mod tests {
             body,
             local_ip: "127.0.0.1".parse().unwrap(),
             peer_ip: "127.0.0.1".parse().unwrap(),
+            now_unix_s: 0,
         }
     }
 
     #[test]
     fn post_creates_and_delete_ends() {
         let mut s = Fake::default();
-        let r = handle(&req("POST", "/whep", None, b"v=0"), None, &mut s);
+        let r = handle(&req("POST", "/whep", None, b"v=0"), OPEN, &mut s);
         assert_eq!(r.status, 201);
         assert_eq!(r.get("Location"), Some("/whep/s0"));
         assert_eq!(r.get("content-type"), Some("application/sdp"));
@@ -295,36 +285,43 @@ mod tests {
             Some("Location, Accept-Post")
         );
         assert_eq!(
-            handle(&req("DELETE", "/whep/s0", None, b""), None, &mut s).status,
+            handle(&req("DELETE", "/whep/s0", None, b""), OPEN, &mut s).status,
             200
         );
         assert_eq!(
-            handle(&req("DELETE", "/whep/s0", None, b""), None, &mut s).status,
+            handle(&req("DELETE", "/whep/s0", None, b""), OPEN, &mut s).status,
             404
         );
         assert_eq!(
-            handle(&req("DELETE", "/whep/../x", None, b""), None, &mut s).status,
+            handle(&req("DELETE", "/whep/../x", None, b""), OPEN, &mut s).status,
             404
         );
     }
 
     #[test]
     fn only_an_authorized_offer_has_its_body_read() {
-        let t = Some("s3cret");
-        assert!(wants_body("POST", "/whep", Some("Bearer s3cret"), t));
-        assert!(wants_body("PATCH", "/whep/1-ab", Some("Bearer s3cret"), t));
-        assert!(!wants_body("POST", "/whep", None, t));
-        assert!(!wants_body("POST", "/whep", Some("Bearer wrong"), t));
-        assert!(!wants_body("GET", "/", None, t));
+        let t = &Access::Fixed("s3cret".into());
+        assert!(wants_body("POST", "/whep", Some("Bearer s3cret"), t, 0));
+        assert!(wants_body(
+            "PATCH",
+            "/whep/1-ab",
+            Some("Bearer s3cret"),
+            t,
+            0
+        ));
+        assert!(!wants_body("POST", "/whep", None, t, 0));
+        assert!(!wants_body("POST", "/whep", Some("Bearer wrong"), t, 0));
+        assert!(!wants_body("GET", "/", None, t, 0));
         assert!(!wants_body(
             "DELETE",
             "/whep/1-ab",
             Some("Bearer s3cret"),
-            t
+            t,
+            0
         ));
-        assert!(!wants_body("POST", "/elsewhere", None, None));
+        assert!(!wants_body("POST", "/elsewhere", None, OPEN, 0));
         assert!(
-            wants_body("POST", "/whep?x=1", None, None),
+            wants_body("POST", "/whep?x=1", None, OPEN, 0),
             "no token configured"
         );
     }
@@ -332,7 +329,7 @@ mod tests {
     #[test]
     fn token_is_required_when_configured() {
         let mut s = Fake::default();
-        let t = Some("sekrit");
+        let t = &Access::Fixed("sekrit".into());
         for auth in [
             None,
             Some("Bearer nope"),
@@ -363,6 +360,25 @@ mod tests {
             .status,
             200
         );
+        // A session is bound to the token that made it: after the token changed (a new
+        // invitation), the new token cannot end the old session.
+        let r = handle(
+            &req("POST", "/whep", Some("Bearer sekrit"), b"v=0"),
+            t,
+            &mut s,
+        );
+        assert_eq!(r.status, 201);
+        let t2 = &Access::Fixed("other".into());
+        assert_eq!(
+            handle(
+                &req("DELETE", "/whep/s0", Some("Bearer other"), b""),
+                t2,
+                &mut s
+            )
+            .status,
+            404
+        );
+        assert_eq!(s.created.len(), 1);
         // The page and CORS preflight need no token.
         assert_eq!(handle(&req("GET", "/", None, b""), t, &mut s).status, 200);
         assert_eq!(
@@ -376,50 +392,50 @@ mod tests {
         let mut s = Fake::default();
         let mut r = req("POST", "/whep", None, b"v=0");
         r.content_type = Some("application/json");
-        assert_eq!(handle(&r, None, &mut s).status, 415);
+        assert_eq!(handle(&r, OPEN, &mut s).status, 415);
         assert_eq!(
-            handle(&req("POST", "/whep", None, &[0xff, 0xfe]), None, &mut s).status,
+            handle(&req("POST", "/whep", None, &[0xff, 0xfe]), OPEN, &mut s).status,
             400
         );
         let big = vec![b'a'; MAX_BODY_BYTES + 1];
         assert_eq!(
-            handle(&req("POST", "/whep", None, &big), None, &mut s).status,
+            handle(&req("POST", "/whep", None, &big), OPEN, &mut s).status,
             413
         );
         assert_eq!(
-            handle(&req("GET", "/whep", None, b""), None, &mut s).status,
+            handle(&req("GET", "/whep", None, b""), OPEN, &mut s).status,
             405
         );
         assert_eq!(
-            handle(&req("PATCH", "/whep/s9", None, b""), None, &mut s).status,
+            handle(&req("PATCH", "/whep/s9", None, b""), OPEN, &mut s).status,
             405
         );
         assert_eq!(
-            handle(&req("POST", "/elsewhere", None, b""), None, &mut s).status,
+            handle(&req("POST", "/elsewhere", None, b""), OPEN, &mut s).status,
             405
         );
         assert_eq!(
-            handle(&req("GET", "/nope", None, b""), None, &mut s).status,
+            handle(&req("GET", "/nope", None, b""), OPEN, &mut s).status,
             404
         );
         s.fail = Some(0);
-        let r = handle(&req("POST", "/whep", None, b"v=0"), None, &mut s);
+        let r = handle(&req("POST", "/whep", None, b"v=0"), OPEN, &mut s);
         assert_eq!(r.status, 400);
         assert!(String::from_utf8_lossy(&r.body).contains("no video"));
         s.fail = Some(1);
-        let r = handle(&req("POST", "/whep", None, b"v=0"), None, &mut s);
+        let r = handle(&req("POST", "/whep", None, b"v=0"), OPEN, &mut s);
         assert_eq!((r.status, r.get("retry-after")), (503, Some("5")));
-        let r = handle(&req("OPTIONS", "/whep", None, b""), None, &mut s);
+        let r = handle(&req("OPTIONS", "/whep", None, b""), OPEN, &mut s);
         assert_eq!(r.get("accept-post"), Some("application/sdp"));
     }
 
     #[test]
     fn serves_the_page() {
         let mut s = Fake::default();
-        let r = handle(&req("GET", "/?debug=1", None, b""), None, &mut s);
+        let r = handle(&req("GET", "/?debug=1", None, b""), OPEN, &mut s);
         assert!(r.get("content-type").unwrap().starts_with("text/html"));
         assert!(String::from_utf8_lossy(&r.body).contains("viewer.js"));
-        let r = handle(&req("GET", "/viewer.js", None, b""), None, &mut s);
+        let r = handle(&req("GET", "/viewer.js", None, b""), OPEN, &mut s);
         assert!(r
             .get("content-type")
             .unwrap()
