@@ -125,6 +125,7 @@ impl Client {
         // HANDSHAKE_DEADLINE: a half-open one cannot hold up the next streamer.
         let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<quinn::Connection>(4);
         let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
+        let mut last_warned: Option<std::time::Instant> = None;
         loop {
             let conn = tokio::select! {
                 i = self.endpoint.accept() => {
@@ -142,8 +143,9 @@ impl Client {
                             Ok(Ok(c)) => {
                                 let _ = done.send(c).await;
                             }
-                            Ok(Err(e)) => tracing::warn!(%remote, "handshake failed: {e}"),
-                            Err(_) => tracing::warn!(%remote, "handshake not done within {HANDSHAKE_DEADLINE:?}"),
+                            // Debug, not warn: a stranger's flood of them must not flood the log.
+                            Ok(Err(e)) => tracing::debug!(%remote, "handshake failed: {e}"),
+                            Err(_) => tracing::debug!(%remote, "handshake not done within {HANDSHAKE_DEADLINE:?}"),
                         }
                     });
                     continue;
@@ -158,7 +160,15 @@ impl Client {
                 continue;
             }
             if let Err(why) = self.access.streamers.admits(streamer.as_deref()) {
-                tracing::warn!(%remote, "refused: {why}");
+                // One warning per 10 s at most (a stranger can repeat this), the rest at debug.
+                if last_warned
+                    .is_none_or(|t: std::time::Instant| t.elapsed() > Duration::from_secs(10))
+                {
+                    last_warned = Some(std::time::Instant::now());
+                    tracing::warn!(%remote, "refused: {why}");
+                } else {
+                    tracing::debug!(%remote, "refused: {why}");
+                }
                 shared.streamers_refused.fetch_add(1, Ordering::Relaxed);
                 conn.close(close::NOT_PAIRED.into(), why.as_bytes());
                 continue;
@@ -185,7 +195,7 @@ impl Client {
                     );
                 }
                 Admission::Busy => {
-                    tracing::warn!(%remote, "refused: another streamer is streaming to this headset");
+                    tracing::info!(%remote, "refused: another streamer is streaming to this headset");
                     shared.streamers_refused.fetch_add(1, Ordering::Relaxed);
                     conn.close(
                         close::BUSY.into(),
