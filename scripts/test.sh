@@ -24,19 +24,29 @@ lint_build test --workspace --all-targets --locked --features quest-client/app -
 echo "== cargo test"
 lint_build test --workspace --locked --features quest-client/app
 
-echo "== fuzz smoke (${FUZZ_SECONDS:-60} s; the 10-minute run is in docs/performance.md)"
+echo "== fuzz smoke (parse ${FUZZ_SECONDS:-60} s, control/pairing/browser ${FUZZ_SHORT_SECONDS:-20} s each; the long runs: docs/security.md)"
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked --version 0.13.2
 fi
-mkdir -p target/fuzz-corpus
-if ! (cd shared-proto && RUSTC_BOOTSTRAP=1 cargo fuzz run parse ../target/fuzz-corpus -- \
-  -max_total_time="${FUZZ_SECONDS:-60}" -rss_limit_mb=2048 -print_final_stats=1 >../target/fuzz-smoke.log 2>&1); then
-  tail -n 60 target/fuzz-smoke.log
-  echo "fuzz smoke: FAILED (crash input under shared-proto/fuzz/artifacts/)"
-  exit 1
-fi
-grep -E "^Done|stat::(number_of_executed_units|peak_rss_mb)" target/fuzz-smoke.log
-echo "fuzz smoke: clean"
+# fuzz TARGET SECONDS: from the committed seeds (if any) and the corpus kept under target/.
+fuzz() {
+  local corpus=target/fuzz-corpus-$1 seeds=()
+  [ "$1" = parse ] && corpus=target/fuzz-corpus
+  mkdir -p "$corpus"
+  [ -d "shared-proto/fuzz/seeds/$1" ] && seeds=("seeds/$1")
+  if ! (cd shared-proto/fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir . "$1" "../../$corpus" "${seeds[@]}" -- \
+    -max_total_time="$2" -rss_limit_mb=2048 -print_final_stats=1 >"../../target/fuzz-smoke-$1.log" 2>&1); then
+    tail -n 60 "target/fuzz-smoke-$1.log"
+    echo "fuzz smoke $1: FAILED (crash input under shared-proto/fuzz/artifacts/$1/)"
+    exit 1
+  fi
+  grep -E "^Done|stat::(number_of_executed_units|peak_rss_mb)" "target/fuzz-smoke-$1.log"
+  echo "fuzz smoke $1: clean"
+}
+fuzz parse "${FUZZ_SECONDS:-60}"
+for t in control pairing browser; do
+  fuzz "$t" "${FUZZ_SHORT_SECONDS:-20}"
+done
 
 echo "== Android (the Quest): type-check and lint the APK library (headset app, Bevy, OpenXR, MediaCodec)"
 scripts/android-check.sh
