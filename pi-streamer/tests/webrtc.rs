@@ -6,6 +6,8 @@
 //! These run everywhere the crate runs, including aarch64 under qemu; the browser test
 //! (tests/browser.rs) covers Chromium itself. They assert what happened, never how fast.
 
+mod common;
+use common::{command, rss_kib};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -934,16 +936,14 @@ fn one_streamer_serves_the_headset_and_a_webrtc_viewer_at_once() {
     assert!(quic.connection_lost.is_none(), "{:?}", quic.connection_lost);
 }
 
-/// Browsers by invitation: listening on every interface with no token configured, the
-/// streamer prints a viewer URL with a fresh token (and its QR code); a request without it,
-/// or with a token of an earlier run, is refused with words saying which, before the offer is
-/// read; the printed token gets the offer looked at; a session cannot be deleted without it.
-/// (An expired invitation: `invite::tests`, with the time passed in.)
-#[test]
-fn off_loopback_viewers_need_the_printed_invitation() {
+/// `pi-streamer --transport webrtc` on every interface with no token configured (so it makes
+/// an invitation), as a child process: the child, the address to reach it on (127.0.0.1), the
+/// invitation's token, and the lines it printed up to and with the QR code.
+fn invited_streamer(
+    dir: &std::path::Path,
+) -> (std::process::Child, SocketAddr, String, Vec<String>) {
     use std::io::BufRead;
-    let dir = std::env::temp_dir().join(format!("binoc-invite-{}", std::process::id()));
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pi-streamer"))
+    let mut child = command(env!("CARGO_BIN_EXE_pi-streamer"))
         .args([
             "--transport",
             "webrtc",
@@ -953,7 +953,7 @@ fn off_loopback_viewers_need_the_printed_invitation() {
             "320x240",
         ])
         .arg("--state-dir")
-        .arg(&dir)
+        .arg(dir)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -970,11 +970,28 @@ fn off_loopback_viewers_need_the_printed_invitation() {
             break u.to_string();
         }
     };
+    printed.extend(lines.by_ref().take(8).map(|l| l.unwrap()));
+    let (host_port, token) = url
+        .split_once("/?token=")
+        .expect("the URL carries the token");
+    let port: u16 = host_port.rsplit(':').next().unwrap().parse().unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    (child, addr, token.to_string(), printed)
+}
+
+/// Browsers by invitation: listening on every interface with no token configured, the
+/// streamer prints a viewer URL with a fresh token (and its QR code); a request without it,
+/// or with a token of an earlier run, is refused with words saying which, before the offer is
+/// read; the printed token gets the offer looked at; a session cannot be deleted without it.
+/// (An expired invitation: `invite::tests`, with the time passed in.)
+#[test]
+fn off_loopback_viewers_need_the_printed_invitation() {
+    let dir = std::env::temp_dir().join(format!("binoc-invite-{}", std::process::id()));
+    let (mut child, addr, token, printed) = invited_streamer(&dir);
     // The QR code follows the URL.
-    let qr: Vec<String> = lines.by_ref().take(8).map(|l| l.unwrap()).collect();
     assert!(
-        qr.iter().any(|l| l.contains('█') || l.contains('▀')),
-        "{qr:?}"
+        printed.iter().any(|l| l.contains('█') || l.contains('▀')),
+        "{printed:?}"
     );
     assert!(
         printed
@@ -982,12 +999,8 @@ fn off_loopback_viewers_need_the_printed_invitation() {
             .any(|l| l.contains("invitation, valid until")),
         "{printed:?}"
     );
-    let (host_port, token) = url
-        .split_once("/?token=")
-        .expect("the URL carries the token");
-    assert_eq!(token.len(), 32, "{url}");
-    let port: u16 = host_port.rsplit(':').next().unwrap().parse().unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    assert_eq!(token.len(), 32);
+    let token = token.as_str();
 
     let (status, _, body) = https(addr, "POST", "/whep", "v=0");
     assert_eq!(status, 401, "{body}");
@@ -1008,38 +1021,29 @@ fn off_loopback_viewers_need_the_printed_invitation() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// VmRSS of this process, in KiB (Linux).
-fn own_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// Issue 15's drip attack: 20 clients (20 addresses, under the per-address cap) each send an
-/// authorized offer's 2,000-byte body one byte per TLS record. Each connection is answered or
+/// invited offer's 2,000-byte body one byte per TLS record. Each connection is answered or
 /// cut at the body deadline, and the server's memory grows by less than 10 MB (it grew ~3.8 KB
 /// per byte sent before).
 #[test]
 fn a_body_dripped_one_byte_per_tls_record_costs_bounded_memory() {
-    let mut cfg = config();
-    cfg.transport.webrtc.token = Some("secret".into());
-    let server = Server::start(cfg);
-    let addr = server.addr;
+    // The server in its own process, so only its memory is measured (the other tests of this
+    // binary run beside this one).
+    let dir = std::env::temp_dir().join(format!("binoc-drip-{}", std::process::id()));
+    let (mut child, addr, token, _) = invited_streamer(&dir);
+    let pid = child.id();
+    let auth = Arc::new(format!("Authorization: Bearer {token}\r\n"));
     // 20 clients on 20 addresses, each dripping `bytes` of a 2,000-byte body.
     let drip = |bytes: usize| -> Vec<(usize, String)> {
         let clients: Vec<_> = (0..20u8)
             .map(|i| {
+                let auth = auth.clone();
                 std::thread::spawn(move || {
                     let from = std::net::IpAddr::from([127, 0, 1, 2 + i]);
                     let mut tls = tls_to(Some(from), addr, None);
                     write!(
                         tls,
-                        "POST /whep HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer secret\r\n\
+                        "POST /whep HTTP/1.1\r\nHost: localhost\r\n{auth}\
                          Content-Type: application/sdp\r\nContent-Length: 2000\r\n\r\n"
                     )
                     .unwrap();
@@ -1064,14 +1068,14 @@ fn a_body_dripped_one_byte_per_tls_record_costs_bounded_memory() {
     // A first, short round: threads, their allocator arenas and TLS state exist afterwards, so
     // what the second round adds is what the server keeps per byte.
     drip(50);
-    let before = own_rss_kib();
+    let before = rss_kib(pid);
     let peak = Arc::new(AtomicU64::new(before));
     let done = Arc::new(AtomicBool::new(false));
     let sampler = {
         let (peak, done) = (peak.clone(), done.clone());
         std::thread::spawn(move || {
             while !done.load(Ordering::Relaxed) {
-                peak.fetch_max(own_rss_kib(), Ordering::Relaxed);
+                peak.fetch_max(rss_kib(pid), Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(20));
             }
         })
@@ -1080,7 +1084,9 @@ fn a_body_dripped_one_byte_per_tls_record_costs_bounded_memory() {
     done.store(true, Ordering::Relaxed);
     sampler.join().unwrap();
     let after = peak.load(Ordering::Relaxed);
-    let _ = server.finish();
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
     eprintln!("drip: RSS {before} → peak {after} KiB; (bytes sent, status): {answers:?}");
     for (sent, status) in &answers {
         // The whole body arrived (a bad offer: 400), or it was cut at the deadline (408).
