@@ -30,11 +30,13 @@ if ! command -v cargo-fuzz >/dev/null 2>&1; then
 fi
 # fuzz TARGET SECONDS: from the committed seeds (if any) and the corpus kept under target/.
 fuzz() {
-  local corpus=target/fuzz-corpus-$1 seeds=()
+  corpus=target/fuzz-corpus-$1
   [ "$1" = parse ] && corpus=target/fuzz-corpus
   mkdir -p "$corpus"
-  [ -d "shared-proto/fuzz/seeds/$1" ] && seeds=("seeds/$1")
-  if ! (cd shared-proto/fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir . "$1" "../../$corpus" "${seeds[@]}" -- \
+  seeds=""
+  [ -d "shared-proto/fuzz/seeds/$1" ] && seeds="seeds/$1"
+  # $seeds unquoted on purpose: absent, it is no argument at all.
+  if ! (cd shared-proto/fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir . "$1" "../../$corpus" $seeds -- \
     -max_total_time="$2" -rss_limit_mb=2048 -print_final_stats=1 >"../../target/fuzz-smoke-$1.log" 2>&1); then
     tail -n 60 "target/fuzz-smoke-$1.log"
     echo "fuzz smoke $1: FAILED (crash input under shared-proto/fuzz/artifacts/$1/)"
