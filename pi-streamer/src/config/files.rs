@@ -68,8 +68,12 @@ impl ConfigFile {
             let mut profiles = BTreeMap::new();
             let pnode = m.get("profiles").expect("checked above");
             if let Some(mut pm) = c.map(pnode, "profiles") {
-                let Value::Map(entries) = &pnode.value else {
-                    unreachable!()
+                // `profiles:` with nothing under it reads as an empty mapping (found by the
+                // `config` fuzz target: this was an `unreachable!()`).
+                let none = Vec::new();
+                let entries = match &pnode.value {
+                    Value::Map(entries) => entries,
+                    _ => &none,
                 };
                 for (k, _) in entries {
                     let Value::Str(name) = &k.value else {

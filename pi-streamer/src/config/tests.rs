@@ -581,3 +581,17 @@ fn transport_fec_is_adaptive_by_default_off_or_a_fixed_percent() {
         assert!(e.starts_with("t.yaml:2") && e.contains("fec"), "{bad}: {e}");
     }
 }
+
+/// Found by the `config` fuzz target (`pi-streamer/fuzz`): `profiles:` with nothing but
+/// comments under it panicked (`unreachable!`); it is "no profiles defined", with its line.
+#[test]
+fn profiles_with_nothing_under_them_are_a_problem_not_a_panic() {
+    for yaml in [
+        "default: a\nprofiles:\n  # nothing here yet\n",
+        "profiles:\n",
+        "profiles: ~\n",
+    ] {
+        let e = err(yaml);
+        assert!(e.contains("no profiles defined"), "{yaml:?}: {e}");
+    }
+}
