@@ -86,10 +86,9 @@ impl Identity {
     }
 }
 
-/// Writes `bytes` to a new file `path`, readable by its owner only (0600 on Unix), whole or
-/// not at all: through a temporary file in the same directory, linked into place only if
-/// `path` does not exist yet (when it does, another writer won: its file stays, Ok).
-pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Writes `bytes` to a temporary file beside `path`, owner-only (0600 on Unix), synced, and
+/// hands it to `publish` (which puts it in place); the temporary file is gone afterwards.
+fn write_aside(path: &Path, bytes: &[u8], publish: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     use std::io::Write;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp); // a leftover of a crashed run
@@ -101,32 +100,28 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
         .open(&tmp)
         .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
         .with_context(|| format!("writing {}", tmp.display()))
-        .and_then(|()| match std::fs::hard_link(&tmp, path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-            Err(e) => Err(e).with_context(|| format!("writing {}", path.display())),
-        });
+        .and_then(|()| publish(&tmp));
     let _ = std::fs::remove_file(&tmp);
     written
+}
+
+/// Writes `bytes` to a new file `path`, readable by its owner only (0600 on Unix), whole or
+/// not at all: through a temporary file in the same directory, linked into place only if
+/// `path` does not exist yet (when it does, another writer won: its file stays, Ok).
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_aside(path, bytes, |tmp| match std::fs::hard_link(tmp, path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("writing {}", path.display())),
+    })
 }
 
 /// Writes `bytes` to `path`, replacing what is there, owner-only (0600), whole or not at all
 /// (written aside, then renamed over it).
 pub fn replace_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-    let written = o
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .with_context(|| format!("writing {}", path.display()));
-    let _ = std::fs::remove_file(&tmp);
-    written
+    write_aside(path, bytes, |tmp| {
+        std::fs::rename(tmp, path).with_context(|| format!("writing {}", path.display()))
+    })
 }
 
 /// An existing key file readable by others (written by an older binoc, or by hand) is made
