@@ -156,7 +156,7 @@ impl Client {
             let remote = conn.remote_address();
             let streamer = binoc_net::peer_fingerprint(&conn);
             if binoc_net::alpn(&conn).as_deref() == Some(binoc_net::PAIR_ALPN) {
-                self.pair(&conn, self.window.as_ref());
+                self.pair(&conn);
                 continue;
             }
             if let Err(why) = self.access.streamers.admits(streamer.as_deref()) {
@@ -242,9 +242,9 @@ impl Client {
 
     /// A pairing connection: run it if the window is open and no other pairing runs, else
     /// close it saying why. Runs on its own task (bounded by the pairing deadline).
-    fn pair(&self, conn: &quinn::Connection, window: Option<&PairingWindow>) {
+    fn pair(&self, conn: &quinn::Connection) {
         let remote = conn.remote_address();
-        let Some((store, attempts, one_at_a_time)) = window else {
+        let Some((store, attempts, one_at_a_time)) = &self.window else {
             conn.close(close::NOT_PAIRING.into(), b"this headset is not pairing");
             return;
         };
@@ -273,7 +273,7 @@ impl Client {
                 Ok(streamer) => {
                     let note = format!(
                         "streamer at {remote}, paired {}",
-                        binoc_net::pairing::utc_now()
+                        binoc_net::os_clock::utc_now()
                     );
                     match store.add(&streamer, &note) {
                         Ok(()) => {

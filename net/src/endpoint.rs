@@ -121,6 +121,18 @@ pub fn peer_fingerprint(conn: &quinn::Connection) -> Option<String> {
     certs.first().map(|c| fingerprint(c))
 }
 
+/// The application close code and reason the peer closed `conn` with, if it closed it so
+/// (`shared_proto::rules::pairing::close` says what the codes mean).
+pub fn closed_by_peer(conn: &quinn::Connection) -> Option<(u32, String)> {
+    match conn.close_reason()? {
+        quinn::ConnectionError::ApplicationClosed(c) => Some((
+            c.error_code.into_inner() as u32,
+            String::from_utf8_lossy(&c.reason).into_owned(),
+        )),
+        _ => None,
+    }
+}
+
 /// The ALPN `conn` agreed on.
 pub fn alpn(conn: &quinn::Connection) -> Option<Vec<u8>> {
     conn.handshake_data()?

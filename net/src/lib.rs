@@ -19,7 +19,8 @@ pub mod trust;
 
 pub use control::{ControlReader, ControlWriter};
 pub use endpoint::{
-    alpn, client_endpoint, peer_fingerprint, server_endpoint, ALPN, PAIR_ALPN, SERVER_NAME,
+    alpn, client_endpoint, closed_by_peer, peer_fingerprint, server_endpoint, ALPN, PAIR_ALPN,
+    SERVER_NAME,
 };
 pub use identity::{fingerprint, Identity};
 pub use pinning::pinned_tls_client;

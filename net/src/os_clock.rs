@@ -1,4 +1,6 @@
-//! The one place binoc reads the OS clocks (the streamer and the headset alike).
+//! The one place binoc reads the OS clocks (the streamer and the headset alike): the
+//! monotonic and CPU clocks for measuring, and the wall clock only for what people read or
+//! what must expire across restarts (dates in the paired lists, browser invitations).
 
 fn read(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
@@ -24,4 +26,49 @@ pub fn process_cpu_ns() -> u64 {
 /// CPU time consumed by the calling thread so far, in nanoseconds.
 pub fn thread_cpu_ns() -> u64 {
     read(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+/// Seconds since the Unix epoch on the wall clock (0 if it is set before 1970).
+pub fn unix_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Now in UTC as `YYYY-MM-DD HH:MM UTC` (for the notes in the paired lists).
+pub fn utc_now() -> String {
+    utc_text(unix_s())
+}
+
+/// `unix_s` (seconds since the Unix epoch) in UTC as `YYYY-MM-DD HH:MM UTC`.
+pub fn utc_text(unix_s: u64) -> String {
+    let secs = unix_s.min(i64::MAX as u64 / 2) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_date_is_a_date() {
+        let s = super::utc_now();
+        assert_eq!(s.len(), 20, "{s}");
+        assert_eq!(super::utc_text(0), "1970-01-01 00:00 UTC");
+        assert_eq!(super::utc_text(1_765_000_000), "2025-12-06 05:46 UTC");
+        assert!(s.starts_with("20") && s.ends_with(" UTC"), "{s}");
+    }
 }

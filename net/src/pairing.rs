@@ -13,7 +13,7 @@ use shared_proto::rules::pairing::{
     StreamerPairing, PAIR_ALPN,
 };
 
-use crate::endpoint::{client_endpoint_for, peer_fingerprint, SERVER_NAME};
+use crate::endpoint::{client_endpoint_for, closed_by_peer, peer_fingerprint, SERVER_NAME};
 use crate::trust::{HeadsetTrust, PairedPeers};
 use crate::Identity;
 
@@ -44,18 +44,13 @@ async fn next(
 
 /// The words for a pairing connection the headset closed.
 fn closed_why(conn: &quinn::Connection) -> Option<String> {
-    match conn.close_reason()? {
-        quinn::ConnectionError::ApplicationClosed(c) => {
-            let reason = String::from_utf8_lossy(&c.reason).into_owned();
-            Some(match c.error_code.into_inner() as u32 {
-                close::NOT_PAIRING => format!(
-                    "the headset is not pairing ({reason}): start it with `quest-client --pair` \
-                     and use the code it shows"
-                ),
-                _ => reason,
-            })
-        }
-        other => Some(other.to_string()),
+    match closed_by_peer(conn) {
+        Some((close::NOT_PAIRING, reason)) => Some(format!(
+            "the headset is not pairing ({reason}): start it with `quest-client --pair` and use \
+             the code it shows"
+        )),
+        Some((_, reason)) => Some(reason),
+        None => conn.close_reason().map(|e| e.to_string()),
     }
 }
 
@@ -110,7 +105,10 @@ pub async fn pair_with_headset(
         .await;
         match outcome {
             Ok(fp) => {
-                store.add(&fp, &format!("headset at {peer}, paired {}", utc_now()))?;
+                store.add(
+                    &fp,
+                    &format!("headset at {peer}, paired {}", crate::os_clock::utc_now()),
+                )?;
                 conn.close(close::PAIRED.into(), b"paired");
                 Ok(fp)
             }
@@ -197,47 +195,5 @@ pub fn new_code() -> String {
                 return code;
             }
         }
-    }
-}
-
-/// Now in UTC as `YYYY-MM-DD HH:MM UTC` (for the notes in the paired lists).
-pub fn utc_now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    utc_now_at(secs)
-}
-
-/// `unix_s` (seconds since the Unix epoch) in UTC as `YYYY-MM-DD HH:MM UTC`.
-pub fn utc_now_at(unix_s: u64) -> String {
-    let secs = unix_s.min(i64::MAX as u64 / 2) as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_date_is_a_date() {
-        let s = super::utc_now();
-        assert_eq!(s.len(), 20, "{s}");
-        assert_eq!(super::utc_now_at(0), "1970-01-01 00:00 UTC");
-        assert_eq!(super::utc_now_at(1_765_000_000), "2025-12-06 05:46 UTC");
-        assert!(s.starts_with("20") && s.ends_with(" UTC"), "{s}");
     }
 }

@@ -64,11 +64,8 @@ pub fn headset_trust(cfg: &StreamerConfig) -> Result<HeadsetTrust> {
 
 /// Why the headset closed `conn`, in words, and whether trying again cannot help (not paired).
 pub fn refusal(conn: &quinn::Connection) -> Option<(String, bool)> {
-    let quinn::ConnectionError::ApplicationClosed(c) = conn.close_reason()? else {
-        return None;
-    };
-    let reason = String::from_utf8_lossy(&c.reason).into_owned();
-    match c.error_code.into_inner() as u32 {
+    let (code, reason) = binoc_net::closed_by_peer(conn)?;
+    match code {
         close::NOT_PAIRED => Some((format!("the headset refused this streamer: {reason}"), true)),
         close::BUSY => Some((format!("the headset is busy: {reason}"), false)),
         close::REPLACED => Some((

@@ -86,13 +86,6 @@ pub struct Server {
     access: Arc<Mutex<Access>>,
 }
 
-/// Seconds since the Unix epoch (invitations expire).
-fn unix_now_s() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// The address to put in a viewer URL for a server bound to `addr`: the address itself, or,
 /// bound to every interface, the one this machine reaches its network from.
 fn reachable_ip(addr: SocketAddr) -> IpAddr {
@@ -119,7 +112,7 @@ fn announce(addr: SocketAddr, invitation: &Invitation) {
         ip => ip.to_string(),
     };
     let url = format!("https://{host}:{}/?token={}", addr.port(), invitation.token);
-    let until = binoc_net::pairing::utc_now_at(invitation.expires_unix_s);
+    let until = binoc_net::os_clock::utc_text(invitation.expires_unix_s);
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
@@ -208,7 +201,7 @@ impl Server {
         let access = Access::for_listen(
             addr.ip(),
             cfg.token.as_deref(),
-            unix_now_s(),
+            binoc_net::os_clock::unix_s(),
             invite::fresh_token,
         );
         Ok(Server {
@@ -219,8 +212,8 @@ impl Server {
         })
     }
 
-    /// Who may open a session now (tests read the invitation here).
-    pub fn access(&self) -> Access {
+    /// Who may open a session now.
+    fn access(&self) -> Access {
         self.access
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -236,24 +229,29 @@ impl Server {
     pub async fn run(self) {
         let access = self.access.clone();
         let connections = Arc::new(Connections::default());
-        if let (Ok(addr), Some(i)) = (self.listener.local_addr(), self.access().invitation()) {
+        let addr = self.listener.local_addr().ok();
+        if let (Some(addr), Some(i)) = (addr, self.access().invitation()) {
             announce(addr, i);
-            let (renewing, addr) = (access.clone(), addr);
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(Duration::from_secs(30)).await;
-                    let renewed = renewing
+        }
+        // The invitation's renewal runs in this loop (not a task of its own), so it ends with
+        // the server.
+        let mut renew = tokio::time::interval(Duration::from_secs(30));
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let accepted = tokio::select! {
+                a = self.listener.accept() => a,
+                _ = renew.tick() => {
+                    let renewed = access
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
-                        .renew(unix_now_s(), invite::fresh_token);
-                    if let Some(i) = renewed {
+                        .renew(binoc_net::os_clock::unix_s(), invite::fresh_token);
+                    if let (Some(addr), Some(i)) = (addr, renewed) {
                         announce(addr, &i);
                     }
+                    continue;
                 }
-            });
-        }
-        loop {
-            let (tcp, peer) = match self.listener.accept().await {
+            };
+            let (tcp, peer) = match accepted {
                 Ok(c) => c,
                 Err(e) => {
                     // Out of descriptors and the like: wait rather than spin.
@@ -416,7 +414,7 @@ async fn respond(
     local_ip: IpAddr,
     peer_ip: IpAddr,
 ) -> hyper::Response<Full<Bytes>> {
-    let now_unix_s = unix_now_s();
+    let now_unix_s = binoc_net::os_clock::unix_s();
     let (parts, body) = req.into_parts();
     let header = |name: hyper::header::HeaderName| {
         parts
