@@ -186,7 +186,7 @@ fn real_main() -> Result<()> {
         let client = Client::bind(args.listen, &identity, shared.clone(), Arc::new(Headless))?
             .with_access(access);
         tracing::info!(listen = %client.local_addr()?, fingerprint = %identity.fingerprint(), "listening");
-        print_pairing_codes(&shared);
+        quest_client::print_pairing_codes(&shared);
         let _metrics = match args.metrics {
             Some(addr) => {
                 let live = shared.clone();
@@ -218,25 +218,6 @@ fn real_main() -> Result<()> {
         anyhow::Ok(shared.report())
     })?;
     print_report(&args, &report)
-}
-
-/// Prints each pairing code as it is drawn (`pairing code: NNNNNN`, on stdout for scripts).
-fn print_pairing_codes(shared: &Arc<Shared>) {
-    let mut codes = shared.pairing_code.subscribe();
-    codes.mark_changed();
-    tokio::spawn(async move {
-        while codes.changed().await.is_ok() {
-            let code = codes.borrow_and_update().clone();
-            match code {
-                Some(c) => {
-                    use std::io::Write;
-                    println!("pairing code: {c}");
-                    let _ = std::io::stdout().flush();
-                }
-                None => tracing::info!("pairing window closed"),
-            }
-        }
-    });
 }
 
 fn print_report(args: &Args, report: &ClientReport) -> Result<()> {

@@ -31,8 +31,11 @@ impl Stream {
             .enable_all()
             .build()?;
         let client = rt.block_on(async {
-            Client::bind(opts.listen, &opts.identity, shared.clone(), mailbox.clone())
-                .map(|c| c.with_access(opts.access.clone()))
+            let client =
+                Client::bind(opts.listen, &opts.identity, shared.clone(), mailbox.clone())?
+                    .with_access(opts.access.clone());
+            crate::print_pairing_codes(&shared);
+            anyhow::Ok(client)
         })?;
         let local_addr = client.local_addr()?;
         tracing::info!(listen = %local_addr, fingerprint = %opts.identity.fingerprint(), "listening");
