@@ -1,13 +1,16 @@
 //! One eye's decoder thread: keeps the reference chain ([`ReferenceChain`]: a gap or a decode
-//! error waits for an IDR and asks for one), decodes, reads each picture's pixel code, and
-//! hands the picture with its marker to the display ([`PictureSink`]).
+//! error waits for an IDR and asks for one), decodes (slice by slice where the decoder can:
+//! each slice the moment it arrives), reads each picture's pixel code, and hands the picture
+//! with its marker to the display ([`PictureSink`]). A picture with a missing slice is never
+//! shown: the gap makes the chain wait for an IDR.
 
 use std::sync::Arc;
 
 use binoc_net::os_clock::monotonic_ns;
 use shared_proto::fragment::CompletedFrame;
 use shared_proto::rules::refchain::ReferenceChain;
-use shared_proto::wire::{FrameMarker, KeyframeReason, StreamInfo, ToStreamer};
+use shared_proto::rules::slices::PictureTracker;
+use shared_proto::wire::{FrameMarker, KeyframeReason, SliceOf, StreamInfo, ToStreamer};
 use shared_proto::{pixel_code, Eye};
 use tokio::sync::mpsc;
 
@@ -58,6 +61,9 @@ pub(crate) fn run(
     let mut to_surface = dec.renders_to_surface();
     let mut chain = ReferenceChain::new(KEYFRAME_RETRY_NS);
     let mut last_code: Option<u32> = None;
+    let mut pictures = PictureTracker::new();
+    let (mut idr_start, mut prev_seq): (Option<u32>, Option<u32>) = (None, None);
+    let mut joined: Vec<u8> = Vec::new();
     let request = |reason: Option<KeyframeReason>| {
         if let Some(reason) = reason {
             shared.eye(eye).counts.keyframe_requests += 1;
@@ -78,17 +84,44 @@ pub(crate) fn run(
             chain.restart();
             last_code = None;
         }
-        let verdict = chain.on_frame(frame.seq, frame.keyframe, monotonic_ns());
-        if verdict.lost > 0 {
-            shared.eye(eye).counts.lost += u64::from(verdict.lost);
-            tracing::debug!(%eye, lost = verdict.lost, to = frame.seq, "sequence gap: reference lost");
+        // The chain runs per unit (slice): any gap waits for the first slice of an IDR. Loss
+        // is counted per picture.
+        let slice = frame.timing.slice;
+        let lost = pictures.on_unit(frame.seq, slice);
+        if lost > 0 {
+            shared.eye(eye).counts.lost += u64::from(lost);
+            tracing::debug!(%eye, lost, to = frame.seq, "sequence gap: reference lost");
         }
+        // An IDR picture's later slices are keyframe units only if its first slice was one the
+        // chain took and nothing is missing since.
+        let start = frame.seq.wrapping_sub(u32::from(slice.index));
+        let key_unit = frame.keyframe
+            && (slice.is_first()
+                || (idr_start == Some(start) && prev_seq == Some(frame.seq.wrapping_sub(1))));
+        prev_seq = Some(frame.seq);
+        let verdict = chain.on_frame(frame.seq, key_unit, monotonic_ns());
+        idr_start = (key_unit && verdict.usable).then_some(start);
         if !verdict.usable {
-            shared.eye(eye).counts.skipped_until_idr += 1;
+            if slice.is_last() {
+                shared.eye(eye).counts.skipped_until_idr += 1;
+            }
             request(verdict.request);
             shared.check_target();
             continue;
         }
+        // A decoder that takes whole pictures only gets the slices joined.
+        if slice.is_first() {
+            joined.clear();
+        }
+        let unit: &[u8] = if dec.takes_slices() || slice == SliceOf::WHOLE {
+            &frame.bitstream
+        } else {
+            joined.extend_from_slice(&frame.bitstream);
+            if !slice.is_last() {
+                continue;
+            }
+            &joined
+        };
         // (pixel code, decoded at) of the picture, if one came out. The marker goes to the
         // sink, which completes it when the picture is uploaded and displayed.
         let mut picture: Option<(Option<(Eye, u32)>, u64)> = None;
@@ -111,7 +144,7 @@ pub(crate) fn run(
         let result = if to_surface {
             // The picture is rendered into the surface when decoding returns: decoded and
             // handed to the display at the same moment.
-            dec.decode_to_surface(&frame.bitstream)
+            dec.decode_to_surface(unit)
                 .inspect(|&rendered| {
                     if rendered {
                         let now = monotonic_ns();
@@ -120,7 +153,7 @@ pub(crate) fn run(
                     }
                 })
         } else {
-            dec.decode(&frame.bitstream, &mut |p| {
+            dec.decode(unit, &mut |p| {
                 let decoded_ns = monotonic_ns();
                 let code = coded
                     .then(|| pixel_code::read(p.y, p.y_stride, p.width, p.height))
@@ -131,11 +164,16 @@ pub(crate) fn run(
         };
         let (code, decoded_ns) = match (result, picture) {
             (Ok(_), Some(p)) => p,
+            // A slice before the last: its picture comes with the last one.
+            (Ok(_), None) if !slice.is_last() => continue,
             (result, _) => {
                 // An error, or no picture for a complete access unit: the stream is broken
                 // for us until the next IDR.
-                if let Err(e) = result {
-                    tracing::debug!(%eye, seq = frame.seq, "decode error: {e}");
+                match result {
+                    Err(e) => tracing::debug!(%eye, seq = frame.seq, "decode error: {e}"),
+                    Ok(_) => tracing::debug!(%eye, seq = frame.seq, "no picture from a whole access unit"),
+                }
+                {
                 }
                 shared.eye(eye).counts.decode_errors += 1;
                 request(chain.on_unusable(KeyframeReason::DecodeError, monotonic_ns()));
@@ -245,7 +283,7 @@ mod tests {
                 encode_end_ns: 0,
                 send_ns: 0,
                 encoded_len: bitstream.len() as u32,
-                reserved: 0,
+                slice: Default::default(),
             },
             bitstream: bitstream.clone(),
             first_byte_ns: 0,

@@ -25,6 +25,8 @@ use crate::stats::Shared;
 /// until the next IDR (measured: with 2, one hiccup in three 600-frame runs cost 4-5 frames
 /// per eye).
 const DECODE_QUEUE: usize = 4;
+/// The most slices per picture the decode queue makes room for (`SliceOf::count` is a u8).
+const MAX_SLICES: usize = 255;
 
 /// Messages for the control-stream writer task.
 pub enum Outgoing {
@@ -93,7 +95,7 @@ pub(crate) async fn run(
     let mut decoders = Vec::new();
     let mut frame_tx = Vec::new();
     for eye in Eye::BOTH {
-        let (tx, rx) = crossbeam_channel::bounded::<CompletedFrame>(DECODE_QUEUE);
+        let (tx, rx) = crossbeam_channel::bounded::<CompletedFrame>(DECODE_QUEUE * MAX_SLICES);
         let (shared, out, sink) = (shared.clone(), out_tx.clone(), sink.clone());
         let stream = streams[eye.index()];
         decoders.push(
@@ -155,13 +157,17 @@ pub(crate) async fn run(
                             let eye = frame.eye;
                             {
                                 let mut s = shared.eye(eye);
-                                s.counts.received += 1;
+                                // A picture counts once, at its last slice.
+                                s.counts.received += u64::from(frame.timing.slice.is_last());
                                 s.counts.bytes += frame.bitstream.len() as u64;
                                 s.counts.repaired += u64::from(frame.repaired_fragments > 0);
                             }
                             // A full queue means the decoder is behind: drop here; the decoder
                             // sees the sequence gap and asks for an IDR.
-                            if frame_tx[eye.index()].try_send(frame).is_err() {
+                            // The queue holds DECODE_QUEUE pictures, in slices.
+                            let tx = &frame_tx[eye.index()];
+                            let room = DECODE_QUEUE * usize::from(frame.timing.slice.count);
+                            if tx.len() >= room || tx.try_send(frame).is_err() {
                                 tracing::debug!(%eye, "decoder behind: frame dropped at its queue");
                             }
                         }

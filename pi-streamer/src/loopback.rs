@@ -2,6 +2,7 @@
 //! process, talking real QUIC over 127.0.0.1 with a pinned certificate.
 
 use std::sync::atomic::AtomicBool;
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{bail, Result};
@@ -10,7 +11,8 @@ use headset_core::{Client, ClientReport, Headless, Shared};
 
 use crate::config::StreamerConfig;
 use crate::report::Report;
-use crate::session::stream_to;
+use crate::session::{stream_to_with, Live};
+use crate::timeline::Timeline;
 
 pub struct LoopbackResult {
     pub report: Report,
@@ -19,6 +21,23 @@ pub struct LoopbackResult {
 }
 
 pub async fn run(cfg: &StreamerConfig, frames: u64) -> Result<LoopbackResult> {
+    run_with_timeline(cfg, frames, None).await
+}
+
+/// [`run`], writing every decoded frame's stages to `timeline` (`--timeline`'s CSV) if given.
+pub async fn run_with_timeline(
+    cfg: &StreamerConfig,
+    frames: u64,
+    timeline: Option<&Path>,
+) -> Result<LoopbackResult> {
+    let timeline = match timeline {
+        Some(p) => Some(Arc::new(Timeline::create(
+            p,
+            binoc_net::os_clock::monotonic_ns(),
+        )?)),
+        None => None,
+    };
+    let run_state = crate::session::Shared::with_live(cfg, Arc::new(Live::with_timeline(timeline)));
     let identity = Identity::generate()?;
     let mut cfg = cfg.clone();
     cfg.transport.peer_fingerprint = Some(identity.fingerprint());
@@ -31,7 +50,14 @@ pub async fn run(cfg: &StreamerConfig, frames: u64) -> Result<LoopbackResult> {
     )?;
     let addr = client.local_addr()?;
     let client_task = tokio::spawn(client.run());
-    let outcome = stream_to(&cfg, addr, Some(frames), Arc::new(AtomicBool::new(false))).await;
+    let outcome = stream_to_with(
+        &cfg,
+        &run_state,
+        addr,
+        Some(frames),
+        Arc::new(AtomicBool::new(false)),
+    )
+    .await;
     shared.finish();
     client_task.await??;
     let outcome = outcome?;

@@ -257,6 +257,14 @@ struct PipelineArgs {
     /// Cut frames into slices of at most this many bytes (encoder.slice_bytes).
     #[arg(long = config::limits::SLICE_BYTES.long())]
     slice_bytes: Option<u32>,
+    /// Row slices per frame, each sent as soon as it is encoded and decoded as soon as it
+    /// arrives (encoder.slices; 1: whole frames; x264 only).
+    #[arg(long = config::limits::SLICES.long(), value_parser = clap::value_parser!(u8).range(1..=32))]
+    slices: Option<u8>,
+    /// How the picture is refreshed: intra (periodic intra refresh, an IDR only on request) or
+    /// keyframe (an IDR every eyes.*.idr_interval_frames) (encoder.refresh).
+    #[arg(long, value_parser = ["intra", "keyframe"])]
+    refresh: Option<String>,
     /// Lowest quantiser the encoder may use (encoder.qp_min).
     #[arg(long = config::limits::QP_MIN.long())]
     qp_min: Option<u8>,
@@ -417,8 +425,28 @@ fn load_config(args: &PipelineArgs, outputs: Option<&OutputArgs>) -> Result<Stre
             };
         }
     }
-    if let Some(s) = args.slice_bytes {
-        cfg.encoder.slice_bytes = Some(s);
+    match (args.slice_bytes, args.slices) {
+        (Some(_), Some(n)) if n > 1 => bail!(
+            "--slice-bytes and --slices {n} contradict each other: --slices sends each row \
+             slice as it is encoded, --slice-bytes cuts whole frames by size (use --slices 1)"
+        ),
+        (Some(b), n) => {
+            cfg.encoder.slice_bytes = Some(b);
+            cfg.encoder.slices = n.unwrap_or(1);
+        }
+        (None, Some(n)) => {
+            cfg.encoder.slices = n;
+            if n > 1 {
+                cfg.encoder.slice_bytes = None;
+            }
+        }
+        (None, None) => {}
+    }
+    if let Some(r) = &args.refresh {
+        cfg.encoder.refresh = match r.as_str() {
+            "keyframe" => config::RefreshMode::Keyframe,
+            _ => config::RefreshMode::Intra,
+        };
     }
     if let Some(q) = args.qp_min {
         cfg.encoder.qp_min = q;

@@ -16,7 +16,7 @@ use anyhow::Result;
 use binoc_net::os_clock::{monotonic_ns, thread_cpu_ns};
 use shared_proto::latency::Series;
 use shared_proto::rules::keyframe;
-use shared_proto::wire::FrameTiming;
+use shared_proto::wire::{FrameTiming, SliceOf};
 use shared_proto::{Eye, Nanos};
 
 use crate::config::StreamerConfig;
@@ -116,6 +116,8 @@ pub struct EncoderCounters {
     pub idle: u64,
     pub encoded: u64,
     pub keyframes: u64,
+    /// Intra-refresh sweeps started (non-IDR pictures that begin a refresh).
+    pub refresh_starts: u64,
     pub idr_requests: u64,
     /// Encoded frames the session's fan-out had no room for (it stalled).
     pub dropped_handoff: u64,
@@ -278,7 +280,43 @@ impl Pipeline {
                             // A request is taken (cleared) even when this frame is an IDR
                             // anyway (the first, or the first after idling): it is answered.
                             let force = state.idr.take(eye, start, last_idr) || last_idr.is_none();
-                            let pic = match encoder.encode(&frame, force) {
+                            // Each slice goes to the fan-out the moment the encoder wrote
+                            // it (a whole picture is one slice of 1), with its own sequence
+                            // number: a picture's slices are consecutive units.
+                            let mut gone = false;
+                            let result = encoder.encode_sliced(&frame, force, &mut |s| {
+                                let now = monotonic_ns();
+                                let f = EncodedFrame {
+                                    eye,
+                                    seq,
+                                    keyframe: s.keyframe,
+                                    timing: FrameTiming {
+                                        frame_no: frame.frame_no,
+                                        capture_ns: frame.capture_ns,
+                                        encode_start_ns: start,
+                                        encode_end_ns: now,
+                                        send_ns: now,
+                                        encoded_len: s.data.len() as u32,
+                                        slice: SliceOf {
+                                            index: s.index,
+                                            count: s.count,
+                                        },
+                                    },
+                                    data: s.data.to_vec(),
+                                };
+                                seq = seq.wrapping_add(1);
+                                match out.try_send(f) {
+                                    Ok(()) => {}
+                                    Err(crossbeam_channel::TrySendError::Full(_)) => {
+                                        state.eye(eye).dropped_handoff += 1;
+                                        state.idr.request(eye);
+                                    }
+                                    Err(crossbeam_channel::TrySendError::Disconnected(_)) => {
+                                        gone = true
+                                    }
+                                }
+                            });
+                            let pic = match result {
                                 Ok(p) => p,
                                 Err(e) => {
                                     tracing::error!(%eye, "encode failed: {e:#}");
@@ -295,33 +333,11 @@ impl Pipeline {
                                 let mut c = state.eye(eye);
                                 c.encoded += 1;
                                 c.keyframes += u64::from(pic.keyframe);
+                                c.refresh_starts += u64::from(pic.refresh_start);
                                 c.idr_requests += u64::from(force);
                             }
-                            let timing = FrameTiming {
-                                frame_no: frame.frame_no,
-                                capture_ns: frame.capture_ns,
-                                encode_start_ns: start,
-                                encode_end_ns: end,
-                                send_ns: end,
-                                encoded_len: pic.data.len() as u32,
-                                reserved: 0,
-                            };
-                            let f = EncodedFrame {
-                                eye,
-                                seq,
-                                keyframe: pic.keyframe,
-                                timing,
-                                data: pic.data,
-                            };
-                            seq = seq.wrapping_add(1);
-                            match out.try_send(f) {
-                                Ok(()) => {}
-                                Err(crossbeam_channel::TrySendError::Full(_)) => {
-                                    // The fan-out stalled: this frame would only add latency.
-                                    state.eye(eye).dropped_handoff += 1;
-                                    state.idr.request(eye);
-                                }
-                                Err(crossbeam_channel::TrySendError::Disconnected(_)) => break,
+                            if gone {
+                                break;
                             }
                         }
                         state.eye(eye).encode_cpu_ns = thread_cpu_ns();

@@ -169,17 +169,31 @@ pub async fn run(
         state.idle_without_receivers();
     }
     let source = source::open(cfg, frames)?;
-    let (tx, rx) = crossbeam_channel::bounded::<EncodedFrame>(4);
+    // Four pictures of both eyes, in slices.
+    let (tx, rx) =
+        crossbeam_channel::bounded::<EncodedFrame>(8 * usize::from(cfg.encoder.slices.max(1)));
     let t0 = monotonic_ns();
     let pipeline = Pipeline::start(cfg, source, state.clone(), tx)?;
     let fan_outputs = outputs.clone();
     let fan_out = std::thread::Builder::new()
         .name("fan-out".into())
         .spawn(move || {
+            // Outputs that take whole pictures get them joined from the slices, once.
+            let whole_only = fan_outputs.iter().any(|o| !o.takes_slices());
+            let mut joiner = crate::output::join::SliceJoiner::default();
             for f in rx {
+                let whole = if whole_only {
+                    joiner.push(&f).map(Arc::new)
+                } else {
+                    None
+                };
                 let f = Arc::new(f);
                 for o in fan_outputs.iter() {
-                    o.offer(&f);
+                    if o.takes_slices() {
+                        o.offer(&f);
+                    } else if let Some(w) = &whole {
+                        o.offer(w);
+                    }
                 }
             }
         })?;
@@ -243,9 +257,19 @@ pub async fn stream_to(
     frames: Option<u64>,
     stop: Arc<AtomicBool>,
 ) -> Result<SessionOutcome> {
-    let shared = Shared::new(cfg);
+    stream_to_with(cfg, &Shared::new(cfg), peer, frames, stop).await
+}
+
+/// [`stream_to`] in a given run's state (e.g. one that writes a `--timeline`).
+pub async fn stream_to_with(
+    cfg: &StreamerConfig,
+    shared: &Shared,
+    peer: SocketAddr,
+    frames: Option<u64>,
+    stop: Arc<AtomicBool>,
+) -> Result<SessionOutcome> {
     let quic = QuicOutput::connect(cfg, peer, shared.feedback.clone(), false, None).await?;
-    let mut r = run(cfg, &shared, vec![Box::new(quic)], frames, stop).await?;
+    let mut r = run(cfg, shared, vec![Box::new(quic)], frames, stop).await?;
     match r.outputs.pop() {
         Some(OutputReport::Quic(mut q)) => Ok(SessionOutcome {
             report: q

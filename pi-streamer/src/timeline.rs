@@ -87,7 +87,7 @@ mod tests {
             encode_end_ns: 0,
             send_ns: 0,
             encoded_len: 9000,
-            reserved: 0,
+            slice: Default::default(),
         };
         let l = FrameLatency {
             stages_ns: [1_000_000, 5_000_000, 0, 2_000_000, 3_000_000],

@@ -96,3 +96,90 @@ fn x264_output_decodes_with_openh264_at_every_preset() {
         }
     }
 }
+
+/// x264 in slices: each slice is handed over before `encode_sliced` returns, in picture
+/// order (header NALs in front of the first); fed to the decoder slice by slice, the picture
+/// comes out with the last slice, and it is the same picture, pixel for pixel, as a whole-
+/// frame encoder's of the same settings decodes to. Intra refresh: no IDR after the first
+/// unless one is forced, and a sweep starts every `idr_interval_frames`.
+#[cfg(feature = "x264")]
+#[test]
+fn x264_slices_decode_as_they_come_to_the_same_pixels() {
+    use pi_streamer::config::RefreshMode;
+    use pi_streamer::encode::EncodedSlice;
+
+    let (w, h) = (320usize, 240usize);
+    let eye = EyeConfig {
+        size: Size {
+            width: w as u32,
+            height: h as u32,
+        },
+        idr_interval_frames: 8,
+        ..Default::default()
+    };
+    let sliced = EncoderSettings {
+        kind: EncoderKind::X264,
+        slices: 4,
+        refresh: RefreshMode::Intra,
+        ..Default::default()
+    };
+    let mut enc = open_kind(EncoderKind::X264, &sliced, &eye).unwrap();
+    assert_eq!(enc.slices(), 4);
+    // The same stream joined and decoded whole, beside the slice-by-slice decode.
+    let mut by_slice = headset_core::decode::open_software().unwrap();
+    let mut whole = headset_core::decode::open_software().unwrap();
+    assert!(by_slice.takes_slices());
+    let mut src = TestPattern::new(Eye::Left, w, h);
+    let mut refresh_starts = Vec::new();
+    for i in 0..20u64 {
+        let mut frame = src.next_frame(i).unwrap().unwrap();
+        let (y, u, v) = frame.planes_mut();
+        shared_proto::pixel_code::write(y, w, u, v, w / 2, w, h, Eye::Left, i as u32);
+        let force = i == 13;
+        let mut slices: Vec<(Vec<u8>, u8, u8, bool)> = Vec::new();
+        let pic = enc
+            .encode_sliced(&frame, force, &mut |s: EncodedSlice<'_>| {
+                slices.push((s.data.to_vec(), s.index, s.count, s.keyframe))
+            })
+            .unwrap();
+        assert_eq!(pic.keyframe, i == 0 || force, "frame {i}: IDR only first and forced");
+        if pic.refresh_start {
+            refresh_starts.push(i);
+        }
+        assert_eq!(slices.len(), 4, "frame {i}");
+        let mut joined = Vec::new();
+        let mut picture_at = None;
+        let mut by_slice_pixels = Vec::new();
+        for (k, (data, index, count, key)) in slices.iter().enumerate() {
+            assert_eq!((*index as usize, *count), (k, 4), "frame {i}: in picture order");
+            assert_eq!(*key, pic.keyframe);
+            let t = nal_types(data);
+            if k == 0 && pic.keyframe {
+                assert!(t.starts_with(&[7, 8]), "frame {i}: SPS/PPS first: {t:?}");
+            }
+            assert!(t.contains(&if pic.keyframe { 5 } else { 1 }), "{t:?}");
+            joined.extend_from_slice(data);
+            let got = by_slice
+                .decode(data, &mut |p| {
+                    by_slice_pixels = p.y[..p.y_stride * p.height].to_vec();
+                    assert_eq!(
+                        shared_proto::pixel_code::read(p.y, p.y_stride, p.width, p.height),
+                        Some((Eye::Left, i as u32))
+                    );
+                })
+                .unwrap();
+            if got {
+                picture_at.get_or_insert(k);
+            }
+        }
+        assert_eq!(picture_at, Some(3), "frame {i}: the picture comes with its last slice");
+        let mut whole_pixels = Vec::new();
+        assert!(whole
+            .decode(&joined, &mut |p| whole_pixels = p.y[..p.y_stride * p.height].to_vec())
+            .unwrap());
+        assert!(by_slice_pixels == whole_pixels, "frame {i}: same pixels");
+    }
+    // Sweeps every 8 frames after the IDR; the forced IDR (13) restarts the count.
+    assert!(!refresh_starts.is_empty(), "intra refresh sweeps: {refresh_starts:?}");
+    assert!(!refresh_starts.contains(&0) && !refresh_starts.contains(&13));
+}

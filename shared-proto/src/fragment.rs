@@ -589,7 +589,7 @@ mod tests {
             encode_end_ns: 30,
             send_ns: 40,
             encoded_len: 0,
-            reserved: 0,
+            slice: Default::default(),
         }
     }
 

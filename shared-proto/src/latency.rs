@@ -317,7 +317,7 @@ mod tests {
             encode_end_ns: 8_000,
             send_ns: 8_500,
             encoded_len: 0,
-            reserved: 0,
+            slice: Default::default(),
         }
     }
 
@@ -434,7 +434,7 @@ mod tests {
                 encode_end_ns: times[2],
                 send_ns: times[3],
                 encoded_len: 0,
-                reserved: 0,
+                slice: Default::default(),
             };
             let marker = FrameMarker {
                 eye: crate::Eye::Left,

@@ -51,6 +51,11 @@ pub trait VideoDecoder: Send {
         on_picture: &mut dyn FnMut(&DecodedView<'_>),
     ) -> Result<bool>;
     fn name(&self) -> &'static str;
+    /// Whether `decode` takes a picture slice by slice (each slice decoded as it arrives; the
+    /// picture comes out with its last slice) rather than whole access units only.
+    fn takes_slices(&self) -> bool {
+        false
+    }
     /// Whether this decoder renders into a [`Surface`] (use [`VideoDecoder::decode_to_surface`])
     /// rather than handing pictures to `decode`'s callback.
     fn renders_to_surface(&self) -> bool {

@@ -1,4 +1,5 @@
-//! Software decode with Cisco's openh264 (no reorder delay: binoc streams have no B-frames).
+//! Software decode with Cisco's openh264 (no reorder delay: binoc streams have no B-frames),
+//! slice by slice: each slice is decoded the moment it arrives.
 
 use anyhow::{Context, Result};
 use openh264::decoder::{DecodeOptions, Decoder, DecoderConfig, Flush};
@@ -47,5 +48,11 @@ impl VideoDecoder for OpenH264Decoder {
 
     fn name(&self) -> &'static str {
         "openh264"
+    }
+
+    /// openh264's no-delay decode takes slices one by one and puts out the picture with the
+    /// slice that completes it (docs/slices-research.md §3a).
+    fn takes_slices(&self) -> bool {
+        true
     }
 }

@@ -26,7 +26,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use binoc_net::os_clock::{monotonic_ns, thread_cpu_ns};
 use clap::Parser;
-use pi_streamer::config::{EncoderKind, Size, StreamerConfig};
+use pi_streamer::config::{EncoderKind, RefreshMode, Size, StreamerConfig};
 use pi_streamer::source::test_pattern::TestPattern;
 use pi_streamer::source::{EyeSource, EyeTransform};
 use shared_proto::latency::Series;
@@ -57,12 +57,24 @@ struct Args {
     /// Write each run's figures as JSON lines here.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
+    /// binoc's slices per frame; several (`1,4`) run one binoc per count in every round,
+    /// alternated with GStreamer, so whole frames and slices are compared in one run.
+    #[arg(long, value_delimiter = ',', default_value = "4")]
+    slices: Vec<u8>,
+    /// binoc's refresh: intra (periodic intra refresh) or keyframe; several (`intra,keyframe`)
+    /// run one binoc per mode.
+    #[arg(long, value_delimiter = ',', default_value = "intra")]
+    refresh: Vec<String>,
+    /// Write every decoded frame's capture→decoded latency (ms) of each run as CSV here
+    /// (system,round,index,latency_ms): the CDF and over-time plots.
+    #[arg(long)]
+    samples: Option<std::path::PathBuf>,
 }
 
 /// One system's run.
 #[derive(Debug, Clone, serde::Serialize)]
 struct Run {
-    system: &'static str,
+    system: String,
     round: u32,
     p50: f64,
     p95: f64,
@@ -87,17 +99,32 @@ fn main() -> Result<()> {
     }
     let frames = (args.seconds * args.fps).round() as u64;
     let mut runs = Vec::new();
+    let variants = binoc_variants(&args)?;
     for round in 0..args.rounds {
-        let order: [&str; 2] = if round % 2 == 0 {
-            ["binoc", "gstreamer"]
+        // GStreamer first in odd rounds, last in even ones; binoc's variants rotate too.
+        let mut order: Vec<Option<&Variant>> = variants.iter().map(Some).collect();
+        let n = order.len();
+        order.rotate_left(round as usize % n);
+        if round % 2 == 0 {
+            order.push(None);
         } else {
-            ["gstreamer", "binoc"]
-        };
-        for system in order {
-            let r = match system {
-                "binoc" => binoc(&args, frames, round)?,
-                _ => gstreamer(&args, frames, round)?,
+            order.insert(0, None);
+        }
+        for v in order {
+            let (r, samples) = match v {
+                Some(v) => binoc(&args, v, frames, round)?,
+                None => gstreamer(&args, frames, round)?,
             };
+            let system = &r.system;
+            if let Some(path) = &args.samples {
+                let mut f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?;
+                for (i, ms) in samples.iter().enumerate() {
+                    writeln!(f, "{system},{round},{i},{ms:.3}")?;
+                }
+            }
             eprintln!(
                 "round {round} {system:<9}: p50 {:.2} p95 {:.2} p99 {:.2} max {:.2} ms, {}/{} decoded, {} wrong eye, CPU {:.2} ms/frame",
                 r.p50, r.p95, r.p99, r.max, r.decoded, r.sent, r.wrong_eye, r.cpu_ms_per_frame
@@ -112,8 +139,43 @@ fn main() -> Result<()> {
             runs.push(r);
         }
     }
-    print_table(&args, &runs);
+    let mut systems: Vec<String> = variants.iter().map(|v| v.name.clone()).collect();
+    systems.push("gstreamer".into());
+    print_table(&args, &systems, &runs);
     Ok(())
+}
+
+/// One binoc configuration of the bench.
+struct Variant {
+    name: String,
+    slices: u8,
+    refresh: RefreshMode,
+}
+
+fn binoc_variants(args: &Args) -> Result<Vec<Variant>> {
+    let mut v = Vec::new();
+    for r in &args.refresh {
+        let refresh = match r.as_str() {
+            "intra" => RefreshMode::Intra,
+            "keyframe" => RefreshMode::Keyframe,
+            other => bail!("--refresh {other}: expected intra or keyframe"),
+        };
+        for &slices in &args.slices {
+            if !(1..=32).contains(&slices) {
+                bail!("--slices {slices}: expected 1 to 32");
+            }
+            let mut name = format!("binoc s{slices}");
+            if args.refresh.len() > 1 {
+                name.push_str(if refresh == RefreshMode::Intra { " ir" } else { " key" });
+            }
+            v.push(Variant {
+                name,
+                slices,
+                refresh,
+            });
+        }
+    }
+    Ok(v)
 }
 
 fn eyes(args: &Args) -> Vec<Eye> {
@@ -125,7 +187,7 @@ fn eyes(args: &Args) -> Vec<Eye> {
 }
 
 /// binoc's loopback with the fastest encoder, at the bench's size, rate and bitrate.
-fn binoc(args: &Args, frames: u64, round: u32) -> Result<Run> {
+fn binoc(args: &Args, v: &Variant, frames: u64, round: u32) -> Result<(Run, Vec<f64>)> {
     let mut cfg = StreamerConfig::embedded();
     for eye in Eye::BOTH {
         let e = cfg.eyes.get_mut(eye);
@@ -135,18 +197,38 @@ fn binoc(args: &Args, frames: u64, round: u32) -> Result<Run> {
     }
     cfg.encoder.kind = EncoderKind::X264;
     cfg.encoder.threads = 1;
+    cfg.encoder.slices = v.slices;
+    cfg.encoder.refresh = v.refresh;
+    if args.fps > 0.0 && v.refresh == RefreshMode::Keyframe {
+        // x264enc's default: an IDR every 250 frames.
+        for eye in Eye::BOTH {
+            cfg.eyes.get_mut(eye).idr_interval_frames = 250;
+        }
+    }
     cfg.validate("bench")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
+    let timeline = std::env::temp_dir().join(format!("binoc-bench-{}.csv", std::process::id()));
     let r = rt
-        .block_on(pi_streamer::loopback::run(&cfg, frames))?
+        .block_on(pi_streamer::loopback::run_with_timeline(
+            &cfg,
+            frames,
+            args.samples.as_ref().map(|_| timeline.as_path()),
+        ))?
         .report;
+    let samples = if args.samples.is_some() {
+        let s = read_timeline(&timeline).unwrap_or_default();
+        let _ = std::fs::remove_file(&timeline);
+        s
+    } else {
+        Vec::new()
+    };
     let (l, rr) = (&r.eyes.left, &r.eyes.right);
     // binoc always runs both eyes; with --one-eye its figures are still both eyes' (noted).
-    Ok(Run {
-        system: "binoc",
+    Ok((Run {
+        system: v.name.clone(),
         round,
         p50: r.latency_ms.p50,
         p95: r.latency_ms.p95,
@@ -156,7 +238,21 @@ fn binoc(args: &Args, frames: u64, round: u32) -> Result<Run> {
         sent: l.captured + rr.captured,
         wrong_eye: l.wrong_eye + rr.wrong_eye,
         cpu_ms_per_frame: r.cpu_ms_per_frame,
-    })
+    }, samples))
+}
+
+/// capture→decoded (ms) of every frame in a `--timeline` CSV, in its order.
+fn read_timeline(path: &std::path::Path) -> Result<Vec<f64>> {
+    let text = std::fs::read_to_string(path)?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let col = header
+        .iter()
+        .position(|h| *h == "capture_to_decoded_ms")
+        .context("timeline without capture_to_decoded_ms")?;
+    Ok(lines
+        .filter_map(|l| l.split(',').nth(col)?.parse().ok())
+        .collect())
 }
 
 /// CPU time (user + system) of a child process so far, ns.
@@ -213,7 +309,7 @@ fn gst(pipeline: &str, stdin: Stdio, stdout: Stdio) -> Result<Killed> {
 }
 
 /// GStreamer's pipeline, one sender and one receiver process per eye.
-fn gstreamer(args: &Args, frames: u64, round: u32) -> Result<Run> {
+fn gstreamer(args: &Args, frames: u64, round: u32) -> Result<(Run, Vec<f64>)> {
     let (w, h) = (args.size.width as usize, args.size.height as usize);
     let frame_bytes = w * h * 3 / 2;
     let fps_n = (args.fps * 1000.0).round() as u64;
@@ -319,16 +415,18 @@ fn gstreamer(args: &Args, frames: u64, round: u32) -> Result<Run> {
     drop(procs);
     let mut lat = Series::default();
     let (mut decoded, mut wrong) = (0, 0);
+    let mut samples = Vec::new();
     for r in readers {
         let (l, d, we) = r.join().map_err(|_| anyhow::anyhow!("reader panicked"))?;
         lat.extend_from(&l);
+        samples.extend(l.iter().map(|ns| ns as f64 / 1e6));
         decoded += d;
         wrong += we;
     }
     let s = lat.summary();
     let sent = frames * eyes.len() as u64;
-    Ok(Run {
-        system: "gstreamer",
+    Ok((Run {
+        system: "gstreamer".into(),
         round,
         p50: s.p50,
         p95: s.p95,
@@ -338,7 +436,7 @@ fn gstreamer(args: &Args, frames: u64, round: u32) -> Result<Run> {
         sent,
         wrong_eye: wrong,
         cpu_ms_per_frame: (gst_cpu + source_cpu) as f64 / 1e6 / sent.max(1) as f64,
-    })
+    }, samples))
 }
 
 fn free_udp_port() -> Result<u16> {
@@ -358,7 +456,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// A column of the table: its name and how a run gives it.
 type Column = (&'static str, fn(&Run) -> f64);
 
-fn print_table(args: &Args, runs: &[Run]) {
+fn print_table(args: &Args, systems: &[String], runs: &[Run]) {
     let pick = |system: &str, f: fn(&Run) -> f64| {
         median(runs.iter().filter(|r| r.system == system).map(f).collect())
     };
@@ -383,21 +481,34 @@ fn print_table(args: &Args, runs: &[Run]) {
         }),
         ("cpu", |r| r.cpu_ms_per_frame),
     ];
-    for system in ["binoc", "gstreamer"] {
+    for system in systems {
         let v: Vec<f64> = cols.iter().map(|(_, f)| pick(system, *f)).collect();
         println!(
             "{system:<14} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>10.1} {:>14.2}",
             v[0], v[1], v[2], v[3], v[4], v[5]
         );
     }
-    let ratio: Vec<f64> = cols
-        .iter()
-        .map(|(_, f)| pick("binoc", *f) / pick("gstreamer", *f).max(1e-9))
-        .collect();
-    println!(
-        "{:<14} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>10.2} {:>14.2}",
-        "binoc/gst", ratio[0], ratio[1], ratio[2], ratio[3], ratio[4], ratio[5]
-    );
+    for system in systems.iter().filter(|s| *s != "gstreamer") {
+        let ratio: Vec<f64> = cols
+            .iter()
+            .map(|(_, f)| pick(system, *f) / pick("gstreamer", *f).max(1e-9))
+            .collect();
+        println!(
+            "{:<14} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>10.2} {:>14.2}",
+            format!("{system}/gst"),
+            ratio[0],
+            ratio[1],
+            ratio[2],
+            ratio[3],
+            ratio[4],
+            ratio[5]
+        );
+        println!(
+            "{:<14} p99/p50 {:.2}",
+            system,
+            pick(system, |r| r.p99) / pick(system, |r| r.p50).max(1e-9)
+        );
+    }
     let wrong: u64 = runs.iter().map(|r| r.wrong_eye).sum();
     println!("wrong-eye frames over all runs: {wrong}");
 }

@@ -41,6 +41,7 @@ pub const QP_MIN: IntLimit = IntLimit::new("qp_min", 0, 51).with_flag("qp-min");
 pub const QP_MAX: IntLimit = IntLimit::new("qp_max", 0, 51).with_flag("qp-max");
 pub const SLICE_BYTES: IntLimit =
     IntLimit::new("slice_bytes", 200, 1_000_000).with_flag("slice-bytes");
+pub const SLICES: IntLimit = IntLimit::new("slices", 1, 32).with_flag("slices");
 
 // `transport`.
 pub const PACING_MBPS: RealLimit = RealLimit::above("pacing_mbps", 0.0, 100_000.0);

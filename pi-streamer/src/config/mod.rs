@@ -25,7 +25,8 @@ pub use binoc_schema::yaml;
 pub use files::{ConfigFile, Profiles, EMBEDDED_DEFAULT, SHIPPED_PROFILES};
 pub use model::{
     AwbMode, CameraSettings, CaptureFormat, Complexity, Crop, Deadlines, EncoderKind,
-    EncoderSettings, EyeConfig, Eyes, Flip, Offset, Size, SourceSpec, SpsPpsMode, StreamerConfig,
+    EncoderSettings, EyeConfig, Eyes, Flip, Offset, RefreshMode, Size, SourceSpec, SpsPpsMode,
+    StreamerConfig,
     TransportConfig, TransportKind, UdpPorts, WebrtcConfig,
 };
 pub use schema::ConfigError;

@@ -395,6 +395,19 @@ pub enum SpsPpsMode {
     FirstOnly,
 }
 
+/// How the encoder refreshes the picture so a receiver can (re)start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RefreshMode {
+    /// x264's periodic intra refresh: a column of intra macroblocks sweeps the picture every
+    /// `idr_interval_frames`, so no frame is several times its neighbours' size; an IDR comes
+    /// only when a receiver asks. Encoders without it (openh264, V4L2) use keyframes.
+    #[default]
+    Intra,
+    /// An IDR every `idr_interval_frames` (and on request).
+    Keyframe,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct EncoderSettings {
     pub kind: EncoderKind,
@@ -408,6 +421,11 @@ pub struct EncoderSettings {
     pub qp_max: u8,
     /// Cut each frame into slices of at most this many bytes (None: one slice per frame).
     pub slice_bytes: Option<u32>,
+    /// Row slices per frame, each sent the moment it is encoded and decoded the moment it
+    /// arrives (x264; 1: whole frames). With x264 `threads` > 1, x264 cuts one slice per
+    /// thread instead.
+    pub slices: u8,
+    pub refresh: RefreshMode,
     pub sps_pps: SpsPpsMode,
     /// V4L2 M2M encoder device (`auto`: probe /dev/video*).
     pub device: String,
@@ -423,6 +441,8 @@ impl Default for EncoderSettings {
             qp_min: 0,
             qp_max: 51,
             slice_bytes: None,
+            slices: 4,
+            refresh: RefreshMode::Intra,
             sps_pps: SpsPpsMode::EveryIdr,
             device: "auto".into(),
         }

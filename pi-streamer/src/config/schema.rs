@@ -344,6 +344,15 @@ fn read_encoder(c: &mut Checker, n: &Node, k: &str) -> Option<EncoderSettings> {
         &mut s.slice_bytes,
         int(limits::SLICE_BYTES),
     );
+    let mut slices = None;
+    m.set_opt(c, limits::SLICES.key, &mut slices, int(limits::SLICES));
+    m.set(c, "refresh", &mut s.refresh, |c, n, k| {
+        c.choice(
+            n,
+            k,
+            &[("intra", RefreshMode::Intra), ("keyframe", RefreshMode::Keyframe)],
+        )
+    });
     m.set(c, "sps_pps", &mut s.sps_pps, |c, n, k| {
         c.choice(
             n,
@@ -357,6 +366,18 @@ fn read_encoder(c: &mut Checker, n: &Node, k: &str) -> Option<EncoderSettings> {
     m.set(c, "device", &mut s.device, |c, n, k| {
         c.string(n, k).map(str::to_string)
     });
+    // slice_bytes alone means whole frames cut by size.
+    s.slices = slices.unwrap_or(if s.slice_bytes.is_some() { 1 } else { s.slices });
+    if let (Some(_), true) = (s.slice_bytes, s.slices > 1) {
+        let k = limits::SLICES.key;
+        c.problem(
+            m.line_of(k),
+            &m.key(k),
+            "contradicts slice_bytes: slices cut each frame into that many row slices sent as \
+             they are encoded; slice_bytes cuts by size and sends whole frames (set slices: 1 \
+             to use slice_bytes)",
+        );
+    }
     if let Some(why) = qp_order(&s) {
         let qp_min = limits::QP_MIN.key;
         c.problem(m.line_of(qp_min), &m.key(qp_min), why);
@@ -371,6 +392,8 @@ fn read_encoder(c: &mut Checker, n: &Node, k: &str) -> Option<EncoderSettings> {
             limits::QP_MIN.key,
             limits::QP_MAX.key,
             limits::SLICE_BYTES.key,
+            limits::SLICES.key,
+            "refresh",
             "sps_pps",
             "device",
         ],
@@ -753,6 +776,7 @@ fn recheck_limits(c: &mut Checker, cfg: &StreamerConfig) {
     if let Some(b) = s.slice_bytes {
         recheck_int(c, SLICE_BYTES, &at(SLICE_BYTES.key), b);
     }
+    recheck_int(c, SLICES, &at(SLICES.key), s.slices);
     let t = &cfg.transport;
     let at = |k: &str| format!("transport.{k}");
     recheck_real(c, PACING_MBPS, &at(PACING_MBPS.key), t.pacing_mbps);

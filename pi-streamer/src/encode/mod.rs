@@ -21,12 +21,67 @@ pub struct EncodedPicture {
     pub keyframe: bool,
 }
 
+/// One slice of a picture (Annex-B NAL units: the picture's header NALs ride in front of its
+/// first slice), handed over as soon as the encoder has written it.
+pub struct EncodedSlice<'a> {
+    pub data: &'a [u8],
+    /// The slice's place in its picture (`index < count`); whole pictures are slice 0 of 1.
+    pub index: u8,
+    pub count: u8,
+    /// The slice belongs to an IDR picture.
+    pub keyframe: bool,
+}
+
+/// What [`VideoEncoder::encode_sliced`] says of the picture once all its slices are out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlicedPicture {
+    pub keyframe: bool,
+    /// An intra-refresh sweep starts with this (non-IDR) picture.
+    pub refresh_start: bool,
+}
+
 pub trait VideoEncoder: Send {
     /// Encodes one frame; with `force_idr` the output is an IDR with SPS/PPS.
     fn encode(&mut self, frame: &RawFrame, force_idr: bool) -> Result<EncodedPicture>;
+    /// Slices per picture that [`VideoEncoder::encode_sliced`] hands over (1: whole pictures).
+    fn slices(&self) -> u8 {
+        1
+    }
+    /// Encodes one frame and hands each slice to `emit` as soon as it is written, in picture
+    /// order. Encoders that only give whole pictures hand over one slice of 1.
+    fn encode_sliced(
+        &mut self,
+        frame: &RawFrame,
+        force_idr: bool,
+        emit: &mut (dyn FnMut(EncodedSlice<'_>) + Send),
+    ) -> Result<SlicedPicture> {
+        whole_as_one_slice(self, frame, force_idr, emit)
+    }
     /// Changes the target bitrate from the next frame on.
     fn set_bitrate(&mut self, bps: u32) -> Result<()>;
     fn name(&self) -> &'static str;
+}
+
+/// A whole picture from [`VideoEncoder::encode`] handed over as slice 0 of 1.
+pub fn whole_as_one_slice<E: VideoEncoder + ?Sized>(
+    enc: &mut E,
+    frame: &RawFrame,
+    force_idr: bool,
+    emit: &mut (dyn FnMut(EncodedSlice<'_>) + Send),
+) -> Result<SlicedPicture> {
+    let pic = enc.encode(frame, force_idr)?;
+    if !pic.data.is_empty() {
+        emit(EncodedSlice {
+            data: &pic.data,
+            index: 0,
+            count: 1,
+            keyframe: pic.keyframe,
+        });
+    }
+    Ok(SlicedPicture {
+        keyframe: pic.keyframe,
+        refresh_start: false,
+    })
 }
 
 /// The software encoders this binary was built with, fastest first.

@@ -3,13 +3,18 @@
 //! Configured the way rpicam-apps runs it on a Pi 5: `ultrafast` + `zerolatency` (no
 //! lookahead, no B-frames, sliced threads), one reference frame, ABR with a VBV buffer of about
 //! one frame so no frame takes several frame-times to send.
+//!
+//! With `encoder.slices` > 1 the shim sets x264's per-NAL callback (`nalu_process`): each row
+//! slice is handed over (in picture order) the moment it is written, so the first slice is on
+//! the wire while the rest of the picture is encoded. With `encoder.refresh: intra`, periodic
+//! intra refresh replaces periodic IDRs (an IDR only when one is forced).
 
-use std::ffi::{c_char, c_int, CString};
+use std::ffi::{c_char, c_int, c_void, CString};
 
 use anyhow::{bail, Context, Result};
 
-use super::{EncodedPicture, VideoEncoder};
-use crate::config::{EncoderSettings, EyeConfig, SpsPpsMode};
+use super::{whole_as_one_slice, EncodedPicture, EncodedSlice, SlicedPicture, VideoEncoder};
+use crate::config::{EncoderSettings, EyeConfig, RefreshMode, SpsPpsMode};
 use crate::source::RawFrame;
 
 #[repr(C)]
@@ -26,7 +31,19 @@ struct ShimConfig {
     slice_max_size: c_int,
     repeat_headers: c_int,
     preset: *const c_char,
+    slices: c_int,
+    intra_refresh: c_int,
 }
+
+/// The shim's slice sink: `ctx` is the `&mut SliceSink` of the running `encode_sliced`.
+type SliceSinkFn = unsafe extern "C" fn(
+    ctx: *mut c_void,
+    data: *const u8,
+    len: c_int,
+    index: c_int,
+    count: c_int,
+    idr: c_int,
+);
 
 #[repr(C)]
 struct Shim {
@@ -53,6 +70,21 @@ extern "C" {
         len: *mut c_int,
         keyframe: *mut c_int,
     ) -> c_int;
+    #[allow(clippy::too_many_arguments)]
+    fn binoc_x264_encode_sliced(
+        e: *mut Shim,
+        y: *const u8,
+        u: *const u8,
+        v: *const u8,
+        stride_y: c_int,
+        stride_c: c_int,
+        force_idr: c_int,
+        sink: SliceSinkFn,
+        ctx: *mut c_void,
+        keyframe: *mut c_int,
+        refresh: *mut c_int,
+    ) -> c_int;
+    fn binoc_x264_slice_count(e: *const Shim) -> c_int;
     fn binoc_x264_set_bitrate(e: *mut Shim, kbps: c_int) -> c_int;
     fn binoc_x264_close(e: *mut Shim);
     fn binoc_x264_build() -> c_int;
@@ -68,6 +100,43 @@ pub struct X264Encoder {
     raw: *mut Shim,
     width: usize,
     height: usize,
+    /// Slices per frame in sliced mode (0: whole frames).
+    slices: u8,
+}
+
+/// What the trampoline reaches through the shim's `ctx`.
+struct SliceSink<'a, 'b> {
+    emit: &'a mut (dyn FnMut(EncodedSlice<'_>) + Send + 'b),
+    panicked: bool,
+}
+
+/// Called by the shim (under its mutex, so never concurrently) for each finished slice.
+unsafe extern "C" fn slice_trampoline(
+    ctx: *mut c_void,
+    data: *const u8,
+    len: c_int,
+    index: c_int,
+    count: c_int,
+    idr: c_int,
+) {
+    // SAFETY: ctx is the &mut SliceSink that encode() passed for this very call of
+    // binoc_x264_encode_sliced, alive until it returns; the shim serialises the calls.
+    let sink = unsafe { &mut *(ctx as *mut SliceSink<'_, '_>) };
+    if sink.panicked || data.is_null() || len <= 0 {
+        return;
+    }
+    // SAFETY: the shim hands `len` bytes of its unit buffer, valid during this call.
+    let data = unsafe { std::slice::from_raw_parts(data, len as usize) };
+    let slice = EncodedSlice {
+        data,
+        index: index.clamp(0, 255) as u8,
+        count: count.clamp(1, 255) as u8,
+        keyframe: idr != 0,
+    };
+    // No unwinding into C: a panic is remembered and reported after the call.
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (sink.emit)(slice))).is_err() {
+        sink.panicked = true;
+    }
 }
 
 // SAFETY: the x264 handle is owned exclusively by this value and only used through &mut self.
@@ -95,6 +164,8 @@ impl X264Encoder {
             slice_max_size: settings.slice_bytes.unwrap_or(0) as c_int,
             repeat_headers: (settings.sps_pps == SpsPpsMode::EveryIdr) as c_int,
             preset: preset.as_ptr(),
+            slices: c_int::from(settings.slices),
+            intra_refresh: (settings.refresh == RefreshMode::Intra) as c_int,
         };
         let mut raw = std::ptr::null_mut();
         let mut err = [0 as c_char; 256];
@@ -105,11 +176,29 @@ impl X264Encoder {
             let msg = unsafe { std::ffi::CStr::from_ptr(err.as_ptr()) };
             bail!("x264: {}", msg.to_string_lossy());
         }
+        // SAFETY: raw is a live handle.
+        let slices = unsafe { binoc_x264_slice_count(raw) }.clamp(0, 255) as u8;
         Ok(X264Encoder {
             raw,
             width: eye.size.width as usize,
             height: eye.size.height as usize,
+            slices,
         })
+    }
+}
+
+impl X264Encoder {
+    fn check_size(&self, frame: &RawFrame) -> Result<()> {
+        if frame.width != self.width || frame.height != self.height {
+            bail!(
+                "x264: frame is {}x{}, encoder opened for {}x{}",
+                frame.width,
+                frame.height,
+                self.width,
+                self.height
+            );
+        }
+        Ok(())
     }
 }
 
@@ -122,15 +211,18 @@ impl Drop for X264Encoder {
 
 impl VideoEncoder for X264Encoder {
     fn encode(&mut self, frame: &RawFrame, force_idr: bool) -> Result<EncodedPicture> {
-        if frame.width != self.width || frame.height != self.height {
-            bail!(
-                "x264: frame is {}x{}, encoder opened for {}x{}",
-                frame.width,
-                frame.height,
-                self.width,
-                self.height
-            );
+        if self.slices > 0 {
+            // Sliced mode: the slices, joined.
+            let mut data = Vec::new();
+            let pic = self.encode_sliced(frame, force_idr, &mut |s| {
+                data.extend_from_slice(s.data)
+            })?;
+            return Ok(EncodedPicture {
+                data,
+                keyframe: pic.keyframe,
+            });
         }
+        self.check_size(frame)?;
         let (y, u, v) = (frame.y(), frame.u(), frame.v());
         let (mut data, mut len, mut key) = (std::ptr::null(), 0, 0);
         // SAFETY: the planes are complete I420 planes of the size the encoder was opened with
@@ -163,6 +255,56 @@ impl VideoEncoder for X264Encoder {
             data,
             keyframe: key != 0,
         })
+    }
+
+    fn slices(&self) -> u8 {
+        self.slices.max(1)
+    }
+
+    fn encode_sliced(
+        &mut self,
+        frame: &RawFrame,
+        force_idr: bool,
+        emit: &mut (dyn FnMut(EncodedSlice<'_>) + Send),
+    ) -> Result<SlicedPicture> {
+        if self.slices == 0 {
+            return whole_as_one_slice(self, frame, force_idr, emit);
+        }
+        self.check_size(frame)?;
+        let (y, u, v) = (frame.y(), frame.u(), frame.v());
+        let mut sink = SliceSink {
+            emit,
+            panicked: false,
+        };
+        let (mut key, mut refresh) = (0, 0);
+        // SAFETY: as in encode(); `sink` outlives the call and is only reached through the
+        // trampoline during it.
+        let rc = unsafe {
+            binoc_x264_encode_sliced(
+                self.raw,
+                y.as_ptr(),
+                u.as_ptr(),
+                v.as_ptr(),
+                self.width as c_int,
+                (self.width / 2) as c_int,
+                force_idr as c_int,
+                slice_trampoline,
+                &mut sink as *mut SliceSink<'_, '_> as *mut c_void,
+                &mut key,
+                &mut refresh,
+            )
+        };
+        if sink.panicked {
+            bail!("x264: the slice sink panicked");
+        }
+        match rc {
+            0 => Ok(SlicedPicture {
+                keyframe: key != 0,
+                refresh_start: refresh != 0,
+            }),
+            -3 => bail!("x264 left part of the picture without a slice"),
+            _ => bail!("x264_encoder_encode failed (sliced)"),
+        }
     }
 
     fn set_bitrate(&mut self, bps: u32) -> Result<()> {

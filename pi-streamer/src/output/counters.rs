@@ -81,8 +81,9 @@ impl OutputCounters {
         self.client = Some(stats);
     }
 
+    /// A unit (a whole picture, or one slice) went out; a picture counts once, at its last.
     pub fn record_sent(&mut self, timing: &FrameTiming, bytes: usize, done_ns: Nanos) {
-        self.sent += 1;
+        self.sent += u64::from(timing.slice.is_last());
         self.bytes_sent += bytes as u64;
         self.first_send_ns.get_or_insert(timing.send_ns);
         self.last_send_ns = Some(done_ns);
@@ -268,7 +269,7 @@ mod tests {
             encode_end_ns: 500,
             send_ns: 600,
             encoded_len: 0,
-            reserved: 0,
+            slice: Default::default(),
         };
         c.book_sending(FrameKey::Seq(3), t);
         c.record_sent(&t, 1000, 650);
@@ -303,7 +304,7 @@ mod tests {
             encode_end_ns: 300,
             send_ns: 400,
             encoded_len: 0,
-            reserved: 0,
+            slice: Default::default(),
         };
         let m = FrameMarker {
             eye: Eye::Left,

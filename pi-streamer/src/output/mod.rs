@@ -12,6 +12,7 @@
 
 mod counters;
 mod feedback;
+pub mod join;
 mod queue;
 pub mod quic;
 pub mod webrtc;
@@ -34,6 +35,11 @@ pub trait Output: Send + Sync {
     /// Hands one encoded frame over. Never blocks: the output queues it (bounded, dropping its
     /// own oldest frame) or drops it (no receiver yet).
     fn offer(&self, frame: &Arc<EncodedFrame>);
+    /// Whether [`Output::offer`] takes slices (each the moment it is encoded; consecutive
+    /// sequence numbers per picture) rather than whole pictures ([`join::SliceJoiner`]).
+    fn takes_slices(&self) -> bool {
+        false
+    }
     /// `Some(why)` once the output has ended on its own (its headset went away, and it does
     /// not reconnect): the session need not feed it any more.
     fn ended(&self) -> Option<String>;

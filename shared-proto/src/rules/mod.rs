@@ -10,6 +10,8 @@
 //! * [`bitrate`]: many receivers' bandwidth wishes → one encoder bitrate per eye.
 //! * [`refchain`]: the reference chain of one eye's stream: a sequence gap or an unusable frame
 //!   → wait for a keyframe, ask for one (rate-limited).
+//! * [`slices`]: pictures sent as slices (one transport unit each): the pictures a gap in the
+//!   units cost, each counted once.
 //! * [`keyframe`]: the encoder side: keyframe requests merged within a minimum interval.
 //! * [`fec`]: forward error correction: the receiver's datagram loss count, and the sender's
 //!   parity per frame sized to it.
@@ -33,3 +35,4 @@ pub mod ping;
 pub mod rate;
 pub mod refchain;
 pub mod retransmit;
+pub mod slices;

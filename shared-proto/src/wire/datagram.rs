@@ -229,8 +229,55 @@ pub struct FrameTiming {
     pub send_ns: Nanos,
     /// Encoded bitstream bytes (without the timing block).
     pub encoded_len: u32,
-    /// Reserved flags; must be 0.
-    pub reserved: u32,
+    /// Which slice of its picture this blob carries (whole pictures: slice 0 of 1).
+    pub slice: SliceOf,
+}
+
+/// A transport unit's place in its picture: slice `index` of `count`. A picture's slices go
+/// out as consecutive sequence numbers, in picture order, each as soon as it is encoded, so
+/// the first leaves before the picture's length is known; the picture is complete when all
+/// `count` arrived. On the wire: a u32 `index << 8 | count`, the upper 16 bits zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SliceOf {
+    pub index: u8,
+    pub count: u8,
+}
+
+impl SliceOf {
+    /// A whole picture in one unit.
+    pub const WHOLE: SliceOf = SliceOf { index: 0, count: 1 };
+
+    pub fn is_first(self) -> bool {
+        self.index == 0
+    }
+
+    pub fn is_last(self) -> bool {
+        self.index + 1 == self.count
+    }
+
+    fn to_wire(self) -> u32 {
+        u32::from(self.index) << 8 | u32::from(self.count)
+    }
+
+    fn from_wire(v: u32) -> Result<Self, WireError> {
+        let s = SliceOf {
+            index: (v >> 8) as u8,
+            count: v as u8,
+        };
+        if v >> 16 != 0 || s.count == 0 || s.index >= s.count {
+            return Err(WireError::Invalid {
+                field: "timing.slice",
+                why: "not slice index < count (upper bits zero)",
+            });
+        }
+        Ok(s)
+    }
+}
+
+impl Default for SliceOf {
+    fn default() -> Self {
+        SliceOf::WHOLE
+    }
 }
 
 impl FrameTiming {
@@ -247,7 +294,7 @@ impl FrameTiming {
             out.extend_from_slice(&v.to_be_bytes());
         }
         out.extend_from_slice(&self.encoded_len.to_be_bytes());
-        out.extend_from_slice(&self.reserved.to_be_bytes());
+        out.extend_from_slice(&self.slice.to_wire().to_be_bytes());
     }
 
     pub fn parse(r: &mut Reader<'_>) -> Result<Self, WireError> {
@@ -258,14 +305,8 @@ impl FrameTiming {
             encode_end_ns: r.u64()?,
             send_ns: r.u64()?,
             encoded_len: r.u32()?,
-            reserved: r.u32()?,
+            slice: SliceOf::from_wire(r.u32()?)?,
         };
-        if t.reserved != 0 {
-            return Err(WireError::Invalid {
-                field: "timing.reserved",
-                why: "must be zero",
-            });
-        }
         if !(t.capture_ns <= t.encode_start_ns
             && t.encode_start_ns <= t.encode_end_ns
             && t.encode_end_ns <= t.send_ns)

@@ -1,4 +1,4 @@
-//! The binoc wire format, version 4.
+//! The binoc wire format, version 5.
 //!
 //! Two kinds of payload travel between streamer and headset:
 //!
@@ -8,29 +8,34 @@
 //!   ```text
 //!   offset size field
 //!   0      2    magic 0xB1 0x0C
-//!   2      1    version (4)
+//!   2      1    version (5)
 //!   3      1    type (1 = data fragment, 2 = parity fragment)
 //!   4      1    eye (0 left, 1 right)
 //!   5      1    flags (bit 0: keyframe, bit 1: sent again on request)
 //!   6      2    index: the data chunk's (type 1) or the parity shard's (type 2)
 //!   8      2    count: data fragments of the frame
 //!   10     2    parity: parity fragments of the frame (0 = no forward error correction)
-//!   12     4    seq: per-eye sequence number of the encoded frame (gaps = lost references)
-//!   16     4    frame length: bytes of the reassembled frame blob (timing block + bitstream)
+//!   12     4    seq: per-eye sequence number of the transport unit (a whole picture, or one
+//!               slice of it; a picture's slices have consecutive numbers; gaps = lost
+//!               references)
+//!   16     4    frame length: bytes of the reassembled unit's blob (timing block + bitstream)
 //!   20     ..   type 1: this fragment's chunk of the frame blob
 //!               type 2: one Reed–Solomon shard (GF(2^16), reed-solomon-simd) over the
 //!               frame's chunks, each zero-padded to `ceil(len / count)` rounded up to even
 //!   ```
 //!
-//!   The frame blob starts with a [`FrameTiming`] block (48 bytes) followed by the H.264
-//!   Annex-B bitstream. It is cut into `count` chunks of `ceil(len / count)` bytes (the last
+//!   The frame blob starts with a [`FrameTiming`] block (48 bytes; its last field says which
+//!   slice of its picture the unit is, [`SliceOf`]) followed by the H.264 Annex-B bitstream:
+//!   a whole picture, or one row slice sent the moment the encoder finished it (the picture's
+//!   header NALs ride in front of its first slice). It is cut into `count` chunks of `ceil(len / count)` bytes (the last
 //!   one shorter), so every fragment's offset and size follow from its header alone. Any
 //!   `count` of the `count + parity` fragments rebuild the frame.
 //!   Versions 1 (no parity, field 10 reserved), 2 (no `LinkStatus` message) and 3 (no stream
 //!   flags in `Hello`: whether the frames carry the pixel code) are refused at the handshake
 //!   with "no common protocol version": of a `Hello` outside this build's version only the
 //!   version range is read. (A version-3 headset, older than that rule, cannot parse a
-//!   version-4 `Hello` and closes the session with a parse error.)
+//!   version-4 `Hello` and closes the session with a parse error.) Version 4 had no slices
+//!   (the timing block's last field was reserved, zero).
 //!
 //! * **Control messages** on one reliable bidirectional QUIC stream, each framed as a
 //!   `u32` length followed by a one-byte type and the fields. They are split by direction
@@ -53,7 +58,7 @@ pub use control::{
     negotiate_version, ClientStats, ControlDecoder, FrameMarker, KeyframeReason, Message,
     StreamInfo,
 };
-pub use datagram::{parse_fragment, FragmentHeader, FrameTiming, ShardKind};
+pub use datagram::{parse_fragment, FragmentHeader, FrameTiming, ShardKind, SliceOf};
 pub use to_headset::{LinkStatus, ToHeadset};
 pub use to_streamer::{ToStreamer, MAX_NACK};
 
@@ -61,7 +66,7 @@ use crate::Eye;
 
 pub const MAGIC: [u8; 2] = [0xB1, 0x0C];
 /// The one protocol version this build speaks. Peers negotiate in [`ToHeadset::Hello`].
-pub const VERSION: u8 = 4;
+pub const VERSION: u8 = 5;
 pub const TYPE_VIDEO_FRAGMENT: u8 = 1;
 pub const TYPE_PARITY_FRAGMENT: u8 = 2;
 pub const FRAGMENT_HEADER_LEN: usize = 20;

@@ -39,8 +39,8 @@ use crate::report::Report;
 use link::LinkFeed;
 use sender::SenderEnd;
 
-/// Frames waiting for the sender (both eyes); more means the link is behind, and the oldest
-/// is dropped.
+/// Pictures waiting for the sender (both eyes; in slices, this many times the slices per
+/// picture); more means the link is behind, and the oldest is dropped.
 const QUEUE_FRAMES: usize = 4;
 
 /// How long one redial attempt waits for the headset, and the least time between attempts.
@@ -420,7 +420,7 @@ impl QuicOutput {
             reports: Mutex::new(Vec::new()),
             on_report,
         });
-        let (queue, rx) = FrameQueue::new(QUEUE_FRAMES);
+        let (queue, rx) = FrameQueue::new(QUEUE_FRAMES * usize::from(cfg.encoder.slices.max(1)));
         let first = Live {
             connection,
             t0: monotonic_ns(),
@@ -551,6 +551,10 @@ impl Inner {
 impl Output for QuicOutput {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn takes_slices(&self) -> bool {
+        true
     }
 
     fn offer(&self, frame: &Arc<EncodedFrame>) {

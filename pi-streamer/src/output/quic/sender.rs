@@ -1,5 +1,6 @@
-//! The QUIC sender: a blocking thread that takes this output's frames, drops those past their
-//! deadline, fragments, paces ([`Pacer`]) and sends them as datagrams. Its own thread, so it can
+//! The QUIC sender: a blocking thread that takes this output's units (whole pictures, or slices
+//! the moment the encoder wrote them), drops those past their deadline, fragments, paces
+//! ([`Pacer`]) and sends them as datagrams. Its own thread, so it can
 //! pace with sub-millisecond precision (tokio timers tick in milliseconds) and check every
 //! frame's deadline before and while it goes out.
 
@@ -106,10 +107,14 @@ pub fn run(
                 continue;
             }
         };
+        // A picture's marker names its last unit: only that one is booked for it.
         let key = FrameKey::Seq(f.seq);
+        let booked = timing.slice.is_last();
         {
             let mut c = state.eye(f.eye);
-            c.book_sending(key, timing);
+            if booked {
+                c.book_sending(key, timing);
+            }
             c.data_datagrams += u64::from(shape.data);
             c.parity_sent += u64::from(shape.parity);
             c.parity_bytes += datagrams[usize::from(shape.data)..]
@@ -149,7 +154,9 @@ pub fn run(
             // The rest of the frame would arrive too late: the client loses it and the next
             // frame of this eye is an IDR.
             let mut c = state.eye(f.eye);
-            c.ledger.unbook(key);
+            if booked {
+                c.ledger.unbook(key);
+            }
             c.dropped_deadline += 1;
             drop(c);
             feedback.request_keyframe(f.eye);
