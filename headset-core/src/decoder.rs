@@ -9,8 +9,9 @@ use std::sync::Arc;
 use binoc_net::os_clock::monotonic_ns;
 use shared_proto::fragment::CompletedFrame;
 use shared_proto::rules::refchain::ReferenceChain;
+use shared_proto::rules::refresh::{RefreshGate, RefreshState};
 use shared_proto::rules::slices::PictureTracker;
-use shared_proto::wire::{FrameMarker, KeyframeReason, SliceOf, StreamInfo, ToStreamer};
+use shared_proto::wire::{FrameMarker, KeyframeReason, StreamInfo, ToStreamer};
 use shared_proto::{pixel_code, Eye};
 use tokio::sync::mpsc;
 
@@ -21,6 +22,23 @@ use crate::stats::Shared;
 
 /// Keyframe requests are repeated at most this often while the decoder waits for one.
 const KEYFRAME_RETRY_NS: u64 = 100_000_000;
+
+/// Whether a lost reference can wait for the stream's next intra-refresh sweep instead of a
+/// keyframe: the decoder conceals, it has a picture to conceal from, sweeps are periodic and
+/// the wait is within their patience.
+fn repairable(
+    gate: &RefreshGate,
+    dec: &dyn decode::VideoDecoder,
+    decoded_any: bool,
+    now: u64,
+) -> bool {
+    decoded_any && dec.conceals() && gate.can_wait(now)
+}
+
+/// Whether this eye's pictures are being repaired by intra refresh now.
+fn repairing(gate: &RefreshGate, dec: &dyn decode::VideoDecoder) -> bool {
+    !matches!(gate.state(), RefreshState::Clean) && dec.conceals() && gate.periodic()
+}
 
 /// Runs until the session drops the sending end of `rx`. `stream`: the eye's stream as the
 /// streamer announced it (its size; whether its frames carry the pixel code).
@@ -64,6 +82,12 @@ pub(crate) fn run(
     let mut pictures = PictureTracker::new();
     let (mut idr_start, mut prev_seq): (Option<u32>, Option<u32>) = (None, None);
     let mut joined: Vec<u8> = Vec::new();
+    // Recovery by intra refresh (streams whose sweeps are periodic, decoders that conceal).
+    let frame_ns = stream
+        .map(|s| 1_000_000_000_000 / u64::from(s.fps_milli.max(1)))
+        .unwrap_or(16_666_667);
+    let mut gate = RefreshGate::new(frame_ns);
+    let mut decoded_any = false;
     let request = |reason: Option<KeyframeReason>| {
         if let Some(reason) = reason {
             shared.eye(eye).counts.keyframe_requests += 1;
@@ -83,6 +107,7 @@ pub(crate) fn run(
             to_surface = dec.renders_to_surface();
             chain.restart();
             last_code = None;
+            decoded_any = false;
         }
         // The chain runs per unit (slice): any gap waits for the first slice of an IDR. Loss
         // is counted per picture.
@@ -99,8 +124,19 @@ pub(crate) fn run(
             && (slice.is_first()
                 || (idr_start == Some(start) && prev_seq == Some(frame.seq.wrapping_sub(1))));
         prev_seq = Some(frame.seq);
-        let verdict = chain.on_frame(frame.seq, key_unit, monotonic_ns());
+        let now = monotonic_ns();
+        if lost > 0 {
+            gate.on_loss(now);
+        }
+        let mut verdict = chain.on_frame(frame.seq, key_unit, now);
         idr_start = (key_unit && verdict.usable).then_some(start);
+        if !verdict.usable && repairable(&gate, &*dec, decoded_any, now) {
+            // The stream refreshes itself: decode on (the decoder conceals what it lacks) and
+            // show nothing until a sweep has repaired the picture; no keyframe for now.
+            verdict.usable = true;
+            verdict.request = None;
+        }
+        shared.set_repairing(eye, repairing(&gate, &*dec));
         if !verdict.usable {
             if slice.is_last() {
                 shared.eye(eye).counts.skipped_until_idr += 1;
@@ -112,8 +148,9 @@ pub(crate) fn run(
         // A decoder that takes whole pictures only gets the slices joined.
         if slice.is_first() {
             joined.clear();
+            gate.on_picture(frame.keyframe && key_unit, slice.recovery);
         }
-        let unit: &[u8] = if dec.takes_slices() || slice == SliceOf::WHOLE {
+        let unit: &[u8] = if dec.takes_slices() || slice.count == 1 {
             &frame.bitstream
         } else {
             joined.extend_from_slice(&frame.bitstream);
@@ -125,6 +162,9 @@ pub(crate) fn run(
         // (pixel code, decoded at) of the picture, if one came out. The marker goes to the
         // sink, which completes it when the picture is uploaded and displayed.
         let mut picture: Option<(Option<(Eye, u32)>, u64)> = None;
+        // Whether the picture is shown: not while it (or the other eye's) is being repaired.
+        let mut hidden = false;
+        let conceals = dec.conceals();
         let new_marker = |code: Option<(Eye, u32)>, decoded_ns: u64| PendingMarker {
             marker: Some(FrameMarker {
                 eye,
@@ -144,21 +184,32 @@ pub(crate) fn run(
         let result = if to_surface {
             // The picture is rendered into the surface when decoding returns: decoded and
             // handed to the display at the same moment.
-            dec.decode_to_surface(unit)
-                .inspect(|&rendered| {
-                    if rendered {
-                        let now = monotonic_ns();
-                        sink.rendered(eye, now, new_marker(None, now));
-                        picture = Some((None, now));
-                    }
-                })
+            dec.decode_to_surface(unit).inspect(|&rendered| {
+                if rendered {
+                    let now = monotonic_ns();
+                    sink.rendered(eye, now, new_marker(None, now));
+                    picture = Some((None, now));
+                }
+            })
         } else {
             dec.decode(unit, &mut |p| {
+                if !slice.is_last() {
+                    // An earlier, damaged picture finished late by this slice (concealed):
+                    // never shown, not this frame's picture.
+                    return;
+                }
                 let decoded_ns = monotonic_ns();
+                let clean = gate.on_decoded();
+                // Both eyes hold while either is repaired by a sweep (an eye waiting for an
+                // IDR decodes nothing meanwhile; the other goes on).
+                shared.set_repairing(eye, !clean && conceals && gate.periodic());
+                hidden = !clean || shared.any_repairing();
                 let code = coded
                     .then(|| pixel_code::read(p.y, p.y_stride, p.width, p.height))
                     .flatten();
-                sink.present(eye, p, new_marker(code, decoded_ns));
+                if !hidden {
+                    sink.present(eye, p, new_marker(code, decoded_ns));
+                }
                 picture = Some((code, decoded_ns));
             })
         };
@@ -171,21 +222,37 @@ pub(crate) fn run(
                 // for us until the next IDR.
                 match result {
                     Err(e) => tracing::debug!(%eye, seq = frame.seq, "decode error: {e}"),
-                    Ok(_) => tracing::debug!(%eye, seq = frame.seq, "no picture from a whole access unit"),
-                }
-                {
+                    Ok(_) => {
+                        tracing::debug!(%eye, seq = frame.seq, "no picture from a whole access unit")
+                    }
                 }
                 shared.eye(eye).counts.decode_errors += 1;
-                request(chain.on_unusable(KeyframeReason::DecodeError, monotonic_ns()));
+                let now = monotonic_ns();
+                gate.on_loss(now);
+                let r = chain.on_unusable(KeyframeReason::DecodeError, now);
+                if !repairable(&gate, &*dec, decoded_any, now) {
+                    request(r);
+                }
                 shared.check_target();
                 continue;
             }
         };
         chain.on_decoded();
+        decoded_any = true;
+        if dec.last_concealed() && !hidden {
+            // Concealed without a loss seen first (a damaged bitstream): later pictures wait
+            // for a repair, or a keyframe.
+            let now = monotonic_ns();
+            gate.on_loss(now);
+            if !repairable(&gate, &*dec, decoded_any, now) {
+                request(chain.on_unusable(KeyframeReason::DecodeError, now));
+            }
+        }
         {
             let clock = shared.clock();
             let mut s = shared.eye(eye);
             s.counts.decoded += 1;
+            s.counts.hidden += u64::from(hidden);
             s.freezes.on_picture(monotonic_ns());
             if frame.keyframe {
                 s.counts.keyframes += 1;

@@ -35,6 +35,9 @@ pub struct EyeCounts {
     pub superseded: u64,
     /// Pictures displayed (their marker carries a display time).
     pub shown: u64,
+    /// Pictures decoded but not shown: damaged (a loss before them) while an intra-refresh
+    /// sweep repairs the picture, or held while the other eye's is repaired.
+    pub hidden: u64,
     /// Bitstream bytes of the frames received.
     pub bytes: u64,
     /// Frames rebuilt from parity fragments (forward error correction).
@@ -161,6 +164,9 @@ pub struct Shared {
     pub pairing_code: watch::Sender<Option<String>>,
     /// Streamers turned away (not paired, or another streamer is streaming).
     pub streamers_refused: AtomicU64,
+    /// Per eye: its pictures are damaged and being repaired by intra refresh (both eyes hold
+    /// their last good picture meanwhile, so the two never disagree).
+    repairing: [std::sync::atomic::AtomicBool; 2],
     done: watch::Sender<bool>,
 }
 
@@ -179,8 +185,19 @@ impl Shared {
             frame_target,
             pairing_code: watch::Sender::new(None),
             streamers_refused: AtomicU64::new(0),
+            repairing: Default::default(),
             done: watch::Sender::new(false),
         })
+    }
+
+    /// Says whether `eye`'s pictures are being repaired (not to be shown).
+    pub fn set_repairing(&self, eye: Eye, repairing: bool) {
+        self.repairing[eye.index()].store(repairing, Ordering::Relaxed);
+    }
+
+    /// Whether either eye's pictures are being repaired: then neither eye shows a new one.
+    pub fn any_repairing(&self) -> bool {
+        self.repairing.iter().any(|r| r.load(Ordering::Relaxed))
     }
 
     pub fn eye(&self, eye: Eye) -> MutexGuard<'_, EyeStats> {

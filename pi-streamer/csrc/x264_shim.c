@@ -23,9 +23,11 @@ struct binoc_x264_cfg {
 };
 
 /* Where finished slices go, in picture order: one call per slice with the frame's header NALs
- * (SPS/PPS/SEI) in front of its first slice. `idr`: the slice belongs to an IDR picture. */
+ * (SPS/PPS/SEI) in front of its first slice. `idr`: the slice belongs to an IDR picture;
+ * `recovery` > 0: the picture starts an intra-refresh sweep whose picture `recovery` frames
+ * later is exact again (its recovery point SEI's recovery_frame_cnt). */
 typedef void (*binoc_slice_sink)(void *ctx, const uint8_t *data, int len, int index, int count,
-                                 int idr);
+                                 int idr, int recovery);
 
 /* A slice finished out of order (sliced threads), kept until the slices before it are out. */
 struct held_slice {
@@ -51,7 +53,17 @@ struct binoc_x264 {
     uint8_t *unit;        /* prefix + slice, handed to the sink */
     int unit_cap;
     int next_mb, next_index, failed;
+    int recovery;         /* this picture's recovery_frame_cnt (0: not a sweep start) */
+    int recovery_frames;  /* what x264 writes in a sweep start's recovery point SEI */
 };
+
+/* x264's recovery_frame_cnt for a sweep start (set.c: min(mb_width - 1, keyint) + bframes - 1;
+ * binoc has no B-frames), at least 1. */
+static int recovery_frames(const x264_param_t *p) {
+    int mb_w = (p->i_width + 15) / 16;
+    int k = p->i_keyint_max < mb_w - 1 ? p->i_keyint_max : mb_w - 1;
+    return k - 1 > 1 ? k - 1 : 1;
+}
 
 static int reserve(uint8_t **buf, int *cap, int need) {
     if (need <= *cap) return 0;
@@ -80,7 +92,7 @@ static void flush_in_order(struct binoc_x264 *e) {
             e->next_mb = s->last_mb + 1;
             int index = e->next_index++;
             if (index >= e->slice_count) { e->failed = 1; return; }
-            e->sink(e->ctx, e->unit, len, index, e->slice_count, s->idr);
+            e->sink(e->ctx, e->unit, len, index, e->slice_count, s->idr, e->recovery);
             /* The slot is free again: move the last one into it. */
             struct held_slice tmp = *s;
             *s = e->held[e->n_held - 1];
@@ -117,6 +129,10 @@ static void nal_cb(x264_t *h, x264_nal_t *nal, void *opaque) {
         e->n_held++;
         flush_in_order(e);
     } else {
+        /* Unescaped RBSP at this point: an SEI's first byte is its payload type; 6 is the
+         * recovery point x264 writes in front of a sweep's first picture. */
+        if (nal->i_type == NAL_SEI && nal->i_payload > 0 && nal->p_payload[0] == 6)
+            e->recovery = e->recovery_frames;
         if (reserve(&e->prefix, &e->prefix_cap, e->prefix_len + room) < 0) { e->failed = 1; goto out; }
         x264_nal_encode(h, e->prefix + e->prefix_len, nal);
         e->prefix_len += nal->i_payload;
@@ -198,6 +214,7 @@ int binoc_x264_open(const struct binoc_x264_cfg *c, struct binoc_x264 **out, cha
         x264_encoder_parameters(e->h, &got);
         e->slice_count = got.i_slice_count > 0 ? got.i_slice_count : 1;
         e->mb_total = ((c->width + 15) / 16) * ((c->height + 15) / 16);
+        e->recovery_frames = recovery_frames(&got);
         pthread_mutex_init(&e->mu, NULL);
     }
     *out = e;
@@ -235,6 +252,7 @@ int binoc_x264_encode_sliced(struct binoc_x264 *e, const uint8_t *y, const uint8
     e->next_mb = 0;
     e->next_index = 0;
     e->failed = 0;
+    e->recovery = 0;
     pthread_mutex_unlock(&e->mu);
     x264_nal_t *nals = NULL;
     int n = 0;
@@ -250,6 +268,7 @@ int binoc_x264_encode_sliced(struct binoc_x264 *e, const uint8_t *y, const uint8
     if (!complete) return -3;
     *keyframe = out.i_type == X264_TYPE_IDR;
     *refresh = out.b_keyframe && out.i_type != X264_TYPE_IDR;
+    if (*refresh && !e->recovery) return -4; /* a sweep start without its recovery point */
     return 0;
 }
 
@@ -257,7 +276,7 @@ int binoc_x264_encode_sliced(struct binoc_x264 *e, const uint8_t *y, const uint8
  * the next call) and *keyframe tells whether it is an IDR. */
 int binoc_x264_encode(struct binoc_x264 *e, const uint8_t *y, const uint8_t *u, const uint8_t *v,
                       int stride_y, int stride_c, int force_idr,
-                      const uint8_t **data, int *len, int *keyframe) {
+                      const uint8_t **data, int *len, int *keyframe, int *recovery) {
     x264_picture_t in, out;
     x264_picture_init(&in);
     in.img.i_csp = X264_CSP_I420;
@@ -274,12 +293,18 @@ int binoc_x264_encode(struct binoc_x264 *e, const uint8_t *y, const uint8_t *u, 
     int n = 0;
     int size = x264_encoder_encode(e->h, &nals, &n, &in, &out);
     if (size < 0) return -1;
+    *recovery = 0;
     if (size == 0 || n == 0) { *data = NULL; *len = 0; *keyframe = 0; return 0; }
     /* x264 guarantees the payloads of one call are contiguous in memory. */
     *data = nals[0].p_payload;
     *len = size;
     /* Not b_keyframe: with intra refresh, a sweep's first P-frame has it set too. */
     *keyframe = out.i_type == X264_TYPE_IDR;
+    if (out.b_keyframe && !*keyframe) {
+        x264_param_t got;
+        x264_encoder_parameters(e->h, &got);
+        *recovery = recovery_frames(&got);
+    }
     return 0;
 }
 

@@ -1,8 +1,8 @@
 //! `pi-streamer loopback`: the streamer and the headset's receive core (headless) in one
 //! process, talking real QUIC over 127.0.0.1 with a pinned certificate.
 
-use std::sync::atomic::AtomicBool;
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use anyhow::{bail, Result};

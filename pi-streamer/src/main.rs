@@ -46,7 +46,7 @@ struct Cli {
 enum Command {
     /// Stream to a headless quest-client inside this process over 127.0.0.1 and print the
     /// latency table (per eye, and per stage).
-    Loopback(Box<PipelineArgs>),
+    Loopback(Box<LoopbackArgs>),
     /// A bad network on a desk: relay UDP (QUIC or WebRTC) between the streamer and the
     /// headset, losing, delaying, reordering, duplicating and rate-limiting datagrams, seeded
     /// so a run can be repeated. Point the streamer's --peer at --listen.
@@ -223,8 +223,18 @@ fn impair(args: &ImpairArgs) -> Result<()> {
     Ok(())
 }
 
+/// `loopback`: the pipeline's arguments, and where to write the timeline.
+#[derive(Debug, Args, Clone)]
+struct LoopbackArgs {
+    #[command(flatten)]
+    pipeline: PipelineArgs,
+    /// Write every decoded frame's stages to this CSV file as its marker arrives (one row per
+    /// frame: for plots of latency over time, scripts/plot-timeline.sh).
+    #[arg(long)]
+    timeline: Option<PathBuf>,
+}
+
 /// What the pipeline runs: configuration, source, encoder and its overrides, and the report.
-/// `loopback` takes these alone.
 #[derive(Debug, Args, Clone)]
 struct PipelineArgs {
     /// YAML configuration: one profile (like config/streamer.yaml, the embedded default) or
@@ -609,13 +619,17 @@ fn real_main(cli: Cli) -> Result<()> {
         #[cfg(not(target_os = "linux"))]
         Some(Command::ListCameras) => bail!("list-cameras needs Linux (libcamera, V4L2)"),
         Some(Command::Loopback(args)) => {
-            let cfg = load_config(&args, None)?;
-            let frames = args.frames.unwrap_or(600);
+            let cfg = load_config(&args.pipeline, None)?;
+            let frames = args.pipeline.frames.unwrap_or(600);
             if frames == 0 {
                 bail!("--frames must be at least 1");
             }
-            let result = runtime()?.block_on(pi_streamer::loopback::run(&cfg, frames))?;
-            print_report(&result.report, args.report)
+            let result = runtime()?.block_on(pi_streamer::loopback::run_with_timeline(
+                &cfg,
+                frames,
+                args.timeline.as_deref(),
+            ))?;
+            print_report(&result.report, args.pipeline.report)
         }
         None => run(cli.run),
     }

@@ -300,6 +300,7 @@ impl Pipeline {
                                         slice: SliceOf {
                                             index: s.index,
                                             count: s.count,
+                                            recovery: s.recovery_frames,
                                         },
                                     },
                                     data: s.data.to_vec(),

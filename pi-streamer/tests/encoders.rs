@@ -142,7 +142,11 @@ fn x264_slices_decode_as_they_come_to_the_same_pixels() {
                 slices.push((s.data.to_vec(), s.index, s.count, s.keyframe))
             })
             .unwrap();
-        assert_eq!(pic.keyframe, i == 0 || force, "frame {i}: IDR only first and forced");
+        assert_eq!(
+            pic.keyframe,
+            i == 0 || force,
+            "frame {i}: IDR only first and forced"
+        );
         if pic.refresh_start {
             refresh_starts.push(i);
         }
@@ -151,7 +155,11 @@ fn x264_slices_decode_as_they_come_to_the_same_pixels() {
         let mut picture_at = None;
         let mut by_slice_pixels = Vec::new();
         for (k, (data, index, count, key)) in slices.iter().enumerate() {
-            assert_eq!((*index as usize, *count), (k, 4), "frame {i}: in picture order");
+            assert_eq!(
+                (*index as usize, *count),
+                (k, 4),
+                "frame {i}: in picture order"
+            );
             assert_eq!(*key, pic.keyframe);
             let t = nal_types(data);
             if k == 0 && pic.keyframe {
@@ -172,14 +180,134 @@ fn x264_slices_decode_as_they_come_to_the_same_pixels() {
                 picture_at.get_or_insert(k);
             }
         }
-        assert_eq!(picture_at, Some(3), "frame {i}: the picture comes with its last slice");
+        assert_eq!(
+            picture_at,
+            Some(3),
+            "frame {i}: the picture comes with its last slice"
+        );
         let mut whole_pixels = Vec::new();
         assert!(whole
-            .decode(&joined, &mut |p| whole_pixels = p.y[..p.y_stride * p.height].to_vec())
+            .decode(&joined, &mut |p| whole_pixels =
+                p.y[..p.y_stride * p.height].to_vec())
             .unwrap());
         assert!(by_slice_pixels == whole_pixels, "frame {i}: same pixels");
     }
     // Sweeps every 8 frames after the IDR; the forced IDR (13) restarts the count.
-    assert!(!refresh_starts.is_empty(), "intra refresh sweeps: {refresh_starts:?}");
+    assert!(
+        !refresh_starts.is_empty(),
+        "intra refresh sweeps: {refresh_starts:?}"
+    );
     assert!(!refresh_starts.contains(&0) && !refresh_starts.contains(&13));
+}
+
+/// Intra refresh repairs a loss without a keyframe: x264 sweeps every 8 frames; one slice of
+/// frame 12 never reaches the decoder (openh264, concealing). The headset's gate
+/// (`rules::refresh`) hides every picture from the loss until the recovery point of the first
+/// sweep that starts after it, and from there on every picture is exactly what a decoder that
+/// lost nothing shows; no IDR is ever made after the first frame.
+#[cfg(feature = "x264")]
+#[test]
+fn intra_refresh_repairs_a_lost_slice_without_a_keyframe() {
+    use pi_streamer::config::RefreshMode;
+    use shared_proto::rules::refresh::RefreshGate;
+
+    let (w, h) = (320usize, 240usize);
+    let eye = EyeConfig {
+        size: Size {
+            width: w as u32,
+            height: h as u32,
+        },
+        idr_interval_frames: 8,
+        ..Default::default()
+    };
+    let settings = EncoderSettings {
+        kind: EncoderKind::X264,
+        slices: 4,
+        refresh: RefreshMode::Intra,
+        ..Default::default()
+    };
+    let mut enc = open_kind(EncoderKind::X264, &settings, &eye).unwrap();
+    let mut lossy = headset_core::decode::open_software().unwrap();
+    let mut clean = headset_core::decode::open_software().unwrap();
+    assert!(lossy.conceals());
+    let mut gate = RefreshGate::new(16_666_667);
+    let mut src = TestPattern::new(Eye::Right, w, h);
+    let (lost_frame, lost_slice) = (12u64, 2usize);
+    let mut sweeps = Vec::new();
+    let mut first_shown_after_loss = None;
+    let (mut hidden, mut damaged_hidden) = (0, false);
+    for i in 0..40u64 {
+        let mut frame = src.next_frame(i).unwrap().unwrap();
+        let (y, u, v) = frame.planes_mut();
+        shared_proto::pixel_code::write(y, w, u, v, w / 2, w, h, Eye::Right, i as u32);
+        let mut slices = Vec::new();
+        let pic = enc
+            .encode_sliced(&frame, false, &mut |s| {
+                slices.push((s.data.to_vec(), s.recovery_frames))
+            })
+            .unwrap();
+        assert_eq!(pic.keyframe, i == 0, "frame {i}: no IDR after the first");
+        let recovery = slices[0].1;
+        assert_eq!(pic.refresh_start, recovery > 0);
+        if recovery > 0 {
+            sweeps.push(i);
+        }
+        let mut want = Vec::new();
+        for (d, _) in &slices {
+            clean
+                .decode(d, &mut |p| want = p.y[..p.y_stride * p.height].to_vec())
+                .unwrap();
+        }
+        assert!(
+            !want.is_empty(),
+            "frame {i}: the lossless decoder has its picture"
+        );
+        // The lossy side: the gate sees the loss when the next slice arrives after the gap.
+        gate.on_picture(pic.keyframe, recovery);
+        let mut got = None;
+        for (k, (d, _)) in slices.iter().enumerate() {
+            if i == lost_frame && k == lost_slice {
+                continue;
+            }
+            if i == lost_frame && k == lost_slice + 1 {
+                gate.on_loss(0);
+            }
+            // With a slice missing, openh264 conceals; a picture that comes out before a
+            // frame's last slice is the damaged one finishing late (the decoder thread shows
+            // only pictures that come with a frame's last slice).
+            let last = k + 1 == slices.len();
+            let _ = lossy.decode(d, &mut |p| {
+                if last {
+                    got = Some(p.y[..p.y_stride * p.height].to_vec())
+                }
+            });
+        }
+        if i == lost_frame {
+            // The damaged picture comes out with the next frame's first slice, or not at all.
+            continue;
+        }
+        let Some(got) = got else { continue };
+        let shown = gate.on_decoded();
+        if i < lost_frame {
+            assert!(shown, "frame {i}: before the loss, every picture is shown");
+        } else if shown {
+            first_shown_after_loss.get_or_insert(i);
+            assert!(
+                got == want,
+                "frame {i}: shown, so exactly the lossless picture"
+            );
+        } else {
+            hidden += 1;
+            damaged_hidden |= got != want;
+        }
+    }
+    assert!(sweeps.len() >= 4, "a sweep every 8 frames: {sweeps:?}");
+    let next_sweep = *sweeps.iter().find(|&&s| s > lost_frame).unwrap();
+    let first = first_shown_after_loss.expect("the picture recovered without an IDR");
+    assert!(
+        first > lost_frame && first <= next_sweep + 8,
+        "shown again at {first}; loss at {lost_frame}, next sweep at {next_sweep}"
+    );
+    // The loss did damage the pictures the gate hid (concealment is not a repair).
+    assert!(hidden > 0 && damaged_hidden, "{hidden} hidden, damaged: {damaged_hidden}");
 }

@@ -56,6 +56,15 @@ pub trait VideoDecoder: Send {
     fn takes_slices(&self) -> bool {
         false
     }
+    /// Whether the decoder goes on putting out pictures after a lost reference (concealing
+    /// what it lacks), so an intra-refresh sweep can repair the stream without an IDR.
+    fn conceals(&self) -> bool {
+        false
+    }
+    /// Whether the last picture put out had concealed parts (never to be shown as good).
+    fn last_concealed(&self) -> bool {
+        false
+    }
     /// Whether this decoder renders into a [`Surface`] (use [`VideoDecoder::decode_to_surface`])
     /// rather than handing pictures to `decode`'s callback.
     fn renders_to_surface(&self) -> bool {

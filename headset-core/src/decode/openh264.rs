@@ -1,47 +1,97 @@
 //! Software decode with Cisco's openh264 (no reorder delay: binoc streams have no B-frames),
-//! slice by slice: each slice is decoded the moment it arrives.
+//! slice by slice: each slice is decoded the moment it arrives, and the picture comes out with
+//! the slice that completes it (docs/slices-research.md §3a).
+//!
+//! Error concealment is on (`ERROR_CON_SLICE_MV_COPY_CROSS_IDR`): after a lost reference the
+//! decoder still puts out pictures, with what it lacks copied from its last picture, instead of
+//! refusing every frame until an IDR. Those pictures are damaged; the decoder thread shows none
+//! of them ([`shared_proto::rules::refresh`]) until an intra-refresh sweep has repaired the
+//! picture. The `openh264` crate's own `decode` turns the non-zero state of such a picture into
+//! an error and drops it, so this decoder calls openh264's `DecodeFrameNoDelay` itself.
 
-use anyhow::{Context, Result};
-use openh264::decoder::{DecodeOptions, Decoder, DecoderConfig, Flush};
-use openh264::formats::YUVSource;
+use std::ffi::c_void;
+use std::ptr::null_mut;
+
+use anyhow::{bail, Context, Result};
+use openh264::decoder::{Decoder, DecoderConfig, Flush};
 use openh264::OpenH264API;
+use openh264_sys2::{
+    SBufferInfo, DECODER_OPTION, DECODER_OPTION_ERROR_CON_IDC, ERROR_CON_SLICE_MV_COPY_CROSS_IDR,
+};
 
 use super::{Chroma, DecodedView, VideoDecoder};
 
 pub struct OpenH264Decoder {
     dec: Decoder,
+    /// The last picture put out had concealed parts (its decoding state was not error-free).
+    concealed: bool,
 }
 
 impl OpenH264Decoder {
     pub fn new() -> Result<Self> {
         let cfg = DecoderConfig::new().flush_after_decode(Flush::NoFlush);
+        let mut dec = Decoder::with_api_config(OpenH264API::from_source(), cfg)
+            .context("openh264 decoder")?;
+        let mut idc: DECODER_OPTION = ERROR_CON_SLICE_MV_COPY_CROSS_IDR as DECODER_OPTION;
+        // SAFETY: a live decoder; the option takes a pointer to an int that outlives the call.
+        let rc = unsafe {
+            dec.raw_api().set_option(
+                DECODER_OPTION_ERROR_CON_IDC,
+                (&mut idc as *mut DECODER_OPTION).cast::<c_void>(),
+            )
+        };
+        if rc != 0 {
+            bail!("openh264 refused error concealment (state {rc})");
+        }
         Ok(OpenH264Decoder {
-            dec: Decoder::with_api_config(OpenH264API::from_source(), cfg)
-                .context("openh264 decoder")?,
+            dec,
+            concealed: false,
         })
     }
 }
 
 impl VideoDecoder for OpenH264Decoder {
     fn decode(&mut self, au: &[u8], on_picture: &mut dyn FnMut(&DecodedView<'_>)) -> Result<bool> {
-        let Some(p) = self
-            .dec
-            .decode_with_options(au, DecodeOptions::new().flush_after_decode(Flush::NoFlush))?
-        else {
-            return Ok(false);
+        let len = i32::try_from(au.len()).context("access unit too long")?;
+        let mut dst = [null_mut::<u8>(); 3];
+        let mut info = SBufferInfo::default();
+        // SAFETY: `au` is valid for `len` bytes during the call; dst and info are the out
+        // parameters DecodeFrameNoDelay fills.
+        let state = unsafe {
+            self.dec
+                .raw_api()
+                .decode_frame_no_delay(au.as_ptr(), len, dst.as_mut_ptr(), &mut info)
         };
-        let (width, height) = p.dimensions();
-        let (ys, us, _) = p.strides();
+        if info.iBufferStatus != 1 {
+            if state != 0 {
+                bail!("openh264: decoding state {state:#x}, no picture");
+            }
+            return Ok(false);
+        }
+        // SAFETY: iBufferStatus 1: the union holds the system buffer's geometry.
+        let sb = unsafe { info.UsrData.sSystemBuffer };
+        let (width, height) = (sb.iWidth.max(0) as usize, sb.iHeight.max(0) as usize);
+        let (ys, cs) = (sb.iStride[0].max(0) as usize, sb.iStride[1].max(0) as usize);
+        if dst.iter().any(|p| p.is_null()) || width == 0 || height == 0 || ys < width {
+            bail!("openh264: a picture without planes");
+        }
+        let ch = height.div_ceil(2);
+        // SAFETY: openh264 owns the planes until the next call on this decoder; each is
+        // `stride * rows` long (I420).
+        let (y, u, v) = unsafe {
+            (
+                std::slice::from_raw_parts(dst[0], ys * height),
+                std::slice::from_raw_parts(dst[1], cs * ch),
+                std::slice::from_raw_parts(dst[2], cs * ch),
+            )
+        };
+        self.concealed = state != 0;
         on_picture(&DecodedView {
             width,
             height,
-            y: p.y(),
+            y,
             y_stride: ys,
-            chroma: Chroma::Planar {
-                u: p.u(),
-                v: p.v(),
-                stride: us,
-            },
+            chroma: Chroma::Planar { u, v, stride: cs },
         });
         Ok(true)
     }
@@ -50,9 +100,15 @@ impl VideoDecoder for OpenH264Decoder {
         "openh264"
     }
 
-    /// openh264's no-delay decode takes slices one by one and puts out the picture with the
-    /// slice that completes it (docs/slices-research.md §3a).
     fn takes_slices(&self) -> bool {
         true
+    }
+
+    fn conceals(&self) -> bool {
+        true
+    }
+
+    fn last_concealed(&self) -> bool {
+        self.concealed
     }
 }

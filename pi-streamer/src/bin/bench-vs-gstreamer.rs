@@ -65,10 +65,12 @@ struct Args {
     /// run one binoc per mode.
     #[arg(long, value_delimiter = ',', default_value = "intra")]
     refresh: Vec<String>,
-    /// Write every decoded frame's capture→decoded latency (ms) of each run as CSV here
-    /// (system,round,index,latency_ms): the CDF and over-time plots.
+    /// Write every decoded frame's capture→decoded latency of each run into this directory:
+    /// `samples.csv` (system,round,index,latency_ms), and binoc's per-stage timeline of each
+    /// run (`timeline-<system>-r<round>.csv`, as `--timeline` writes it); scripts/plot-bench.sh
+    /// plots them.
     #[arg(long)]
-    samples: Option<std::path::PathBuf>,
+    out: Option<std::path::PathBuf>,
 }
 
 /// One system's run.
@@ -76,6 +78,10 @@ struct Args {
 struct Run {
     system: String,
     round: u32,
+    width: u32,
+    height: u32,
+    fps: f64,
+    eyes: usize,
     p50: f64,
     p95: f64,
     p99: f64,
@@ -100,6 +106,10 @@ fn main() -> Result<()> {
     let frames = (args.seconds * args.fps).round() as u64;
     let mut runs = Vec::new();
     let variants = binoc_variants(&args)?;
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(dir.join("samples.csv"), "system,round,index,latency_ms\n")?;
+    }
     for round in 0..args.rounds {
         // GStreamer first in odd rounds, last in even ones; binoc's variants rotate too.
         let mut order: Vec<Option<&Variant>> = variants.iter().map(Some).collect();
@@ -116,11 +126,11 @@ fn main() -> Result<()> {
                 None => gstreamer(&args, frames, round)?,
             };
             let system = &r.system;
-            if let Some(path) = &args.samples {
+            if let Some(dir) = &args.out {
                 let mut f = std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
-                    .open(path)?;
+                    .open(dir.join("samples.csv"))?;
                 for (i, ms) in samples.iter().enumerate() {
                     writeln!(f, "{system},{round},{i},{ms:.3}")?;
                 }
@@ -166,7 +176,11 @@ fn binoc_variants(args: &Args) -> Result<Vec<Variant>> {
             }
             let mut name = format!("binoc s{slices}");
             if args.refresh.len() > 1 {
-                name.push_str(if refresh == RefreshMode::Intra { " ir" } else { " key" });
+                name.push_str(if refresh == RefreshMode::Intra {
+                    " ir"
+                } else {
+                    " key"
+                });
             }
             v.push(Variant {
                 name,
@@ -210,35 +224,44 @@ fn binoc(args: &Args, v: &Variant, frames: u64, round: u32) -> Result<(Run, Vec<
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let timeline = std::env::temp_dir().join(format!("binoc-bench-{}.csv", std::process::id()));
+    let timeline = args.out.as_ref().map(|d| {
+        d.join(format!(
+            "timeline-{}-r{round}.csv",
+            v.name.replace(' ', "-")
+        ))
+    });
     let r = rt
         .block_on(pi_streamer::loopback::run_with_timeline(
             &cfg,
             frames,
-            args.samples.as_ref().map(|_| timeline.as_path()),
+            timeline.as_deref(),
         ))?
         .report;
-    let samples = if args.samples.is_some() {
-        let s = read_timeline(&timeline).unwrap_or_default();
-        let _ = std::fs::remove_file(&timeline);
-        s
-    } else {
-        Vec::new()
+    let samples = match &timeline {
+        Some(t) => read_timeline(t)?,
+        None => Vec::new(),
     };
     let (l, rr) = (&r.eyes.left, &r.eyes.right);
     // binoc always runs both eyes; with --one-eye its figures are still both eyes' (noted).
-    Ok((Run {
-        system: v.name.clone(),
-        round,
-        p50: r.latency_ms.p50,
-        p95: r.latency_ms.p95,
-        p99: r.latency_ms.p99,
-        max: r.latency_ms.max,
-        decoded: l.decoded + rr.decoded,
-        sent: l.captured + rr.captured,
-        wrong_eye: l.wrong_eye + rr.wrong_eye,
-        cpu_ms_per_frame: r.cpu_ms_per_frame,
-    }, samples))
+    Ok((
+        Run {
+            system: v.name.clone(),
+            round,
+            width: args.size.width,
+            height: args.size.height,
+            fps: args.fps,
+            eyes: 2,
+            p50: r.latency_ms.p50,
+            p95: r.latency_ms.p95,
+            p99: r.latency_ms.p99,
+            max: r.latency_ms.max,
+            decoded: l.decoded + rr.decoded,
+            sent: l.captured + rr.captured,
+            wrong_eye: l.wrong_eye + rr.wrong_eye,
+            cpu_ms_per_frame: r.cpu_ms_per_frame,
+        },
+        samples,
+    ))
 }
 
 /// capture→decoded (ms) of every frame in a `--timeline` CSV, in its order.
@@ -425,18 +448,25 @@ fn gstreamer(args: &Args, frames: u64, round: u32) -> Result<(Run, Vec<f64>)> {
     }
     let s = lat.summary();
     let sent = frames * eyes.len() as u64;
-    Ok((Run {
-        system: "gstreamer".into(),
-        round,
-        p50: s.p50,
-        p95: s.p95,
-        p99: s.p99,
-        max: s.max,
-        decoded,
-        sent,
-        wrong_eye: wrong,
-        cpu_ms_per_frame: (gst_cpu + source_cpu) as f64 / 1e6 / sent.max(1) as f64,
-    }, samples))
+    Ok((
+        Run {
+            system: "gstreamer".into(),
+            round,
+            width: args.size.width,
+            height: args.size.height,
+            fps: args.fps,
+            eyes: eyes.len(),
+            p50: s.p50,
+            p95: s.p95,
+            p99: s.p99,
+            max: s.max,
+            decoded,
+            sent,
+            wrong_eye: wrong,
+            cpu_ms_per_frame: (gst_cpu + source_cpu) as f64 / 1e6 / sent.max(1) as f64,
+        },
+        samples,
+    ))
 }
 
 fn free_udp_port() -> Result<u16> {

@@ -26,8 +26,7 @@ pub use files::{ConfigFile, Profiles, EMBEDDED_DEFAULT, SHIPPED_PROFILES};
 pub use model::{
     AwbMode, CameraSettings, CaptureFormat, Complexity, Crop, Deadlines, EncoderKind,
     EncoderSettings, EyeConfig, Eyes, Flip, Offset, RefreshMode, Size, SourceSpec, SpsPpsMode,
-    StreamerConfig,
-    TransportConfig, TransportKind, UdpPorts, WebrtcConfig,
+    StreamerConfig, TransportConfig, TransportKind, UdpPorts, WebrtcConfig,
 };
 pub use schema::ConfigError;
 

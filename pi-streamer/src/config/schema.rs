@@ -350,7 +350,10 @@ fn read_encoder(c: &mut Checker, n: &Node, k: &str) -> Option<EncoderSettings> {
         c.choice(
             n,
             k,
-            &[("intra", RefreshMode::Intra), ("keyframe", RefreshMode::Keyframe)],
+            &[
+                ("intra", RefreshMode::Intra),
+                ("keyframe", RefreshMode::Keyframe),
+            ],
         )
     });
     m.set(c, "sps_pps", &mut s.sps_pps, |c, n, k| {

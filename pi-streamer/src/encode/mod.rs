@@ -19,6 +19,9 @@ use crate::source::RawFrame;
 pub struct EncodedPicture {
     pub data: Vec<u8>,
     pub keyframe: bool,
+    /// Above 0: the picture starts an intra-refresh sweep; the picture this many frames later
+    /// is exact again whatever was lost before the sweep (x264's recovery point).
+    pub recovery_frames: u16,
 }
 
 /// One slice of a picture (Annex-B NAL units: the picture's header NALs ride in front of its
@@ -30,6 +33,8 @@ pub struct EncodedSlice<'a> {
     pub count: u8,
     /// The slice belongs to an IDR picture.
     pub keyframe: bool,
+    /// As [`EncodedPicture::recovery_frames`], on every slice of the picture.
+    pub recovery_frames: u16,
 }
 
 /// What [`VideoEncoder::encode_sliced`] says of the picture once all its slices are out.
@@ -38,6 +43,15 @@ pub struct SlicedPicture {
     pub keyframe: bool,
     /// An intra-refresh sweep starts with this (non-IDR) picture.
     pub refresh_start: bool,
+}
+
+impl SlicedPicture {
+    fn of(pic: &EncodedPicture) -> Self {
+        SlicedPicture {
+            keyframe: pic.keyframe,
+            refresh_start: pic.recovery_frames > 0,
+        }
+    }
 }
 
 pub trait VideoEncoder: Send {
@@ -76,12 +90,10 @@ pub fn whole_as_one_slice<E: VideoEncoder + ?Sized>(
             index: 0,
             count: 1,
             keyframe: pic.keyframe,
+            recovery_frames: pic.recovery_frames,
         });
     }
-    Ok(SlicedPicture {
-        keyframe: pic.keyframe,
-        refresh_start: false,
-    })
+    Ok(SlicedPicture::of(&pic))
 }
 
 /// The software encoders this binary was built with, fastest first.

@@ -97,7 +97,11 @@ impl VideoEncoder for OpenH264Encoder {
         let keyframe = matches!(bs.frame_type(), FrameType::IDR | FrameType::I);
         let mut data = Vec::with_capacity(64 * 1024);
         bs.write_vec(&mut data);
-        Ok(EncodedPicture { data, keyframe })
+        Ok(EncodedPicture {
+            data,
+            keyframe,
+            recovery_frames: 0,
+        })
     }
 
     fn set_bitrate(&mut self, bps: u32) -> Result<()> {

@@ -313,6 +313,7 @@ impl VideoEncoder for V4l2Encoder {
         Ok(EncodedPicture {
             data,
             keyframe: flags & v4l2::BUF_FLAG_KEYFRAME != 0,
+            recovery_frames: 0,
         })
     }
 

@@ -43,6 +43,7 @@ type SliceSinkFn = unsafe extern "C" fn(
     index: c_int,
     count: c_int,
     idr: c_int,
+    recovery: c_int,
 );
 
 #[repr(C)]
@@ -69,6 +70,7 @@ extern "C" {
         data: *mut *const u8,
         len: *mut c_int,
         keyframe: *mut c_int,
+        recovery: *mut c_int,
     ) -> c_int;
     #[allow(clippy::too_many_arguments)]
     fn binoc_x264_encode_sliced(
@@ -118,6 +120,7 @@ unsafe extern "C" fn slice_trampoline(
     index: c_int,
     count: c_int,
     idr: c_int,
+    recovery: c_int,
 ) {
     // SAFETY: ctx is the &mut SliceSink that encode() passed for this very call of
     // binoc_x264_encode_sliced, alive until it returns; the shim serialises the calls.
@@ -132,6 +135,7 @@ unsafe extern "C" fn slice_trampoline(
         index: index.clamp(0, 255) as u8,
         count: count.clamp(1, 255) as u8,
         keyframe: idr != 0,
+        recovery_frames: recovery.clamp(0, u16::MAX.into()) as u16,
     };
     // No unwinding into C: a panic is remembered and reported after the call.
     if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (sink.emit)(slice))).is_err() {
@@ -213,18 +217,20 @@ impl VideoEncoder for X264Encoder {
     fn encode(&mut self, frame: &RawFrame, force_idr: bool) -> Result<EncodedPicture> {
         if self.slices > 0 {
             // Sliced mode: the slices, joined.
-            let mut data = Vec::new();
+            let (mut data, mut recovery_frames) = (Vec::new(), 0);
             let pic = self.encode_sliced(frame, force_idr, &mut |s| {
-                data.extend_from_slice(s.data)
+                data.extend_from_slice(s.data);
+                recovery_frames = s.recovery_frames;
             })?;
             return Ok(EncodedPicture {
                 data,
                 keyframe: pic.keyframe,
+                recovery_frames,
             });
         }
         self.check_size(frame)?;
         let (y, u, v) = (frame.y(), frame.u(), frame.v());
-        let (mut data, mut len, mut key) = (std::ptr::null(), 0, 0);
+        let (mut data, mut len, mut key, mut recovery) = (std::ptr::null(), 0, 0, 0);
         // SAFETY: the planes are complete I420 planes of the size the encoder was opened with
         // (checked above); x264 only reads them during the call. The output points into x264's
         // buffer, valid until the next call on this handle, and is copied out at once.
@@ -240,6 +246,7 @@ impl VideoEncoder for X264Encoder {
                 &mut data,
                 &mut len,
                 &mut key,
+                &mut recovery,
             )
         };
         if rc != 0 {
@@ -254,6 +261,7 @@ impl VideoEncoder for X264Encoder {
         Ok(EncodedPicture {
             data,
             keyframe: key != 0,
+            recovery_frames: recovery.clamp(0, u16::MAX.into()) as u16,
         })
     }
 
@@ -303,6 +311,7 @@ impl VideoEncoder for X264Encoder {
                 refresh_start: refresh != 0,
             }),
             -3 => bail!("x264 left part of the picture without a slice"),
+            -4 => bail!("x264 started an intra-refresh sweep without its recovery point"),
             _ => bail!("x264_encoder_encode failed (sliced)"),
         }
     }

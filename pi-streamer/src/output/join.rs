@@ -34,7 +34,10 @@ impl SliceJoiner {
         let s = f.timing.slice;
         if s.is_first() {
             let mut timing = f.timing;
-            timing.slice = SliceOf::WHOLE;
+            timing.slice = SliceOf {
+                recovery: s.recovery,
+                ..SliceOf::WHOLE
+            };
             let seq = self.seq[i];
             self.seq[i] = seq.wrapping_add(1);
             p.frame = Some(EncodedFrame {
@@ -94,7 +97,7 @@ mod tests {
                 frame_no,
                 encode_end_ns: u64::from(index) + 10,
                 send_ns: u64::from(index) + 10,
-                slice: SliceOf { index, count },
+                slice: SliceOf::of(index, count),
                 ..Default::default()
             },
             data: vec![index; 3],

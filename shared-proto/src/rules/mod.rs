@@ -12,6 +12,9 @@
 //!   → wait for a keyframe, ask for one (rate-limited).
 //! * [`slices`]: pictures sent as slices (one transport unit each): the pictures a gap in the
 //!   units cost, each counted once.
+//! * [`refresh`]: recovery by intra refresh: after a loss, decode on but show nothing until
+//!   a sweep that began after it reaches its recovery point; a keyframe only if none comes in
+//!   time.
 //! * [`keyframe`]: the encoder side: keyframe requests merged within a minimum interval.
 //! * [`fec`]: forward error correction: the receiver's datagram loss count, and the sender's
 //!   parity per frame sized to it.
@@ -34,5 +37,6 @@ pub mod pairing;
 pub mod ping;
 pub mod rate;
 pub mod refchain;
+pub mod refresh;
 pub mod retransmit;
 pub mod slices;

@@ -89,18 +89,13 @@ mod tests {
     use super::*;
 
     fn s(index: u8, count: u8) -> SliceOf {
-        SliceOf { index, count }
+        SliceOf::of(index, count)
     }
 
     /// Units of `pictures` pictures of `count` slices, seq from `base`.
     fn units(base: u32, pictures: u32, count: u8) -> Vec<(u32, SliceOf)> {
         (0..pictures * u32::from(count))
-            .map(|i| {
-                (
-                    base.wrapping_add(i),
-                    s((i % u32::from(count)) as u8, count),
-                )
-            })
+            .map(|i| (base.wrapping_add(i), s((i % u32::from(count)) as u8, count)))
             .collect()
     }
 

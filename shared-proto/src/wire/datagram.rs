@@ -236,16 +236,32 @@ pub struct FrameTiming {
 /// A transport unit's place in its picture: slice `index` of `count`. A picture's slices go
 /// out as consecutive sequence numbers, in picture order, each as soon as it is encoded, so
 /// the first leaves before the picture's length is known; the picture is complete when all
-/// `count` arrived. On the wire: a u32 `index << 8 | count`, the upper 16 bits zero.
+/// `count` arrived. `recovery` > 0 marks a picture that starts an intra-refresh sweep: the
+/// picture `recovery` frames later is exact again, whatever was lost before the sweep. On the
+/// wire: a u32 `recovery << 16 | index << 8 | count`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SliceOf {
     pub index: u8,
     pub count: u8,
+    pub recovery: u16,
 }
 
 impl SliceOf {
     /// A whole picture in one unit.
-    pub const WHOLE: SliceOf = SliceOf { index: 0, count: 1 };
+    pub const WHOLE: SliceOf = SliceOf {
+        index: 0,
+        count: 1,
+        recovery: 0,
+    };
+
+    /// Slice `index` of `count` of a picture that starts no sweep.
+    pub const fn of(index: u8, count: u8) -> Self {
+        SliceOf {
+            index,
+            count,
+            recovery: 0,
+        }
+    }
 
     pub fn is_first(self) -> bool {
         self.index == 0
@@ -256,18 +272,19 @@ impl SliceOf {
     }
 
     fn to_wire(self) -> u32 {
-        u32::from(self.index) << 8 | u32::from(self.count)
+        u32::from(self.recovery) << 16 | u32::from(self.index) << 8 | u32::from(self.count)
     }
 
     fn from_wire(v: u32) -> Result<Self, WireError> {
         let s = SliceOf {
             index: (v >> 8) as u8,
             count: v as u8,
+            recovery: (v >> 16) as u16,
         };
-        if v >> 16 != 0 || s.count == 0 || s.index >= s.count {
+        if s.count == 0 || s.index >= s.count {
             return Err(WireError::Invalid {
                 field: "timing.slice",
-                why: "not slice index < count (upper bits zero)",
+                why: "not slice index < count",
             });
         }
         Ok(s)
