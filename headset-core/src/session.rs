@@ -28,6 +28,29 @@ const DECODE_QUEUE: usize = 4;
 /// The most slices per picture the decode queue makes room for (`SliceOf::count` is a u8).
 const MAX_SLICES: usize = 255;
 
+/// Hands one unit out of reassembly to its eye's decoder, counting it.
+fn deliver(
+    shared: &Shared,
+    frame_tx: &[crossbeam_channel::Sender<CompletedFrame>],
+    frame: CompletedFrame,
+) {
+    let eye = frame.eye;
+    {
+        let mut s = shared.eye(eye);
+        // A picture counts once, at its last slice.
+        s.counts.received += u64::from(frame.timing.slice.is_last());
+        s.counts.bytes += frame.bitstream.len() as u64;
+        s.counts.repaired += u64::from(frame.repaired_fragments > 0);
+    }
+    // A full queue means the decoder is behind: drop here; the decoder sees the sequence gap
+    // and asks for an IDR. The queue holds DECODE_QUEUE pictures, in slices.
+    let tx = &frame_tx[eye.index()];
+    let room = DECODE_QUEUE * usize::from(frame.timing.slice.count);
+    if tx.len() >= room || tx.try_send(frame).is_err() {
+        tracing::debug!(%eye, "decoder behind: frame dropped at its queue");
+    }
+}
+
 /// Messages for the control-stream writer task.
 pub enum Outgoing {
     Msg(ToStreamer),
@@ -130,7 +153,18 @@ pub(crate) async fn run(
         }
     });
 
-    let mut reassembler = Reassembler::new(ReassemblyLimits::default());
+    // Units wait for reordered predecessors up to one frame interval of the faster eye.
+    let fps_milli = streams
+        .iter()
+        .flatten()
+        .map(|s| s.fps_milli)
+        .max()
+        .unwrap_or(60_000)
+        .max(1_000);
+    let mut reassembler = Reassembler::new(ReassemblyLimits {
+        reorder_ns: 1_000_000_000_000 / u64::from(fps_milli),
+        ..Default::default()
+    });
     // Expiry and retransmission requests: 5 ms granularity (a request goes out 5–10 ms after a
     // frame's last fragment).
     let mut tick = tokio::time::interval(Duration::from_millis(5));
@@ -153,23 +187,8 @@ pub(crate) async fn run(
                         for &seq in &ins.lost {
                             tracing::debug!(seq, "frame lost in reassembly");
                         }
-                        if let Some(frame) = ins.completed {
-                            let eye = frame.eye;
-                            {
-                                let mut s = shared.eye(eye);
-                                // A picture counts once, at its last slice.
-                                s.counts.received += u64::from(frame.timing.slice.is_last());
-                                s.counts.bytes += frame.bitstream.len() as u64;
-                                s.counts.repaired += u64::from(frame.repaired_fragments > 0);
-                            }
-                            // A full queue means the decoder is behind: drop here; the decoder
-                            // sees the sequence gap and asks for an IDR.
-                            // The queue holds DECODE_QUEUE pictures, in slices.
-                            let tx = &frame_tx[eye.index()];
-                            let room = DECODE_QUEUE * usize::from(frame.timing.slice.count);
-                            if tx.len() >= room || tx.try_send(frame).is_err() {
-                                tracing::debug!(%eye, "decoder behind: frame dropped at its queue");
-                            }
+                        for frame in ins.completed {
+                            deliver(&shared, &frame_tx, frame);
                         }
                     }
                     Err(e) => {
@@ -180,8 +199,12 @@ pub(crate) async fn run(
             }
             _ = tick.tick() => {
                 let now = monotonic_ns();
-                for (eye, seq) in reassembler.expire(now) {
+                let expired = reassembler.expire(now);
+                for (eye, seq) in expired.lost {
                     tracing::debug!(%eye, seq, "frame expired incomplete");
+                }
+                for frame in expired.completed {
+                    deliver(&shared, &frame_tx, frame);
                 }
                 // What parity cannot make up is asked for again (the streamer answers if the
                 // frame can still be in time).

@@ -309,5 +309,8 @@ fn intra_refresh_repairs_a_lost_slice_without_a_keyframe() {
         "shown again at {first}; loss at {lost_frame}, next sweep at {next_sweep}"
     );
     // The loss did damage the pictures the gate hid (concealment is not a repair).
-    assert!(hidden > 0 && damaged_hidden, "{hidden} hidden, damaged: {damaged_hidden}");
+    assert!(
+        hidden > 0 && damaged_hidden,
+        "{hidden} hidden, damaged: {damaged_hidden}"
+    );
 }

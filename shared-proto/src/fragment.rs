@@ -172,14 +172,22 @@ pub struct ReassemblyLimits {
     pub max_partial_bytes: usize,
     /// A partial frame older than this (since its first fragment) is declared lost.
     pub max_wait_ns: u64,
+    /// How long a complete unit waits for the units before it (reordered on the link, or
+    /// still missing fragments) before those are declared lost and it is delivered. Units
+    /// are delivered in sequence order; the slices of one picture leave within a millisecond
+    /// of each other, so a link that reorders at all reorders them. One frame interval: what
+    /// a whole-frame stream tolerated when the next frame's completion declared loss.
+    pub reorder_ns: u64,
 }
 
 impl Default for ReassemblyLimits {
     fn default() -> Self {
         ReassemblyLimits {
-            max_partial_frames: 4,
+            // Units: four pictures of up to eight slices.
+            max_partial_frames: 32,
             max_partial_bytes: 8 * 1024 * 1024,
             max_wait_ns: 100_000_000,
+            reorder_ns: 16_666_667,
         }
     }
 }
@@ -215,9 +223,18 @@ pub struct ReassemblyStats {
 /// What one inserted datagram led to.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Insertion {
-    pub completed: Option<CompletedFrame>,
+    /// Units delivered, in sequence order: this datagram's, if it completed one whose
+    /// predecessors are all in (or given up), and any that waited for it.
+    pub completed: Vec<CompletedFrame>,
     /// Sequence numbers declared lost as a result.
     pub lost: Vec<u32>,
+}
+
+/// What [`Reassembler::expire`] gave up on, and what it delivered as a result.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Expired {
+    pub lost: Vec<(Eye, u32)>,
+    pub completed: Vec<CompletedFrame>,
 }
 
 struct Partial {
@@ -283,6 +300,8 @@ fn repair(p: &mut Partial) -> bool {
 #[derive(Default)]
 struct EyeState {
     partials: Vec<Partial>,
+    /// Complete units waiting for the units before them, with when they completed.
+    held: Vec<(CompletedFrame, Nanos)>,
     meter: LossMeter,
     /// Highest sequence number delivered or declared lost: anything at or below is stale.
     floor: Option<u32>,
@@ -297,6 +316,10 @@ impl EyeState {
             .sum()
     }
 
+    fn held_bytes(&self) -> usize {
+        self.held.iter().map(|(c, _)| c.bitstream.len()).sum()
+    }
+
     fn is_stale(&self, seq: u32) -> bool {
         self.floor.is_some_and(|f| !seq_newer(seq, f))
     }
@@ -304,6 +327,47 @@ impl EyeState {
     fn raise_floor(&mut self, seq: u32) {
         if self.floor.is_none_or(|f| seq_newer(seq, f)) {
             self.floor = Some(seq);
+        }
+    }
+
+    /// Delivers the held units whose turn it is at `now`, in sequence order: the next one in
+    /// sequence at once (or the first ever, with nothing older partial), any other once it
+    /// has waited `reorder_ns` — then whatever is older is lost.
+    fn release(
+        &mut self,
+        now: Nanos,
+        limits: &ReassemblyLimits,
+        out: &mut Vec<CompletedFrame>,
+        lost: &mut Vec<u32>,
+    ) {
+        loop {
+            // Held units count against the same budget as partial ones: past it, the oldest
+            // goes out without waiting.
+            let over = self.held.len() > limits.max_partial_frames
+                || self.held_bytes() + self.partial_bytes() > limits.max_partial_bytes;
+            let Some(i) = (0..self.held.len()).min_by(|&a, &b| {
+                if seq_newer(self.held[a].0.seq, self.held[b].0.seq) {
+                    std::cmp::Ordering::Greater
+                } else {
+                    std::cmp::Ordering::Less
+                }
+            }) else {
+                return;
+            };
+            let (seq, ready) = (self.held[i].0.seq, self.held[i].1);
+            let next = match self.floor {
+                Some(f) => f.wrapping_add(1) == seq,
+                None => !self.partials.iter().any(|p| seq_newer(seq, p.header.seq)),
+            };
+            if !next {
+                if !over && now.saturating_sub(ready) < limits.reorder_ns {
+                    return;
+                }
+                self.lose_older_than(seq, lost);
+            }
+            let (c, _) = self.held.swap_remove(i);
+            self.raise_floor(seq);
+            out.push(c);
         }
     }
 
@@ -353,9 +417,13 @@ impl Reassembler {
         self.malformed
     }
 
-    /// Bytes currently held in partial frames, over both eyes.
+    /// Bytes currently held in partial frames and in complete units waiting for their turn,
+    /// over both eyes.
     pub fn buffered_bytes(&self) -> usize {
-        self.eyes.iter().map(EyeState::partial_bytes).sum()
+        self.eyes
+            .iter()
+            .map(|e| e.partial_bytes() + e.held_bytes())
+            .sum()
     }
 
     /// Parses and inserts one datagram received at `now` (receiver clock).
@@ -411,9 +479,15 @@ impl Reassembler {
                     return out;
                 }
                 // Make room: by count, then by bytes, evicting the oldest partial frames.
+                // Complete units waiting for their turn go out first if they are in the way.
+                if st.held_bytes() + st.partial_bytes() + budget > limits.max_partial_bytes {
+                    let mut forced = limits;
+                    forced.max_partial_bytes = limits.max_partial_bytes.saturating_sub(budget);
+                    st.release(now, &forced, &mut out.completed, &mut out.lost);
+                }
                 while st.partials.len() >= limits.max_partial_frames
                     || (!st.partials.is_empty()
-                        && st.partial_bytes() + budget > limits.max_partial_bytes)
+                        && st.held_bytes() + st.partial_bytes() + budget > limits.max_partial_bytes)
                 {
                     let oldest = (0..st.partials.len())
                         .min_by(|&a, &b| {
@@ -479,14 +553,14 @@ impl Reassembler {
         }
         let mut p = st.partials.swap_remove(pos);
         let seq = p.header.seq;
-        st.lose_older_than(seq, &mut out.lost);
-        st.raise_floor(seq);
         let missing = p.header.count - p.received;
         if missing > 0 {
             if !repair(&mut p) {
                 st.stats.inconsistent += 1;
                 st.stats.lost += 1;
                 out.lost.push(seq);
+                st.raise_floor(seq);
+                st.release(now, &limits, &mut out.completed, &mut out.lost);
                 return out;
             }
             st.stats.repaired += 1;
@@ -502,13 +576,15 @@ impl Reassembler {
                 st.stats.inconsistent += 1;
                 st.stats.lost += 1;
                 out.lost.push(seq);
+                st.raise_floor(seq);
+                st.release(now, &limits, &mut out.completed, &mut out.lost);
                 return out;
             }
         };
         st.stats.completed += 1;
         let mut blob = p.blob;
         blob.drain(..FrameTiming::LEN);
-        out.completed = Some(CompletedFrame {
+        let unit = CompletedFrame {
             eye: h.eye,
             seq,
             keyframe: p.header.keyframe,
@@ -518,7 +594,9 @@ impl Reassembler {
             last_byte_ns: p.last_byte_ns,
             fragments: p.header.count,
             repaired_fragments: missing,
-        });
+        };
+        st.held.push((unit, now));
+        st.release(now, &limits, &mut out.completed, &mut out.lost);
         out
     }
 
@@ -550,11 +628,13 @@ impl Reassembler {
         out
     }
 
-    /// Declares lost every partial frame that has waited longer than the limit. Call it
+    /// Declares lost every partial frame that has waited longer than the limit, and delivers
+    /// the complete units that waited long enough for the ones before them. Call it
     /// periodically (e.g. every few milliseconds) with the receiver's clock.
-    pub fn expire(&mut self, now: Nanos) -> Vec<(Eye, u32)> {
-        let max_wait = self.limits.max_wait_ns;
+    pub fn expire(&mut self, now: Nanos) -> Expired {
+        let (max_wait, limits) = (self.limits.max_wait_ns, self.limits);
         let mut lost = Vec::new();
+        let mut completed = Vec::new();
         for eye in Eye::BOTH {
             let st = &mut self.eyes[eye.index()];
             let mut expired = Vec::new();
@@ -571,8 +651,11 @@ impl Reassembler {
                 st.raise_floor(seq);
                 lost.push((eye, seq));
             }
+            let mut also = Vec::new();
+            st.release(now, &limits, &mut completed, &mut also);
+            lost.extend(also.into_iter().map(|s| (eye, s)));
         }
-        lost
+        Expired { lost, completed }
     }
 }
 
@@ -618,9 +701,9 @@ mod tests {
             for (i, d) in ds.iter().enumerate() {
                 let ins = r.insert_datagram(d, 1000 + i as u64).unwrap();
                 if i + 1 < n {
-                    assert!(ins.completed.is_none());
+                    assert!(ins.completed.is_empty());
                 } else {
-                    let c = ins.completed.unwrap();
+                    let c = ins.completed.into_iter().next().unwrap();
                     assert_eq!(c.bitstream, bits);
                     assert_eq!(c.timing.frame_no, 5);
                     assert_eq!(c.timing.encoded_len as usize, len);
@@ -665,7 +748,7 @@ mod tests {
             let mut done = None;
             for (i, d) in ds.iter().enumerate() {
                 if lost >> i & 1 == 0 {
-                    if let Some(c) = r.insert_datagram(d, i as u64).unwrap().completed {
+                    if let Some(c) = r.insert_datagram(d, i as u64).unwrap().completed.pop() {
                         assert!(done.is_none(), "delivered twice");
                         done = Some(c);
                     }
@@ -680,9 +763,9 @@ mod tests {
         // Four lost of eight: not enough left; the frame expires, nothing is delivered.
         let mut r = Reassembler::new(ReassemblyLimits::default());
         for d in &ds[4..] {
-            assert!(r.insert_datagram(d, 0).unwrap().completed.is_none());
+            assert!(r.insert_datagram(d, 0).unwrap().completed.is_empty());
         }
-        assert_eq!(r.expire(u64::MAX), vec![(Eye::Left, 7)]);
+        assert_eq!(r.expire(u64::MAX).lost, vec![(Eye::Left, 7)]);
     }
 
     #[test]
@@ -692,14 +775,19 @@ mod tests {
         // Data 1 and 3 lost: one more than the parity makes up.
         for (i, d) in ds.iter().enumerate() {
             if i != 1 && i != 3 {
-                assert!(r.insert_datagram(d, 10).unwrap().completed.is_none());
+                assert!(r.insert_datagram(d, 10).unwrap().completed.is_empty());
             }
         }
         assert!(r.nacks(12, 5).is_empty(), "its burst may not be over");
         assert_eq!(r.nacks(15, 5), vec![(Eye::Left, 4, vec![1])]);
         assert!(r.nacks(30, 5).is_empty(), "asked once");
         // The one fragment sent again completes it (parity makes up the other).
-        let c = r.insert_datagram(&ds[1], 20).unwrap().completed.unwrap();
+        let c = r
+            .insert_datagram(&ds[1], 20)
+            .unwrap()
+            .completed
+            .pop()
+            .unwrap();
         assert_eq!(c.bitstream, bits);
         assert_eq!(r.stats(Eye::Left).nacks, 1);
         // Its parity never came: the missing data is asked for (one fragment, as one is short).
@@ -748,7 +836,7 @@ mod tests {
         let mut r = Reassembler::new(ReassemblyLimits::default());
         // Chunk 0 (the timing block) lost, rebuilt from a garbage shard.
         for d in &ds[1..] {
-            if let Some(c) = r.insert_datagram(d, 0).unwrap().completed {
+            if let Some(c) = r.insert_datagram(d, 0).unwrap().completed.pop() {
                 panic!("a garbage rebuild was delivered: {:?}", c.timing);
             }
         }
@@ -756,22 +844,65 @@ mod tests {
     }
 
     #[test]
-    fn newer_complete_frame_declares_older_partial_lost() {
-        let mut r = Reassembler::new(ReassemblyLimits::default());
+    fn a_newer_complete_unit_waits_its_reorder_time_then_declares_the_older_partial_lost() {
+        let mut r = Reassembler::new(ReassemblyLimits {
+            reorder_ns: 100,
+            ..Default::default()
+        });
         let (_, a) = frags(Eye::Left, 1, 3000, 1200);
         let (_, b) = frags(Eye::Left, 2, 100, 1200);
         r.insert_datagram(&a[0], 1).unwrap();
         let ins = r.insert_datagram(&b[0], 2).unwrap();
-        assert_eq!(ins.completed.unwrap().seq, 2);
-        assert_eq!(ins.lost, vec![1]);
+        assert!(ins.completed.is_empty(), "unit 1 may still come");
+        assert!(r.expire(50).completed.is_empty());
+        let e = r.expire(102);
+        assert_eq!(
+            e.completed.iter().map(|c| c.seq).collect::<Vec<_>>(),
+            vec![2]
+        );
+        assert_eq!(e.lost, vec![(Eye::Left, 1)]);
         // A late fragment of frame 1 is stale now, and counted.
-        let ins = r.insert_datagram(&a[1], 3).unwrap();
+        let ins = r.insert_datagram(&a[1], 103).unwrap();
         assert_eq!(ins, Insertion::default());
         assert_eq!(r.stats(Eye::Left).stale, 1);
         assert_eq!(r.stats(Eye::Left).lost, 1);
         // The other eye is independent.
         let (_, c) = frags(Eye::Right, 1, 10, 1200);
-        assert!(r.insert_datagram(&c[0], 4).unwrap().completed.is_some());
+        assert_eq!(r.insert_datagram(&c[0], 104).unwrap().completed.len(), 1);
+    }
+
+    #[test]
+    fn units_completed_out_of_order_are_delivered_in_order() {
+        let mut r = Reassembler::new(ReassemblyLimits::default());
+        let (_, a) = frags(Eye::Left, 10, 100, 1200);
+        let (_, b) = frags(Eye::Left, 11, 3000, 1200);
+        let (_, c) = frags(Eye::Left, 12, 100, 1200);
+        let (_, d) = frags(Eye::Left, 13, 100, 1200);
+        assert_eq!(r.insert_datagram(&a[0], 0).unwrap().completed.len(), 1);
+        // 12 and 13 complete while 11 lacks a fragment, and 11's first fragment came late.
+        assert!(r.insert_datagram(&c[0], 1).unwrap().completed.is_empty());
+        let last = b.len() - 1;
+        for f in &b[..last] {
+            r.insert_datagram(f, 2).unwrap();
+        }
+        assert!(r.insert_datagram(&d[0], 3).unwrap().completed.is_empty());
+        let ins = r.insert_datagram(&b[last], 4).unwrap();
+        let seqs: Vec<u32> = ins.completed.iter().map(|c| c.seq).collect();
+        assert_eq!(seqs, vec![11, 12, 13]);
+        assert!(ins.lost.is_empty());
+        // A unit that never shows: the next waits its reorder time, then goes on.
+        let (_, f) = frags(Eye::Left, 15, 100, 1200);
+        assert!(r.insert_datagram(&f[0], 10).unwrap().completed.is_empty());
+        let e = r.expire(10 + ReassemblyLimits::default().reorder_ns);
+        assert_eq!(
+            e.completed.iter().map(|c| c.seq).collect::<Vec<_>>(),
+            vec![15]
+        );
+        assert_eq!(
+            r.stats(Eye::Left).lost,
+            0,
+            "14 was never seen: a gap, not a partial"
+        );
     }
 
     #[test]
@@ -784,8 +915,8 @@ mod tests {
         r.insert_datagram(&a[0], 0).unwrap();
         r.insert_datagram(&a[0], 1).unwrap();
         assert_eq!(r.stats(Eye::Left).duplicates, 1);
-        assert!(r.expire(40).is_empty());
-        assert_eq!(r.expire(51), vec![(Eye::Left, 9)]);
+        assert!(r.expire(40).lost.is_empty());
+        assert_eq!(r.expire(51).lost, vec![(Eye::Left, 9)]);
         assert_eq!(r.buffered_bytes(), 0);
     }
 
@@ -808,7 +939,7 @@ mod tests {
         d.extend_from_slice(&[0xff; 60]);
         let mut r = Reassembler::new(ReassemblyLimits::default());
         let ins = r.insert_datagram(&d, 0).unwrap();
-        assert!(ins.completed.is_none());
+        assert!(ins.completed.is_empty());
         assert_eq!(ins.lost, vec![0]);
     }
 
@@ -818,6 +949,7 @@ mod tests {
             max_partial_frames: 4,
             max_partial_bytes: 1 << 20,
             max_wait_ns: u64::MAX,
+            reorder_ns: u64::MAX,
         };
         let mut r = Reassembler::new(limits);
         for seq in 0..1000u32 {
@@ -863,7 +995,7 @@ mod tests {
             let mut got = None;
             for (i, d) in ds.iter().enumerate() {
                 if i >= 32 || drop_mask >> i & 1 == 0 {
-                    if let Some(c) = r.insert_datagram(d, 0).unwrap().completed {
+                    if let Some(c) = r.insert_datagram(d, 0).unwrap().completed.pop() {
                         got = Some(c);
                     }
                 }
@@ -892,14 +1024,18 @@ mod tests {
             for i in 1..kept.len() {
                 if swap >> (i % 64) & 1 == 1 { kept.swap(i - 1, i); }
             }
-            let mut r = Reassembler::new(ReassemblyLimits::default());
+            let mut r = Reassembler::new(ReassemblyLimits { reorder_ns: 5, ..Default::default() });
             let mut last: Option<u32> = None;
+            let mut delivered = Vec::new();
             for (i, d) in kept.iter().enumerate() {
-                if let Some(c) = r.insert_datagram(d, i as u64).unwrap().completed {
-                    prop_assert!(last.is_none_or(|l| seq_newer(c.seq, l)));
-                    prop_assert_eq!(c.timing.frame_no, c.seq as u64);
-                    last = Some(c.seq);
-                }
+                delivered.extend(r.insert_datagram(d, i as u64).unwrap().completed);
+                delivered.extend(r.expire(i as u64).completed);
+            }
+            delivered.extend(r.expire(u64::MAX).completed);
+            for c in delivered {
+                prop_assert!(last.is_none_or(|l| seq_newer(c.seq, l)));
+                prop_assert_eq!(c.timing.frame_no, c.seq as u64);
+                last = Some(c.seq);
             }
         }
     }

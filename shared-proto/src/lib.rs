@@ -35,7 +35,7 @@
 //! let mut reassembler = Reassembler::new(ReassemblyLimits::default());
 //! let mut done = None;
 //! for (i, d) in datagrams.iter().enumerate() {
-//!     done = reassembler.insert_datagram(d, 10_000 + i as u64).unwrap().completed;
+//!     done = reassembler.insert_datagram(d, 10_000 + i as u64).unwrap().completed.pop();
 //! }
 //! let done = done.expect("all fragments arrived");
 //! assert_eq!((done.eye, done.seq, done.timing.frame_no), (Eye::Right, 7, 42));
