@@ -61,6 +61,14 @@ elif kind == "cost":
             for mpix in sorted(by[s]):
                 v = by[s][mpix]
                 f.write(f"{mpix:.4f} {statistics.median(c for c, _ in v):.3f} {statistics.median(p for _, p in v):.3f}\n")
+if kind == "time":
+    # The last system (GStreamer) first, so binoc's line is drawn over it.
+    order = list(reversed(range(len(systems))))
+    for new, old in enumerate(order):
+        os.rename(f"{tmp}/{old}.dat", f"{tmp}/t{new}.dat")
+    for new in range(len(systems)):
+        os.rename(f"{tmp}/t{new}.dat", f"{tmp}/{new}.dat")
+    systems = [systems[i] for i in order]
 with open(f"{tmp}/systems", "w") as f:
     f.write("\n".join(systems))
 PY

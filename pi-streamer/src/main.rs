@@ -271,6 +271,9 @@ struct PipelineArgs {
     /// arrives (encoder.slices; 1: whole frames; x264 only).
     #[arg(long = config::limits::SLICES.long(), value_parser = clap::value_parser!(u8).range(1..=32))]
     slices: Option<u8>,
+    /// Stream one eye alone (left or right): one-eye measurements.
+    #[arg(long, value_parser = ["left", "right"])]
+    only_eye: Option<String>,
     /// How the picture is refreshed: intra (periodic intra refresh, an IDR only on request) or
     /// keyframe (an IDR every eyes.*.idr_interval_frames) (encoder.refresh).
     #[arg(long, value_parser = ["intra", "keyframe"])]
@@ -452,6 +455,11 @@ fn load_config(args: &PipelineArgs, outputs: Option<&OutputArgs>) -> Result<Stre
         }
         (None, None) => {}
     }
+    cfg.only_eye = match args.only_eye.as_deref() {
+        Some("left") => Some(Eye::Left),
+        Some("right") => Some(Eye::Right),
+        _ => None,
+    };
     if let Some(r) = &args.refresh {
         cfg.encoder.refresh = match r.as_str() {
             "keyframe" => config::RefreshMode::Keyframe,

@@ -232,16 +232,21 @@ impl Pipeline {
         let mut threads = Vec::new();
         // Capture starts once both encoders are warm: an encoder's first frame pays for its
         // initialisation, which would otherwise make the first real frames miss their deadline.
-        let warm = Arc::new(std::sync::Barrier::new(3));
+        // The eyes streamed (both, unless `--only-eye`).
+        let eyes: Vec<Eye> = Eye::BOTH
+            .into_iter()
+            .filter(|&e| cfg.streams_eye(e))
+            .collect();
+        let warm = Arc::new(std::sync::Barrier::new(eyes.len() + 1));
         // Both encoders exist before any thread starts, so a failure cannot leave one thread
         // waiting at the barrier for a sibling that never comes.
         let (kind, why) = encode::resolve(&cfg.encoder);
         tracing::info!("encoder: {} ({why})", encode::kind_name(kind));
         let mut encoders = Vec::new();
-        for eye in Eye::BOTH {
+        for &eye in &eyes {
             encoders.push(encode::open_kind(kind, &cfg.encoder, cfg.eyes.get(eye))?);
         }
-        for (eye, mut encoder) in Eye::BOTH.into_iter().zip(encoders) {
+        for (&eye, mut encoder) in eyes.iter().zip(encoders) {
             let size = cfg.eyes.get(eye).size;
             let (slots, state, out, warm) =
                 (slots.clone(), state.clone(), out.clone(), warm.clone());
@@ -347,6 +352,7 @@ impl Pipeline {
             );
         }
         let (cap_slots, cap_state) = (slots.clone(), state.clone());
+        let streamed = Eye::BOTH.map(|e| cfg.streams_eye(e));
         threads.push(
             std::thread::Builder::new()
                 .name("capture".into())
@@ -367,6 +373,9 @@ impl Pipeline {
                             }
                             for f in pair {
                                 let eye = f.eye;
+                                if !streamed[eye.index()] {
+                                    continue;
+                                }
                                 let replaced = cap_slots[eye.index()].put(f);
                                 let mut c = cap_state.eye(eye);
                                 c.captured += 1;

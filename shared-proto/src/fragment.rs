@@ -172,11 +172,12 @@ pub struct ReassemblyLimits {
     pub max_partial_bytes: usize,
     /// A partial frame older than this (since its first fragment) is declared lost.
     pub max_wait_ns: u64,
-    /// How long a complete unit waits for the units before it (reordered on the link, or
+    /// How long a complete slice waits for the units before it (reordered on the link, or
     /// still missing fragments) before those are declared lost and it is delivered. Units
     /// are delivered in sequence order; the slices of one picture leave within a millisecond
     /// of each other, so a link that reorders at all reorders them. One frame interval: what
-    /// a whole-frame stream tolerated when the next frame's completion declared loss.
+    /// a whole-frame stream tolerates, where the next picture's completion declares the one
+    /// before lost (whole pictures never wait).
     pub reorder_ns: u64,
 }
 
@@ -359,8 +360,16 @@ impl EyeState {
                 Some(f) => f.wrapping_add(1) == seq,
                 None => !self.partials.iter().any(|p| seq_newer(seq, p.header.seq)),
             };
+            // Only a slice waits: a whole picture goes out at once, losing whatever older is
+            // still partial (a whole-frame stream's rule since version 1: the next picture's
+            // arrival is the verdict on the one before).
+            let wait = if self.held[i].0.timing.slice.count > 1 {
+                limits.reorder_ns
+            } else {
+                0
+            };
             if !next {
-                if !over && now.saturating_sub(ready) < limits.reorder_ns {
+                if !over && now.saturating_sub(ready) < wait {
                     return;
                 }
                 self.lose_older_than(seq, lost);
@@ -677,13 +686,37 @@ mod tests {
     }
 
     fn frags(eye: Eye, seq: u32, len: usize, mtu: usize) -> (Vec<u8>, Vec<Vec<u8>>) {
+        frags_of(eye, seq, len, mtu, crate::wire::SliceOf::WHOLE)
+    }
+
+    /// Slice `seq % 4` of a picture of 4.
+    fn slice_frags(eye: Eye, seq: u32, len: usize) -> (Vec<u8>, Vec<Vec<u8>>) {
+        frags_of(
+            eye,
+            seq,
+            len,
+            1200,
+            crate::wire::SliceOf::of((seq % 4) as u8, 4),
+        )
+    }
+
+    fn frags_of(
+        eye: Eye,
+        seq: u32,
+        len: usize,
+        mtu: usize,
+        slice: crate::wire::SliceOf,
+    ) -> (Vec<u8>, Vec<Vec<u8>>) {
         let bitstream: Vec<u8> = (0..len).map(|i| (i * 7 + seq as usize) as u8).collect();
         let mut out = Vec::new();
         let f = OutgoingFrame {
             eye,
             seq,
             keyframe: seq == 0,
-            timing: timing(seq as u64),
+            timing: FrameTiming {
+                slice,
+                ..timing(seq as u64)
+            },
             bitstream: &bitstream,
         };
         fragment_frame(&f, mtu, |d| out.push(d)).unwrap();
@@ -844,13 +877,32 @@ mod tests {
     }
 
     #[test]
-    fn a_newer_complete_unit_waits_its_reorder_time_then_declares_the_older_partial_lost() {
+    fn newer_complete_frame_declares_older_partial_lost() {
+        let mut r = Reassembler::new(ReassemblyLimits::default());
+        let (_, a) = frags(Eye::Left, 1, 3000, 1200);
+        let (_, b) = frags(Eye::Left, 2, 100, 1200);
+        r.insert_datagram(&a[0], 1).unwrap();
+        let ins = r.insert_datagram(&b[0], 2).unwrap();
+        assert_eq!(
+            ins.completed.iter().map(|c| c.seq).collect::<Vec<_>>(),
+            vec![2]
+        );
+        assert_eq!(ins.lost, vec![1]);
+        // A late fragment of frame 1 is stale now, and counted.
+        let ins = r.insert_datagram(&a[1], 3).unwrap();
+        assert_eq!(ins, Insertion::default());
+        assert_eq!(r.stats(Eye::Left).stale, 1);
+        assert_eq!(r.stats(Eye::Left).lost, 1);
+    }
+
+    #[test]
+    fn a_newer_complete_slice_waits_its_reorder_time_then_declares_the_older_partial_lost() {
         let mut r = Reassembler::new(ReassemblyLimits {
             reorder_ns: 100,
             ..Default::default()
         });
-        let (_, a) = frags(Eye::Left, 1, 3000, 1200);
-        let (_, b) = frags(Eye::Left, 2, 100, 1200);
+        let (_, a) = slice_frags(Eye::Left, 1, 3000);
+        let (_, b) = slice_frags(Eye::Left, 2, 100);
         r.insert_datagram(&a[0], 1).unwrap();
         let ins = r.insert_datagram(&b[0], 2).unwrap();
         assert!(ins.completed.is_empty(), "unit 1 may still come");
@@ -872,12 +924,12 @@ mod tests {
     }
 
     #[test]
-    fn units_completed_out_of_order_are_delivered_in_order() {
+    fn slices_completed_out_of_order_are_delivered_in_order() {
         let mut r = Reassembler::new(ReassemblyLimits::default());
-        let (_, a) = frags(Eye::Left, 10, 100, 1200);
-        let (_, b) = frags(Eye::Left, 11, 3000, 1200);
-        let (_, c) = frags(Eye::Left, 12, 100, 1200);
-        let (_, d) = frags(Eye::Left, 13, 100, 1200);
+        let (_, a) = slice_frags(Eye::Left, 10, 100);
+        let (_, b) = slice_frags(Eye::Left, 11, 3000);
+        let (_, c) = slice_frags(Eye::Left, 12, 100);
+        let (_, d) = slice_frags(Eye::Left, 13, 100);
         assert_eq!(r.insert_datagram(&a[0], 0).unwrap().completed.len(), 1);
         // 12 and 13 complete while 11 lacks a fragment, and 11's first fragment came late.
         assert!(r.insert_datagram(&c[0], 1).unwrap().completed.is_empty());
@@ -891,7 +943,7 @@ mod tests {
         assert_eq!(seqs, vec![11, 12, 13]);
         assert!(ins.lost.is_empty());
         // A unit that never shows: the next waits its reorder time, then goes on.
-        let (_, f) = frags(Eye::Left, 15, 100, 1200);
+        let (_, f) = slice_frags(Eye::Left, 15, 100);
         assert!(r.insert_datagram(&f[0], 10).unwrap().completed.is_empty());
         let e = r.expire(10 + ReassemblyLimits::default().reorder_ns);
         assert_eq!(

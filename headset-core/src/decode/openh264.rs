@@ -16,7 +16,8 @@ use anyhow::{bail, Context, Result};
 use openh264::decoder::{Decoder, DecoderConfig, Flush};
 use openh264::OpenH264API;
 use openh264_sys2::{
-    SBufferInfo, DECODER_OPTION, DECODER_OPTION_ERROR_CON_IDC, ERROR_CON_SLICE_MV_COPY_CROSS_IDR,
+    dsBitstreamError, dsDataErrorConcealed, dsRefLost, SBufferInfo, DECODER_OPTION,
+    DECODER_OPTION_ERROR_CON_IDC, ERROR_CON_SLICE_MV_COPY_CROSS_IDR,
 };
 
 use super::{Chroma, DecodedView, VideoDecoder};
@@ -63,8 +64,11 @@ impl VideoDecoder for OpenH264Decoder {
                 .decode_frame_no_delay(au.as_ptr(), len, dst.as_mut_ptr(), &mut info)
         };
         if info.iBufferStatus != 1 {
+            // No picture yet (a slice before the last), or none at all: the caller decides.
+            // A non-zero state here is about an earlier picture (one that broke off, finished
+            // with concealment as this access unit began), never shown.
             if state != 0 {
-                bail!("openh264: decoding state {state:#x}, no picture");
+                tracing::trace!("openh264: decoding state {state:#x} without a picture");
             }
             return Ok(false);
         }
@@ -85,7 +89,8 @@ impl VideoDecoder for OpenH264Decoder {
                 std::slice::from_raw_parts(dst[2], cs * ch),
             )
         };
-        self.concealed = state != 0;
+        // Reference lost, bitstream error, data concealed: the picture is not what was sent.
+        self.concealed = state & (dsRefLost | dsBitstreamError | dsDataErrorConcealed) != 0;
         on_picture(&DecodedView {
             width,
             height,

@@ -59,7 +59,7 @@ struct Args {
     json: Option<std::path::PathBuf>,
     /// binoc's slices per frame; several (`1,4`) run one binoc per count in every round,
     /// alternated with GStreamer, so whole frames and slices are compared in one run.
-    #[arg(long, value_delimiter = ',', default_value = "4")]
+    #[arg(long, value_delimiter = ',', default_value = "1,4")]
     slices: Vec<u8>,
     /// binoc's refresh: intra (periodic intra refresh) or keyframe; several (`intra,keyframe`)
     /// run one binoc per mode.
@@ -212,6 +212,9 @@ fn binoc(args: &Args, v: &Variant, frames: u64, round: u32) -> Result<(Run, Vec<
     cfg.encoder.kind = EncoderKind::X264;
     cfg.encoder.threads = 1;
     cfg.encoder.slices = v.slices;
+    if args.one_eye {
+        cfg.only_eye = Some(Eye::Left);
+    }
     cfg.encoder.refresh = v.refresh;
     if args.fps > 0.0 && v.refresh == RefreshMode::Keyframe {
         // x264enc's default: an IDR every 250 frames.
@@ -242,7 +245,6 @@ fn binoc(args: &Args, v: &Variant, frames: u64, round: u32) -> Result<(Run, Vec<
         None => Vec::new(),
     };
     let (l, rr) = (&r.eyes.left, &r.eyes.right);
-    // binoc always runs both eyes; with --one-eye its figures are still both eyes' (noted).
     Ok((
         Run {
             system: v.name.clone(),
@@ -250,7 +252,7 @@ fn binoc(args: &Args, v: &Variant, frames: u64, round: u32) -> Result<(Run, Vec<
             width: args.size.width,
             height: args.size.height,
             fps: args.fps,
-            eyes: 2,
+            eyes: eyes(args).len(),
             p50: r.latency_ms.p50,
             p95: r.latency_ms.p95,
             p99: r.latency_ms.p99,

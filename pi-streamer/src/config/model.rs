@@ -27,6 +27,16 @@ pub struct StreamerConfig {
     /// made afresh for each run.
     #[serde(skip)]
     pub state_dir: Option<PathBuf>,
+    /// Stream this eye alone (`--only-eye`: one-eye measurements); `None`: both.
+    #[serde(skip)]
+    pub only_eye: Option<Eye>,
+}
+
+impl StreamerConfig {
+    /// Whether `eye` is captured, encoded and sent.
+    pub fn streams_eye(&self, eye: Eye) -> bool {
+        self.only_eye.is_none_or(|o| o == eye)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Default)]
@@ -441,7 +451,7 @@ impl Default for EncoderSettings {
             qp_min: 0,
             qp_max: 51,
             slice_bytes: None,
-            slices: 4,
+            slices: 1,
             refresh: RefreshMode::Intra,
             sps_pps: SpsPpsMode::EveryIdr,
             device: "auto".into(),

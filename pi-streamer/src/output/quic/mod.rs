@@ -101,7 +101,7 @@ impl Connection {
                 )
             })?
             .with_context(|| format!("connecting to {peer}"))?;
-        let streams = handshake::streams(Eye::BOTH.map(|e| {
+        let mut streams = handshake::streams(Eye::BOTH.map(|e| {
             let c = cfg.eyes.get(e);
             handshake::Offer {
                 width: c.size.width as u16,
@@ -110,6 +110,7 @@ impl Connection {
                 pixel_code: c.pixel_code(),
             }
         }));
+        streams.retain(|s| cfg.streams_eye(s.eye));
         let hello = async {
             let (send, recv) = conn.open_bi().await?;
             let mut writer = ControlWriter::<ToHeadset>::new(send);
