@@ -88,6 +88,8 @@ pub(crate) fn run(
         .unwrap_or(16_666_667);
     let mut gate = RefreshGate::new(frame_ns);
     let mut decoded_any = false;
+    // A loss was seen since the last IDR (openh264's concealment flag stays on until then).
+    let mut lossy_since_idr = false;
     let request = |reason: Option<KeyframeReason>| {
         if let Some(reason) = reason {
             shared.eye(eye).counts.keyframe_requests += 1;
@@ -127,6 +129,7 @@ pub(crate) fn run(
         let now = monotonic_ns();
         if lost > 0 {
             gate.on_loss(now);
+            lossy_since_idr = true;
         }
         let mut verdict = chain.on_frame(frame.seq, key_unit, now);
         idr_start = (key_unit && verdict.usable).then_some(start);
@@ -229,6 +232,7 @@ pub(crate) fn run(
                 shared.eye(eye).counts.decode_errors += 1;
                 let now = monotonic_ns();
                 gate.on_loss(now);
+                lossy_since_idr = true;
                 let r = chain.on_unusable(KeyframeReason::DecodeError, now);
                 if !repairable(&gate, &*dec, decoded_any, now) {
                     request(r);
@@ -239,7 +243,12 @@ pub(crate) fn run(
         };
         chain.on_decoded();
         decoded_any = true;
-        if dec.last_concealed() && !hidden {
+        if frame.keyframe && slice.is_last() {
+            lossy_since_idr = false;
+        }
+        // openh264 flags every picture after a loss as concealed until the next IDR (it cannot
+        // tell that a sweep repaired it), so the flag means something only before any loss.
+        if dec.last_concealed() && !hidden && !lossy_since_idr {
             // Concealed without a loss seen first (a damaged bitstream): later pictures wait
             // for a repair, or a keyframe.
             let now = monotonic_ns();
@@ -258,6 +267,8 @@ pub(crate) fn run(
                 s.counts.keyframes += 1;
             }
             match code {
+                // A hidden picture is damaged: its code is no verdict on the stream.
+                _ if hidden => {}
                 None if to_surface || !coded => {}
                 None => s.counts.unreadable_code += 1,
                 Some((code_eye, n)) => {
