@@ -221,6 +221,23 @@ int binoc_x264_open(const struct binoc_x264_cfg *c, struct binoc_x264 **out, cha
     return 0;
 }
 
+/* The input picture of one encode: the caller's I420 planes, IDR if forced, the next pts. */
+static void input_picture(struct binoc_x264 *e, x264_picture_t *in, const uint8_t *y,
+                          const uint8_t *u, const uint8_t *v, int stride_y, int stride_c,
+                          int force_idr) {
+    x264_picture_init(in);
+    in->img.i_csp = X264_CSP_I420;
+    in->img.i_plane = 3;
+    in->img.plane[0] = (uint8_t *)y;
+    in->img.plane[1] = (uint8_t *)u;
+    in->img.plane[2] = (uint8_t *)v;
+    in->img.i_stride[0] = stride_y;
+    in->img.i_stride[1] = stride_c;
+    in->img.i_stride[2] = stride_c;
+    in->i_type = force_idr ? X264_TYPE_IDR : X264_TYPE_AUTO;
+    in->i_pts = e->pts++;
+}
+
 /* How many slices each frame has in sliced mode (0: whole frames from binoc_x264_encode). */
 int binoc_x264_slice_count(const struct binoc_x264 *e) { return e->slice_count; }
 
@@ -232,17 +249,7 @@ int binoc_x264_encode_sliced(struct binoc_x264 *e, const uint8_t *y, const uint8
                              binoc_slice_sink sink, void *ctx, int *keyframe, int *refresh) {
     if (e->slice_count < 1 || !sink) return -2;
     x264_picture_t in, out;
-    x264_picture_init(&in);
-    in.img.i_csp = X264_CSP_I420;
-    in.img.i_plane = 3;
-    in.img.plane[0] = (uint8_t *)y;
-    in.img.plane[1] = (uint8_t *)u;
-    in.img.plane[2] = (uint8_t *)v;
-    in.img.i_stride[0] = stride_y;
-    in.img.i_stride[1] = stride_c;
-    in.img.i_stride[2] = stride_c;
-    in.i_type = force_idr ? X264_TYPE_IDR : X264_TYPE_AUTO;
-    in.i_pts = e->pts++;
+    input_picture(e, &in, y, u, v, stride_y, stride_c, force_idr);
     in.opaque = e;
     pthread_mutex_lock(&e->mu);
     e->sink = sink;
@@ -278,17 +285,7 @@ int binoc_x264_encode(struct binoc_x264 *e, const uint8_t *y, const uint8_t *u, 
                       int stride_y, int stride_c, int force_idr,
                       const uint8_t **data, int *len, int *keyframe, int *recovery) {
     x264_picture_t in, out;
-    x264_picture_init(&in);
-    in.img.i_csp = X264_CSP_I420;
-    in.img.i_plane = 3;
-    in.img.plane[0] = (uint8_t *)y;
-    in.img.plane[1] = (uint8_t *)u;
-    in.img.plane[2] = (uint8_t *)v;
-    in.img.i_stride[0] = stride_y;
-    in.img.i_stride[1] = stride_c;
-    in.img.i_stride[2] = stride_c;
-    in.i_type = force_idr ? X264_TYPE_IDR : X264_TYPE_AUTO;
-    in.i_pts = e->pts++;
+    input_picture(e, &in, y, u, v, stride_y, stride_c, force_idr);
     x264_nal_t *nals = NULL;
     int n = 0;
     int size = x264_encoder_encode(e->h, &nals, &n, &in, &out);

@@ -97,18 +97,9 @@ fn x264_output_decodes_with_openh264_at_every_preset() {
     }
 }
 
-/// x264 in slices: each slice is handed over before `encode_sliced` returns, in picture
-/// order (header NALs in front of the first); fed to the decoder slice by slice, the picture
-/// comes out with the last slice, and it is the same picture, pixel for pixel, as a whole-
-/// frame encoder's of the same settings decodes to. Intra refresh: no IDR after the first
-/// unless one is forced, and a sweep starts every `idr_interval_frames`.
+/// x264 at `w`x`h` in 4 slices per frame, with an intra-refresh sweep every 8 frames.
 #[cfg(feature = "x264")]
-#[test]
-fn x264_slices_decode_as_they_come_to_the_same_pixels() {
-    use pi_streamer::config::RefreshMode;
-    use pi_streamer::encode::EncodedSlice;
-
-    let (w, h) = (320usize, 240usize);
+fn x264_in_slices_with_sweeps(w: usize, h: usize) -> Box<dyn pi_streamer::encode::VideoEncoder> {
     let eye = EyeConfig {
         size: Size {
             width: w as u32,
@@ -117,13 +108,27 @@ fn x264_slices_decode_as_they_come_to_the_same_pixels() {
         idr_interval_frames: 8,
         ..Default::default()
     };
-    let sliced = EncoderSettings {
+    let settings = EncoderSettings {
         kind: EncoderKind::X264,
         slices: 4,
-        refresh: RefreshMode::Intra,
+        refresh: pi_streamer::config::RefreshMode::Intra,
         ..Default::default()
     };
-    let mut enc = open_kind(EncoderKind::X264, &sliced, &eye).unwrap();
+    open_kind(EncoderKind::X264, &settings, &eye).unwrap()
+}
+
+/// x264 in slices: each slice is handed over before `encode_sliced` returns, in picture
+/// order (header NALs in front of the first); fed to the decoder slice by slice, the picture
+/// comes out with the last slice, and it is the same picture, pixel for pixel, as a whole-
+/// frame encoder's of the same settings decodes to. Intra refresh: no IDR after the first
+/// unless one is forced, and a sweep starts every `idr_interval_frames`.
+#[cfg(feature = "x264")]
+#[test]
+fn x264_slices_decode_as_they_come_to_the_same_pixels() {
+    use pi_streamer::encode::EncodedSlice;
+
+    let (w, h) = (320usize, 240usize);
+    let mut enc = x264_in_slices_with_sweeps(w, h);
     assert_eq!(enc.slices(), 4);
     // The same stream joined and decoded whole, beside the slice-by-slice decode.
     let mut by_slice = headset_core::decode::open_software().unwrap();
@@ -208,25 +213,10 @@ fn x264_slices_decode_as_they_come_to_the_same_pixels() {
 #[cfg(feature = "x264")]
 #[test]
 fn intra_refresh_repairs_a_lost_slice_without_a_keyframe() {
-    use pi_streamer::config::RefreshMode;
     use shared_proto::rules::refresh::RefreshGate;
 
     let (w, h) = (320usize, 240usize);
-    let eye = EyeConfig {
-        size: Size {
-            width: w as u32,
-            height: h as u32,
-        },
-        idr_interval_frames: 8,
-        ..Default::default()
-    };
-    let settings = EncoderSettings {
-        kind: EncoderKind::X264,
-        slices: 4,
-        refresh: RefreshMode::Intra,
-        ..Default::default()
-    };
-    let mut enc = open_kind(EncoderKind::X264, &settings, &eye).unwrap();
+    let mut enc = x264_in_slices_with_sweeps(w, h);
     let mut lossy = headset_core::decode::open_software().unwrap();
     let mut clean = headset_core::decode::open_software().unwrap();
     assert!(lossy.conceals());

@@ -122,7 +122,7 @@ unsafe extern "C" fn slice_trampoline(
     idr: c_int,
     recovery: c_int,
 ) {
-    // SAFETY: ctx is the &mut SliceSink that encode() passed for this very call of
+    // SAFETY: ctx is the &mut SliceSink that encode_sliced() passed for this very call of
     // binoc_x264_encode_sliced, alive until it returns; the shim serialises the calls.
     let sink = unsafe { &mut *(ctx as *mut SliceSink<'_, '_>) };
     if sink.panicked || data.is_null() || len <= 0 {

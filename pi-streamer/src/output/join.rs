@@ -4,7 +4,6 @@
 //! queue dropped it; the encoder already asked itself for an IDR).
 
 use shared_proto::wire::SliceOf;
-use shared_proto::Eye;
 
 use crate::pipeline::EncodedFrame;
 
@@ -75,16 +74,12 @@ impl SliceJoiner {
         whole.timing.encoded_len = whole.data.len() as u32;
         Some(whole)
     }
-
-    /// Forgets a picture in progress (for tests and restarts).
-    pub fn clear(&mut self, eye: Eye) {
-        self.eyes[eye.index()] = Partial::default();
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use shared_proto::wire::FrameTiming;
+    use shared_proto::Eye;
 
     use super::*;
 
