@@ -40,12 +40,12 @@ fn repairing(gate: &RefreshGate, dec: &dyn decode::VideoDecoder) -> bool {
     !matches!(gate.state(), RefreshState::Clean) && dec.conceals() && gate.periodic()
 }
 
-/// Runs until the session drops the sending end of `rx`. `stream`: the eye's stream as the
+/// Runs until `frames` ends (the session drops the queue's sending end). `stream`: the eye's stream as the
 /// streamer announced it (its size; whether its frames carry the pixel code).
 pub(crate) fn run(
     eye: Eye,
     stream: Option<StreamInfo>,
-    rx: crossbeam_channel::Receiver<CompletedFrame>,
+    frames: impl IntoIterator<Item = CompletedFrame>,
     out: mpsc::Sender<Outgoing>,
     shared: Arc<Shared>,
     sink: Arc<dyn PictureSink>,
@@ -96,7 +96,7 @@ pub(crate) fn run(
             let _ = out.try_send(Outgoing::Msg(ToStreamer::KeyframeRequest { eye, reason }));
         }
     };
-    for frame in rx {
+    for frame in frames {
         if sink.surface_generation() != generation {
             // The display's surfaces changed: start a decoder on the new one (the old one goes
             // first, releasing its surface). It needs an IDR, like any decoder that starts.

@@ -1,9 +1,10 @@
 //! One streamer's session: the handshake, the control stream (pings answered, the clock
 //! estimate taken, markers and statistics sent back), the datagram loop that owns the
-//! [`Reassembler`], and one decoder thread per eye fed through a bounded queue.
+//! [`Reassembler`], and one decoder thread per eye fed through a queue bounded by
+//! [`shared_proto::rules::backlog`].
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -11,6 +12,7 @@ use binoc_net::os_clock::monotonic_ns;
 use binoc_net::{ControlReader, ControlWriter};
 use shared_proto::clock::ClockEstimate;
 use shared_proto::fragment::{CompletedFrame, Reassembler, ReassemblyLimits};
+use shared_proto::rules::backlog::{Backlog, BacklogLimits};
 use shared_proto::rules::{handshake, retransmit};
 use shared_proto::wire::{ToHeadset, ToStreamer};
 use shared_proto::Eye;
@@ -20,20 +22,42 @@ use crate::decoder;
 use crate::sink::PictureSink;
 use crate::stats::Shared;
 
-/// Frames waiting for a decoder, per eye. The queue is empty while the decoder keeps up; it
-/// absorbs a scheduling hiccup of a few frames, because dropping one P-frame costs every frame
-/// until the next IDR (measured: with 2, one hiccup in three 600-frame runs cost 4-5 frames
-/// per eye).
-const DECODE_QUEUE: usize = 4;
-/// The most slices per picture the decode queue makes room for (`SliceOf::count` is a u8).
-const MAX_SLICES: usize = 255;
+/// One eye's decode queue: the sending end, with the backlog it may hold
+/// ([`shared_proto::rules::backlog`]); the decoder's end takes units off the same count.
+struct DecodeQueue {
+    tx: crossbeam_channel::Sender<CompletedFrame>,
+    backlog: Arc<Mutex<Backlog>>,
+    limits: BacklogLimits,
+}
+
+impl DecodeQueue {
+    /// The queue for a stream of `fps_milli`, and its receiving end as the decoder iterates it.
+    fn new(fps_milli: u32) -> (Self, impl Iterator<Item = CompletedFrame> + Send + 'static) {
+        let (tx, rx) = crossbeam_channel::unbounded::<CompletedFrame>();
+        let backlog = Arc::new(Mutex::new(Backlog::default()));
+        let taken = backlog.clone();
+        let frames = rx.into_iter().inspect(move |f: &CompletedFrame| {
+            lock(&taken).taken(f.bitstream.len(), f.timing.slice.is_first());
+        });
+        let frame_ns = 1_000_000_000_000 / u64::from(fps_milli.max(1));
+        let limits = BacklogLimits::for_frame_interval(frame_ns);
+        (
+            DecodeQueue {
+                tx,
+                backlog,
+                limits,
+            },
+            frames,
+        )
+    }
+}
+
+fn lock(b: &Mutex<Backlog>) -> std::sync::MutexGuard<'_, Backlog> {
+    b.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// Hands one unit out of reassembly to its eye's decoder, counting it.
-fn deliver(
-    shared: &Shared,
-    frame_tx: &[crossbeam_channel::Sender<CompletedFrame>],
-    frame: CompletedFrame,
-) {
+fn deliver(shared: &Shared, queues: &[DecodeQueue], frame: CompletedFrame) {
     let eye = frame.eye;
     {
         let mut s = shared.eye(eye);
@@ -42,12 +66,17 @@ fn deliver(
         s.counts.bytes += frame.bitstream.len() as u64;
         s.counts.repaired += u64::from(frame.repaired_fragments > 0);
     }
-    // A full queue means the decoder is behind: drop here; the decoder sees the sequence gap
-    // and asks for an IDR. The queue holds DECODE_QUEUE pictures, in slices.
-    let tx = &frame_tx[eye.index()];
-    let room = DECODE_QUEUE * usize::from(frame.timing.slice.count);
-    if tx.len() >= room || tx.try_send(frame).is_err() {
-        tracing::debug!(%eye, "decoder behind: frame dropped at its queue");
+    // A decoder behind keeps its backlog (it decodes faster than real time); past the
+    // backlog's bounds the unit is dropped here, and the decoder sees the sequence gap and
+    // asks for an IDR.
+    let q = &queues[eye.index()];
+    let (len, first) = (frame.bitstream.len(), frame.timing.slice.is_first());
+    let admitted = lock(&q.backlog).admit(q.limits, len, first);
+    if !admitted || q.tx.send(frame).is_err() {
+        if admitted {
+            lock(&q.backlog).taken(len, first);
+        }
+        tracing::debug!(%eye, "decoder too far behind: unit dropped at its queue");
     }
 }
 
@@ -116,17 +145,17 @@ pub(crate) async fn run(
 
     // One decoder thread per eye.
     let mut decoders = Vec::new();
-    let mut frame_tx = Vec::new();
+    let mut queues = Vec::new();
     for eye in Eye::BOTH {
-        let (tx, rx) = crossbeam_channel::bounded::<CompletedFrame>(DECODE_QUEUE * MAX_SLICES);
-        let (shared, out, sink) = (shared.clone(), out_tx.clone(), sink.clone());
         let stream = streams[eye.index()];
+        let (queue, frames) = DecodeQueue::new(stream.map_or(60_000, |s| s.fps_milli));
+        let (shared, out, sink) = (shared.clone(), out_tx.clone(), sink.clone());
         decoders.push(
             std::thread::Builder::new()
                 .name(format!("decode-{eye}"))
-                .spawn(move || decoder::run(eye, stream, rx, out, shared, sink))?,
+                .spawn(move || decoder::run(eye, stream, frames, out, shared, sink))?,
         );
-        frame_tx.push(tx);
+        queues.push(queue);
     }
 
     let control_out = out_tx.clone();
@@ -188,7 +217,7 @@ pub(crate) async fn run(
                             tracing::debug!(seq, "frame lost in reassembly");
                         }
                         for frame in ins.completed {
-                            deliver(&shared, &frame_tx, frame);
+                            deliver(&shared, &queues, frame);
                         }
                     }
                     Err(e) => {
@@ -204,7 +233,7 @@ pub(crate) async fn run(
                     tracing::debug!(%eye, seq, "frame expired incomplete");
                 }
                 for frame in expired.completed {
-                    deliver(&shared, &frame_tx, frame);
+                    deliver(&shared, &queues, frame);
                 }
                 // What parity cannot make up is asked for again (the streamer answers if the
                 // frame can still be in time).
@@ -229,7 +258,7 @@ pub(crate) async fn run(
     for eye in Eye::BOTH {
         count_datagrams(&shared, &reassembler, eye);
     }
-    drop(frame_tx);
+    drop(queues);
     // The decoders drain what they hold and exit; their last markers go out before the writer
     // finishes the stream.
     let _ = tokio::task::spawn_blocking(move || {
@@ -249,4 +278,58 @@ fn count_datagrams(shared: &Shared, reassembler: &Reassembler, eye: Eye) {
     let mut s = shared.eye(eye);
     s.counts.datagrams_expected = r.datagrams_expected;
     s.counts.datagrams_received = r.datagrams_counted;
+}
+
+#[cfg(test)]
+mod tests {
+    use shared_proto::wire::FrameTiming;
+
+    use super::*;
+
+    fn unit(seq: u32, len: usize) -> CompletedFrame {
+        CompletedFrame {
+            eye: Eye::Left,
+            seq,
+            keyframe: false,
+            timing: FrameTiming {
+                frame_no: u64::from(seq),
+                capture_ns: 0,
+                encode_start_ns: 0,
+                encode_end_ns: 0,
+                send_ns: 0,
+                encoded_len: len as u32,
+                slice: Default::default(),
+            },
+            bitstream: vec![0; len],
+            first_byte_ns: 0,
+            last_byte_ns: 0,
+            repaired_fragments: 0,
+            fragments: 1,
+        }
+    }
+
+    /// A decoder that stops taking pictures for a while (a stall) finds every one of the
+    /// first half second waiting when it resumes; the pictures past that are dropped at the
+    /// queue (a gap: the decoder will ask for an IDR), and the queue takes pictures again as
+    /// the decoder takes them off.
+    #[test]
+    fn a_stalled_decoder_finds_half_a_second_waiting_and_no_more() {
+        let shared = Shared::new(None, None);
+        let (left, mut frames) = DecodeQueue::new(30_000);
+        let (right, _) = DecodeQueue::new(30_000);
+        let queues = [left, right];
+        for seq in 0..20 {
+            deliver(&shared, &queues, unit(seq, 20_000));
+        }
+        // 15 pictures at 30 fps are half a second: those wait, in order.
+        assert_eq!(queues[0].tx.len(), 15);
+        let waiting: Vec<u32> = frames.by_ref().take(15).map(|f| f.seq).collect();
+        assert_eq!(waiting, (0..15).collect::<Vec<_>>());
+        assert_eq!(shared.eye(Eye::Left).counts.received, 20);
+        // Taken by the decoder, they free their room.
+        assert_eq!(*lock(&queues[0].backlog), Backlog::default());
+        deliver(&shared, &queues, unit(20, 20_000));
+        assert_eq!(frames.next().map(|f| f.seq), Some(20));
+        assert_eq!(*lock(&queues[0].backlog), Backlog::default());
+    }
 }

@@ -1307,7 +1307,7 @@ fn a_flood_of_datagrams_and_half_open_handshakes_leaves_the_paired_stream_runnin
     }
     let during = (rss_kib(hpid), rss_kib(spid));
     let (sok, sout, _) = run_with_timeout(streamer, Duration::from_secs(120));
-    let (hok, _, _) = run_with_timeout(headset, Duration::from_secs(60));
+    let (hok, hout, _) = run_with_timeout(headset, Duration::from_secs(60));
     let _ = std::fs::remove_dir_all(&dir);
     eprintln!(
         "flood: {datagrams} random datagrams, {handshakes} half-open handshakes in {:.1} s; \
@@ -1328,7 +1328,7 @@ fn a_flood_of_datagrams_and_half_open_handshakes_leaves_the_paired_stream_runnin
         );
         assert!(
             decoded * 100 >= captured * 95,
-            "{eye}: {decoded} of {captured} decoded during the flood"
+            "{eye}: {decoded} of {captured} decoded during the flood\nstreamer: {sout}\nheadset: {hout}"
         );
     }
     // Flat: what a flood costs is bounded (16 handshakes at once, each ≤ 5 s), not per datagram.
@@ -1341,4 +1341,75 @@ fn a_flood_of_datagrams_and_half_open_handshakes_leaves_the_paired_stream_runnin
         "streamer {before:?} → {during:?}"
     );
     assert!(datagrams > 1000 && handshakes > 500);
+}
+
+/// A headset that stops for a moment (a busy machine, an app paused by the OS, Wi-Fi handing
+/// over a burst after power save) finds its backlog waiting and decodes it faster than real
+/// time: three 250 ms stalls (SIGSTOP) cost no picture and no keyframe. With the old queue of
+/// 4 pictures each stall lost ~5 per eye and an IDR; past half a second of pictures the backlog
+/// is dropped (`rules::backlog`, unit-tested).
+#[cfg(unix)]
+#[test]
+fn a_headset_that_stalls_for_250_ms_decodes_its_backlog_and_loses_nothing() {
+    let port = free_udp_port();
+    let listen = format!("127.0.0.1:{port}");
+    let headset = spawn(
+        quest_client_bin(),
+        &[
+            "--headless",
+            "--unpaired",
+            "--listen",
+            &listen,
+            "--sessions",
+            "1",
+        ],
+    );
+    // 1 Mbit/s per eye: a stall's datagrams (~30 KB per eye) fit any kernel's receive buffer.
+    let streamer = spawn(
+        env!("CARGO_BIN_EXE_pi-streamer"),
+        &[
+            "--unpaired",
+            "--peer",
+            &listen,
+            "--frames",
+            "180",
+            "--size",
+            "320x240",
+            "--fps",
+            "30",
+            "--bitrate-mbps",
+            "1",
+            "--max-latency-ms",
+            "2000",
+            "--report",
+            "json",
+        ],
+    );
+    let pid = headset.id().to_string();
+    let signal = |sig: &str| {
+        let ok = Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig} {pid}");
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    for _ in 0..3 {
+        signal("-STOP");
+        std::thread::sleep(Duration::from_millis(250));
+        signal("-CONT");
+        std::thread::sleep(Duration::from_millis(750));
+    }
+    let (sok, sout, serr) = run_with_timeout(streamer, Duration::from_secs(120));
+    let (hok, _, _) = run_with_timeout(headset, Duration::from_secs(60));
+    assert!(sok && hok, "streamer {sok}, headset {hok}: {serr}");
+    let report: serde_json::Value = serde_json::from_str(&sout).unwrap();
+    for eye in ["left", "right"] {
+        let e = &report["eyes"][eye];
+        assert_eq!(
+            (&e["decoded"], &e["lost"], &e["keyframes"]),
+            (&e["captured"], &serde_json::json!(0), &serde_json::json!(1)),
+            "{eye}: {sout}"
+        );
+    }
 }

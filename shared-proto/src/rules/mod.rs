@@ -10,6 +10,8 @@
 //! * [`bitrate`]: many receivers' bandwidth wishes → one encoder bitrate per eye.
 //! * [`refchain`]: the reference chain of one eye's stream: a sequence gap or an unusable frame
 //!   → wait for a keyframe, ask for one (rate-limited).
+//! * [`backlog`]: what may wait for an eye's decoder (half a second of pictures, a byte
+//!   budget): a receiver that falls behind decodes its backlog instead of waiting for an IDR.
 //! * [`slices`]: pictures sent as slices (one transport unit each): the pictures a gap in the
 //!   units cost, each counted once.
 //! * [`refresh`]: recovery by intra refresh: after a loss, decode on but show nothing until
@@ -26,6 +28,7 @@
 //! * [`ledger`]: frames sent and awaiting their marker, keyed by [`ledger::FrameKey`]; the
 //!   pixel-code check of a marker.
 
+pub mod backlog;
 pub mod bitrate;
 pub mod budget;
 pub mod fec;
