@@ -40,8 +40,8 @@ fn repairing(gate: &RefreshGate, dec: &dyn decode::VideoDecoder) -> bool {
     !matches!(gate.state(), RefreshState::Clean) && dec.conceals() && gate.periodic()
 }
 
-/// Runs until `frames` ends (the session drops the queue's sending end). `stream`: the eye's stream as the
-/// streamer announced it (its size; whether its frames carry the pixel code).
+/// Runs until `frames` ends (the session drops the queue's sending end). `stream`: the eye's
+/// stream as the streamer announced it (its size; whether its frames carry the pixel code).
 pub(crate) fn run(
     eye: Eye,
     stream: Option<StreamInfo>,
@@ -83,9 +83,7 @@ pub(crate) fn run(
     let (mut idr_start, mut prev_seq): (Option<u32>, Option<u32>) = (None, None);
     let mut joined: Vec<u8> = Vec::new();
     // Recovery by intra refresh (streams whose sweeps are periodic, decoders that conceal).
-    let frame_ns = stream
-        .map(|s| 1_000_000_000_000 / u64::from(s.fps_milli.max(1)))
-        .unwrap_or(16_666_667);
+    let frame_ns = stream.map_or(16_666_667, |s| s.frame_ns());
     let mut gate = RefreshGate::new(frame_ns);
     let mut decoded_any = false;
     // A loss was seen since the last IDR (openh264's concealment flag stays on until then).

@@ -17,8 +17,8 @@
 //! Threads: the tokio runtime runs the QUIC endpoint, the control stream and the datagram loop
 //! (which owns the reassembler); each eye has its own decoder thread fed through a channel
 //! bounded by `shared_proto::rules::backlog`. A decoder that falls behind for a moment decodes
-//! its backlog faster than real time (the display shows the newest picture); past half a second
-//! of pictures or 8 MiB it loses units there, and then asks for an IDR.
+//! its backlog faster than real time (the display shows the newest decoded picture); past half
+//! a second of pictures or 8 MiB it loses units there, and then asks for an IDR.
 
 pub mod decode;
 mod decoder;

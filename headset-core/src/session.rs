@@ -14,7 +14,7 @@ use shared_proto::clock::ClockEstimate;
 use shared_proto::fragment::{CompletedFrame, Reassembler, ReassemblyLimits};
 use shared_proto::rules::backlog::{Backlog, BacklogLimits};
 use shared_proto::rules::{handshake, retransmit};
-use shared_proto::wire::{ToHeadset, ToStreamer};
+use shared_proto::wire::{frame_ns, ToHeadset, ToStreamer};
 use shared_proto::Eye;
 use tokio::sync::mpsc;
 
@@ -39,8 +39,7 @@ impl DecodeQueue {
         let frames = rx.into_iter().inspect(move |f: &CompletedFrame| {
             lock(&taken).taken(f.bitstream.len(), f.timing.slice.is_first());
         });
-        let frame_ns = 1_000_000_000_000 / u64::from(fps_milli.max(1));
-        let limits = BacklogLimits::for_frame_interval(frame_ns);
+        let limits = BacklogLimits::for_frame_interval(frame_ns(fps_milli));
         (
             DecodeQueue {
                 tx,
@@ -71,12 +70,11 @@ fn deliver(shared: &Shared, queues: &[DecodeQueue], frame: CompletedFrame) {
     // asks for an IDR.
     let q = &queues[eye.index()];
     let (len, first) = (frame.bitstream.len(), frame.timing.slice.is_first());
-    let admitted = lock(&q.backlog).admit(q.limits, len, first);
-    if !admitted || q.tx.send(frame).is_err() {
-        if admitted {
-            lock(&q.backlog).taken(len, first);
-        }
+    if !lock(&q.backlog).admit(q.limits, len, first) {
         tracing::debug!(%eye, "decoder too far behind: unit dropped at its queue");
+    } else if q.tx.send(frame).is_err() {
+        lock(&q.backlog).taken(len, first);
+        tracing::debug!(%eye, "the decoder has ended: unit dropped");
     }
 }
 
@@ -191,7 +189,7 @@ pub(crate) async fn run(
         .unwrap_or(60_000)
         .max(1_000);
     let mut reassembler = Reassembler::new(ReassemblyLimits {
-        reorder_ns: 1_000_000_000_000 / u64::from(fps_milli),
+        reorder_ns: frame_ns(fps_milli),
         ..Default::default()
     });
     // Expiry and retransmission requests: 5 ms granularity (a request goes out 5–10 ms after a
@@ -329,7 +327,53 @@ mod tests {
         // Taken by the decoder, they free their room.
         assert_eq!(*lock(&queues[0].backlog), Backlog::default());
         deliver(&shared, &queues, unit(20, 20_000));
+        assert_eq!(queues[0].tx.len(), 1);
         assert_eq!(frames.next().map(|f| f.seq), Some(20));
+        assert_eq!(*lock(&queues[0].backlog), Backlog::default());
+    }
+
+    /// A picture in slices whose first slice found no room: its later slices still join (the
+    /// decoder sees the gap at them and asks for an IDR); every unit is counted back off.
+    #[test]
+    fn slices_of_a_refused_picture_are_counted_as_they_are_taken() {
+        let shared = Shared::new(None, None);
+        let (left, mut frames) = DecodeQueue::new(30_000);
+        let (right, _) = DecodeQueue::new(30_000);
+        let queues = [left, right];
+        let slice = |seq: u32, index: u8| {
+            let mut f = unit(seq, 1_000);
+            f.timing.slice = shared_proto::wire::SliceOf {
+                index,
+                count: 2,
+                recovery: 0,
+            };
+            f
+        };
+        // 15 pictures' first slices fill the picture count...
+        for p in 0..15u32 {
+            deliver(&shared, &queues, slice(2 * p, 0));
+        }
+        // ...so the 16th picture's first slice is refused, its second joins.
+        deliver(&shared, &queues, slice(30, 0));
+        deliver(&shared, &queues, slice(31, 1));
+        assert_eq!(queues[0].tx.len(), 16);
+        let seqs: Vec<u32> = frames.by_ref().take(16).map(|f| f.seq).collect();
+        assert_eq!(seqs.last(), Some(&31));
+        assert_eq!(*lock(&queues[0].backlog), Backlog::default());
+    }
+
+    /// A decoder that has ended (its receiving end dropped) holds nothing: what could not be
+    /// sent is counted back off.
+    #[test]
+    fn nothing_is_held_for_a_decoder_that_has_ended() {
+        let shared = Shared::new(None, None);
+        let (left, frames) = DecodeQueue::new(30_000);
+        let (right, _) = DecodeQueue::new(30_000);
+        let queues = [left, right];
+        drop(frames);
+        for seq in 0..40 {
+            deliver(&shared, &queues, unit(seq, 20_000));
+        }
         assert_eq!(*lock(&queues[0].backlog), Backlog::default());
     }
 }

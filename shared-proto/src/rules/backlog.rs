@@ -2,9 +2,10 @@
 //! the next IDR: a round trip, and the largest picture of the stream on a link already in
 //! trouble. A receiver that falls behind for a moment (a scheduling stall, Wi-Fi delivering a
 //! burst after power save or retries) therefore keeps its backlog and decodes it faster than
-//! real time; the display shows the newest picture. Only a backlog past its bounds is dropped
-//! (then the decoder waits for an IDR): half a second of pictures, and a byte budget, so what
-//! a peer sends cannot grow the headset's memory without bound.
+//! real time; the display shows the newest decoded picture (late while it catches up). Only a
+//! backlog past its bounds is dropped (then the decoder waits for an IDR): half a second of
+//! pictures, and a byte budget, so what a peer sends cannot grow the headset's memory without
+//! bound.
 
 use crate::Nanos;
 
@@ -63,6 +64,10 @@ impl Backlog {
 
     /// An admitted unit was taken by the decoder.
     pub fn taken(&mut self, len: usize, first: bool) {
+        debug_assert!(
+            self.bytes >= len as u64 + UNIT_OVERHEAD && self.pictures >= u32::from(first),
+            "a unit taken that was never admitted"
+        );
         self.bytes = self.bytes.saturating_sub(len as u64 + UNIT_OVERHEAD);
         self.pictures = self.pictures.saturating_sub(u32::from(first));
     }

@@ -17,6 +17,18 @@ pub struct StreamInfo {
     pub pixel_code: bool,
 }
 
+impl StreamInfo {
+    /// The time between two frames of the stream.
+    pub fn frame_ns(&self) -> crate::Nanos {
+        frame_ns(self.fps_milli)
+    }
+}
+
+/// The time between two frames at `fps_milli` (frames per second times 1000; 0 is taken as 1).
+pub fn frame_ns(fps_milli: u32) -> crate::Nanos {
+    1_000_000_000_000 / u64::from(fps_milli.max(1))
+}
+
 /// [`StreamInfo`]'s flags byte: bit 0, the frames carry the pixel code; other bits 0.
 const STREAM_FLAG_PIXEL_CODE: u8 = 1;
 

@@ -55,7 +55,7 @@ mod to_headset;
 mod to_streamer;
 
 pub use control::{
-    negotiate_version, ClientStats, ControlDecoder, FrameMarker, KeyframeReason, Message,
+    frame_ns, negotiate_version, ClientStats, ControlDecoder, FrameMarker, KeyframeReason, Message,
     StreamInfo,
 };
 pub use datagram::{parse_fragment, FragmentHeader, FrameTiming, ShardKind, SliceOf};
