@@ -231,8 +231,16 @@ fn browser_decodes_both_tracks_on_the_right_eyes_for_two_viewers() {
             "glass-to-glass from the markers: {g2g}"
         );
         assert!(g2g["p50"].as_f64().unwrap() > 0.0);
-        // Glass-to-glass ends after capture→decoded.
-        assert!(g2g["p50"].as_f64().unwrap() >= r["latency_ms"]["p50"].as_f64().unwrap());
+        // Glass-to-glass ends after capture→decoded: frame by frame, the stages after decode
+        // (the hand-over to the compositor, and the display) are never negative. (The medians
+        // of the two series are not comparable: glass-to-glass counts the displayed frames.)
+        let after = &r["glass_to_glass_stages_ms"];
+        for stage in ["upload", "display"] {
+            assert!(
+                after[stage]["min"].as_f64().unwrap() >= 0.0,
+                "{stage}: {after}"
+            );
+        }
         assert_eq!(v["webrtc"]["malformed_messages"].as_u64(), Some(0));
     }
 }

@@ -62,7 +62,14 @@ impl BrowserMarker {
     /// The marker in the native client's form, for the frame the streamer booked as
     /// (`seq`, `frame_no`). The browser's "received" is the arrival of the frame's last packet;
     /// "presented" (the decoded frame handed to the compositor) closes the decode stage.
+    ///
+    /// The browser's times are taken as they are but for order: a frame is not handed over
+    /// before it arrived, nor displayed before it was handed over. Chromium's
+    /// `expectedDisplayTime` is the vsync a frame was meant for, and a frame handed over after
+    /// it (seen: up to 10.5 ms after) is shown a vsync or more later; its display time is
+    /// raised to the hand-over, a lower bound.
     pub fn to_frame_marker(&self, seq: u32, frame_no: u64) -> FrameMarker {
+        let presented = self.presented_ns.max(self.received_ns);
         FrameMarker {
             eye: self.eye,
             seq,
@@ -70,9 +77,9 @@ impl BrowserMarker {
             pixel_code: self.pixel_code,
             first_byte_ns: self.received_ns,
             last_byte_ns: self.received_ns,
-            decoded_ns: self.presented_ns.max(self.received_ns),
-            presented_ns: Some(self.presented_ns),
-            display_ns: self.display_ns,
+            decoded_ns: presented,
+            presented_ns: Some(presented),
+            display_ns: self.display_ns.map(|d| d.max(presented)),
         }
     }
 }
@@ -208,6 +215,19 @@ mod tests {
         };
         // A presentation stamped before the receive cannot make a negative decode stage.
         assert_eq!(m.to_frame_marker(0, 0).decoded_ns, 5_000_000);
+        assert_eq!(m.to_frame_marker(0, 0).presented_ns, Some(5_000_000));
+        // A display time before the hand-over (a frame that missed the vsync it was meant
+        // for) is raised to the hand-over: no negative display stage.
+        let m = parse(
+            br#"{"t":"m","eye":0,"rtp":1,"code":null,"recv":5,"pres":16,"disp":6}"#,
+            0,
+        )
+        .unwrap();
+        let BrowserMessage::Marker(m) = m else {
+            panic!()
+        };
+        let f = m.to_frame_marker(0, 0);
+        assert_eq!((f.decoded_ns, f.display_ns), (16_000_000, Some(16_000_000)));
     }
 
     #[test]
