@@ -11,7 +11,7 @@ use shared_proto::fragment::CompletedFrame;
 use shared_proto::rules::refchain::ReferenceChain;
 use shared_proto::rules::refresh::{RefreshGate, RefreshState};
 use shared_proto::rules::slices::PictureTracker;
-use shared_proto::wire::{FrameMarker, KeyframeReason, StreamInfo, ToStreamer};
+use shared_proto::wire::{frame_ns, FrameMarker, KeyframeReason, StreamInfo, ToStreamer};
 use shared_proto::{pixel_code, Eye};
 use tokio::sync::mpsc;
 
@@ -38,6 +38,11 @@ fn repairable(
 /// Whether this eye's pictures are being repaired by intra refresh now.
 fn repairing(gate: &RefreshGate, dec: &dyn decode::VideoDecoder) -> bool {
     !matches!(gate.state(), RefreshState::Clean) && dec.conceals() && gate.periodic()
+}
+
+/// The time between two frames of the eye's stream (one not announced: 60 fps).
+pub(crate) fn frame_interval(stream: Option<StreamInfo>) -> u64 {
+    stream.map_or(frame_ns(60_000), |s| s.frame_ns())
 }
 
 /// Runs until `frames` ends (the session drops the queue's sending end). `stream`: the eye's
@@ -83,8 +88,7 @@ pub(crate) fn run(
     let (mut idr_start, mut prev_seq): (Option<u32>, Option<u32>) = (None, None);
     let mut joined: Vec<u8> = Vec::new();
     // Recovery by intra refresh (streams whose sweeps are periodic, decoders that conceal).
-    let frame_ns = stream.map_or(16_666_667, |s| s.frame_ns());
-    let mut gate = RefreshGate::new(frame_ns);
+    let mut gate = RefreshGate::new(frame_interval(stream));
     let mut decoded_any = false;
     // A loss was seen since the last IDR (openh264's concealment flag stays on until then).
     let mut lossy_since_idr = false;
@@ -302,7 +306,6 @@ mod tests {
 
     use openh264::encoder::{Encoder, FrameType};
     use openh264::formats::YUVBuffer;
-    use shared_proto::wire::FrameTiming;
 
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::Duration;
@@ -348,25 +351,7 @@ mod tests {
     }
 
     fn completed(seq: u32, (bitstream, keyframe): &(Vec<u8>, bool)) -> CompletedFrame {
-        CompletedFrame {
-            eye: Eye::Left,
-            seq,
-            keyframe: *keyframe,
-            timing: FrameTiming {
-                frame_no: u64::from(seq),
-                capture_ns: 0,
-                encode_start_ns: 0,
-                encode_end_ns: 0,
-                send_ns: 0,
-                encoded_len: bitstream.len() as u32,
-                slice: Default::default(),
-            },
-            bitstream: bitstream.clone(),
-            first_byte_ns: 0,
-            last_byte_ns: 0,
-            repaired_fragments: 0,
-            fragments: 1,
-        }
+        crate::testing::unit(seq, bitstream.clone(), *keyframe)
     }
 
     fn keyframe_requests(rx: &mut mpsc::Receiver<Outgoing>) -> Vec<KeyframeReason> {

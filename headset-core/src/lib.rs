@@ -26,6 +26,8 @@ pub mod listener;
 mod session;
 pub mod sink;
 pub mod stats;
+#[cfg(test)]
+mod testing;
 
 pub use listener::{Access, Client};
 pub use sink::{Headless, PendingMarker, PictureSink, SentMarkers};

@@ -31,15 +31,16 @@ struct DecodeQueue {
 }
 
 impl DecodeQueue {
-    /// The queue for a stream of `fps_milli`, and its receiving end as the decoder iterates it.
-    fn new(fps_milli: u32) -> (Self, impl Iterator<Item = CompletedFrame> + Send + 'static) {
+    /// The queue for a stream of one picture every `frame_ns`, and its receiving end as the
+    /// decoder iterates it.
+    fn new(frame_ns: u64) -> (Self, impl Iterator<Item = CompletedFrame> + Send + 'static) {
         let (tx, rx) = crossbeam_channel::unbounded::<CompletedFrame>();
         let backlog = Arc::new(Mutex::new(Backlog::default()));
         let taken = backlog.clone();
         let frames = rx.into_iter().inspect(move |f: &CompletedFrame| {
             lock(&taken).taken(f.bitstream.len(), f.timing.slice.is_first());
         });
-        let limits = BacklogLimits::for_frame_interval(frame_ns(fps_milli));
+        let limits = BacklogLimits::for_frame_interval(frame_ns);
         (
             DecodeQueue {
                 tx,
@@ -146,7 +147,7 @@ pub(crate) async fn run(
     let mut queues = Vec::new();
     for eye in Eye::BOTH {
         let stream = streams[eye.index()];
-        let (queue, frames) = DecodeQueue::new(stream.map_or(60_000, |s| s.fps_milli));
+        let (queue, frames) = DecodeQueue::new(decoder::frame_interval(stream));
         let (shared, out, sink) = (shared.clone(), out_tx.clone(), sink.clone());
         decoders.push(
             std::thread::Builder::new()
@@ -280,30 +281,21 @@ fn count_datagrams(shared: &Shared, reassembler: &Reassembler, eye: Eye) {
 
 #[cfg(test)]
 mod tests {
-    use shared_proto::wire::FrameTiming;
-
     use super::*;
 
     fn unit(seq: u32, len: usize) -> CompletedFrame {
-        CompletedFrame {
-            eye: Eye::Left,
-            seq,
-            keyframe: false,
-            timing: FrameTiming {
-                frame_no: u64::from(seq),
-                capture_ns: 0,
-                encode_start_ns: 0,
-                encode_end_ns: 0,
-                send_ns: 0,
-                encoded_len: len as u32,
-                slice: Default::default(),
-            },
-            bitstream: vec![0; len],
-            first_byte_ns: 0,
-            last_byte_ns: 0,
-            repaired_fragments: 0,
-            fragments: 1,
-        }
+        crate::testing::unit(seq, vec![0; len], false)
+    }
+
+    /// The session's two queues for 30 fps streams, and the left decoder's end.
+    fn queues() -> (
+        Arc<Shared>,
+        [DecodeQueue; 2],
+        impl Iterator<Item = CompletedFrame>,
+    ) {
+        let (left, frames) = DecodeQueue::new(frame_ns(30_000));
+        let (right, _) = DecodeQueue::new(frame_ns(30_000));
+        (Shared::new(None, None), [left, right], frames)
     }
 
     /// A decoder that stops taking pictures for a while (a stall) finds every one of the
@@ -312,10 +304,7 @@ mod tests {
     /// the decoder takes them off.
     #[test]
     fn a_stalled_decoder_finds_half_a_second_waiting_and_no_more() {
-        let shared = Shared::new(None, None);
-        let (left, mut frames) = DecodeQueue::new(30_000);
-        let (right, _) = DecodeQueue::new(30_000);
-        let queues = [left, right];
+        let (shared, queues, mut frames) = queues();
         for seq in 0..20 {
             deliver(&shared, &queues, unit(seq, 20_000));
         }
@@ -336,10 +325,7 @@ mod tests {
     /// decoder sees the gap at them and asks for an IDR); every unit is counted back off.
     #[test]
     fn slices_of_a_refused_picture_are_counted_as_they_are_taken() {
-        let shared = Shared::new(None, None);
-        let (left, mut frames) = DecodeQueue::new(30_000);
-        let (right, _) = DecodeQueue::new(30_000);
-        let queues = [left, right];
+        let (shared, queues, mut frames) = queues();
         let slice = |seq: u32, index: u8| {
             let mut f = unit(seq, 1_000);
             f.timing.slice = shared_proto::wire::SliceOf {
@@ -366,10 +352,7 @@ mod tests {
     /// sent is counted back off.
     #[test]
     fn nothing_is_held_for_a_decoder_that_has_ended() {
-        let shared = Shared::new(None, None);
-        let (left, frames) = DecodeQueue::new(30_000);
-        let (right, _) = DecodeQueue::new(30_000);
-        let queues = [left, right];
+        let (shared, queues, frames) = queues();
         drop(frames);
         for seq in 0..40 {
             deliver(&shared, &queues, unit(seq, 20_000));
