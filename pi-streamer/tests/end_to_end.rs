@@ -1405,11 +1405,19 @@ fn a_headset_that_stalls_for_200_ms_decodes_its_backlog_and_loses_nothing() {
     let (hok, _, _) = run_with_timeout(headset, Duration::from_secs(60));
     assert!(sok && hok, "streamer {sok}, headset {hok}: {serr}");
     let report: serde_json::Value = serde_json::from_str(&sout).unwrap();
+    // Every frame sent is decoded. A raw frame the streamer's own source drops on a slow
+    // machine (seen under qemu: 1 of 180) is never sent, and is no loss of the headset's;
+    // no frame may be missing anywhere after the source.
     for eye in ["left", "right"] {
         let e = &report["eyes"][eye];
         assert_eq!(
-            (&e["decoded"], &e["lost"], &e["keyframes"]),
-            (&e["captured"], &serde_json::json!(0), &serde_json::json!(1)),
+            (&e["decoded"], &e["dropped"], &e["lost"], &e["keyframes"]),
+            (
+                &e["sent"],
+                &e["dropped_source"],
+                &serde_json::json!(0),
+                &serde_json::json!(1)
+            ),
             "{eye}: {sout}"
         );
     }
