@@ -1223,7 +1223,7 @@ fn captured_initial() -> Vec<u8> {
 /// Issue 15's flood: while a paired streamer streams to a paired headset (two processes), a
 /// stranger sends random datagrams and half-open QUIC handshakes (replayed Initials from fresh
 /// addresses) to the headset at a few thousand per second for 5 s. The stream goes on (≥ 95 %
-/// of frames decoded) and neither process's memory grows with the flood.
+/// of the frames past the streamer's source decoded) and neither process's memory grows with the flood.
 #[test]
 fn a_flood_of_datagrams_and_half_open_handshakes_leaves_the_paired_stream_running() {
     use binoc_net::trust::{self, PairedPeers};
@@ -1322,13 +1322,17 @@ fn a_flood_of_datagrams_and_half_open_handshakes_leaves_the_paired_stream_runnin
     let report: serde_json::Value = serde_json::from_str(&sout).unwrap();
     for eye in ["left", "right"] {
         let e = &report["eyes"][eye];
-        let (decoded, captured) = (
+        // Of the frames sent: the flood is at the headset. A raw frame the streamer's own
+        // source drops on a slow machine is never sent (seen under qemu: 20 of 240, every one
+        // sent decoded); a drop anywhere after the source still counts against the stream.
+        let (decoded, sent, after_source) = (
             e["decoded"].as_u64().unwrap(),
-            e["captured"].as_u64().unwrap(),
+            e["sent"].as_u64().unwrap(),
+            e["dropped"].as_u64().unwrap() - e["dropped_source"].as_u64().unwrap(),
         );
         assert!(
-            decoded * 100 >= captured * 95,
-            "{eye}: {decoded} of {captured} decoded during the flood\nstreamer: {sout}\nheadset: {hout}"
+            decoded * 100 >= (sent + after_source) * 95,
+            "{eye}: {decoded} of {sent} sent decoded during the flood\nstreamer: {sout}\nheadset: {hout}"
         );
     }
     // Flat: what a flood costs is bounded (16 handshakes at once, each ≤ 5 s), not per datagram.
