@@ -4,7 +4,9 @@
 # by side on the same pixel-coded frames, in alternated rounds: capture→decoded p50/p95/p99/max,
 # frames decoded, CPU per frame, and binoc/GStreamer. Installs Debian's GStreamer first.
 # Usage: scripts/bench-vs-gstreamer.sh [--size WxH] [--fps F] [--bitrate-mbps B] [--seconds S]
-#        [--rounds N] [--one-eye] [--json FILE]     (default: 1280x720, 60 fps, 8 Mbit/s, 10 s, 3)
+#        [--rounds N] [--one-eye] [--json FILE] [--no-control]
+#        (default: 1280x720, 60 fps, 8 Mbit/s, 10 s, 3 rounds; each round also times x264 alone,
+#        the machine's own spread for the costliest stage)
 set -eu
 cd "$(dirname "$0")/.."
 if ! command -v gst-launch-1.0 >/dev/null 2>&1 || ! gst-inspect-1.0 x264enc >/dev/null 2>&1 \

@@ -24,7 +24,7 @@ if rustup target list --installed 2>/dev/null | grep -qx $target || rustup targe
 else
   echo "aarch64: rustup cannot add $target here; using Debian's Rust and its arm64 std" >&2
   scripts/apt-install.sh rustc-web cargo-web libstd-rust-web-dev:arm64
-  # In the environment: the end-to-end tests' nested cargo uses the same compiler.
+  # In the environment: a nested cargo (the end-to-end tests' fallback build) uses the same compiler.
   export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
 fi
 
@@ -33,7 +33,8 @@ export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER=qemu-aarch64-static
 export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc CXX_aarch64_unknown_linux_gnu=aarch64-linux-gnu-g++
 export AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar
-# Absolute, and in the environment: the end-to-end tests build quest-client with a nested cargo.
+# Absolute, and in the environment: BINOC_QUEST_CLIENT below is built from it, and a nested cargo
+# (the end-to-end tests' fallback) builds into the same directory.
 export CARGO_TARGET_DIR="$PWD/target/cross"
 if [ "$mode" = build ]; then
   cargo build --release --locked --target $target -p pi-streamer -p quest-client
@@ -41,8 +42,9 @@ if [ "$mode" = build ]; then
 else
   # The browser test drives the host's chromium: it ran natively already, and the WebRTC path
   # itself is covered on aarch64 by the str0m-peer tests (tests/webrtc.rs).
-  # quest-client's own tests are not repeated here: it runs on the Quest (Android, checked by
-  # scripts/android-check.sh) and on desktops (the x86_64 tests); on the Pi it is only the
-  # loopback's in-process client, which pi-streamer's tests exercise.
-  cargo test --locked --target $target -p shared-proto -p pi-streamer -- --skip browser_
+  # quest-client is selected for its binary, which the end-to-end tests run as the headset
+  # (BINOC_QUEST_CLIENT: built here with the same features as everything else, instead of by
+  # the tests for that one package); its CLI tests (tests/cli.rs) come along.
+  BINOC_QUEST_CLIENT="$CARGO_TARGET_DIR/$target/debug/quest-client" \
+    cargo test --locked --target $target -p shared-proto -p pi-streamer -p quest-client -- --skip browser_
 fi

@@ -22,6 +22,10 @@ echo "== build and clippy -D warnings: every target, every crate, with the heads
 lint_build test --workspace --all-targets --locked --features quest-client/app --no-run
 
 echo "== cargo test"
+# The end-to-end tests run the quest-client this command builds (it selects quest-client too)
+# instead of building it again for that one package (other features, ~60 crates recompiled).
+BINOC_QUEST_CLIENT="${CARGO_TARGET_DIR:-$PWD/target}/debug/quest-client"
+export BINOC_QUEST_CLIENT
 lint_build test --workspace --locked --features quest-client/app
 
 echo "== fuzz smoke (parse ${FUZZ_SECONDS:-60} s, control/pairing/browser ${FUZZ_SHORT_SECONDS:-20} s each; the long runs: docs/security.md)"

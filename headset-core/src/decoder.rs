@@ -69,7 +69,17 @@ pub(crate) fn run(
             None => decode::open_for_stream(size, None),
         };
         match decoder {
-            Ok(d) => Some((d, generation)),
+            Ok(mut d) => {
+                if let Some((w, h)) = size {
+                    let t = std::time::Instant::now();
+                    match d.warm_up(w, h) {
+                        Ok(()) => tracing::debug!(%eye, took = ?t.elapsed(), "decoder warmed up"),
+                        // Only the first picture is slower for it.
+                        Err(e) => tracing::debug!(%eye, "no decoder warm-up: {e:#}"),
+                    }
+                }
+                Some((d, generation))
+            }
             Err(e) => {
                 tracing::error!(%eye, "cannot create decoder: {e:#}");
                 None

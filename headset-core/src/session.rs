@@ -152,7 +152,12 @@ pub(crate) async fn run(
         decoders.push(
             std::thread::Builder::new()
                 .name(format!("decode-{eye}"))
-                .spawn(move || decoder::run(eye, stream, frames, out, shared, sink))?,
+                .spawn(move || {
+                    // Started from a network worker (a short slice): a codec thread takes the
+                    // default back (binoc_net::sched::default_slice).
+                    binoc_net::sched::default_slice();
+                    decoder::run(eye, stream, frames, out, shared, sink)
+                })?,
         );
         queues.push(queue);
     }

@@ -2,9 +2,10 @@
 //!
 //! The network plumbing both ends share, and nothing of either end: QUIC endpoints tuned for
 //! video datagrams ([`endpoint`]), TLS identities, certificate pinning and pairing ([`identity`],
-//! [`pinning`], [`trust`], [`pairing`]), the framed control stream ([`control`]), and the one place binoc reads the
-//! OS clocks ([`os_clock`]). The streamer (`pi-streamer`) and the headset's receive core
-//! (`headset-core`) depend on it; it depends on neither (ALVR's `sockets` split).
+//! [`pinning`], [`trust`], [`pairing`]), the framed control stream ([`control`]), the one place
+//! binoc reads the OS clocks ([`os_clock`]), and the network runtime with the scheduling hint of
+//! its latency-critical threads ([`sched`]). The streamer (`pi-streamer`) and the headset's
+//! receive core (`headset-core`) depend on it; it depends on neither (ALVR's `sockets` split).
 
 pub mod congestion;
 pub mod control;
@@ -15,6 +16,7 @@ pub mod metrics;
 pub mod os_clock;
 pub mod pairing;
 pub mod pinning;
+pub mod sched;
 pub mod trust;
 
 pub use control::{ControlReader, ControlWriter};

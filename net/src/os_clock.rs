@@ -28,6 +28,57 @@ pub fn thread_cpu_ns() -> u64 {
     read(libc::CLOCK_THREAD_CPUTIME_ID)
 }
 
+/// The machine's CPU time so far, all CPUs (`/proc/stat`'s `cpu` line, in clock ticks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MachineCpu {
+    /// user + nice + system + irq + softirq + steal.
+    pub wanted: u64,
+    /// Time the hypervisor ran other guests while this one's CPUs wanted to run (0 on bare
+    /// metal): on a VM, what no process here can see in its own CPU time but every deadline
+    /// feels.
+    pub steal: u64,
+}
+
+impl MachineCpu {
+    /// Parses `/proc/stat`'s text; `None` without a well-formed `cpu` line.
+    pub fn parse(stat: &str) -> Option<MachineCpu> {
+        let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+        let v: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .map(|x| x.parse().ok())
+            .collect::<Option<_>>()?;
+        // user nice system idle iowait irq softirq steal …
+        let field = |i: usize| v.get(i).copied();
+        let steal = field(7)?;
+        let busy = [0, 1, 2, 5, 6]
+            .iter()
+            .try_fold(0u64, |s, &i| Some(s.saturating_add(field(i)?)))?;
+        Some(MachineCpu {
+            wanted: busy.saturating_add(steal),
+            steal,
+        })
+    }
+
+    /// Of the CPU time wanted since `before`, the share stolen, in percent (`None` if no time
+    /// passed or the counters went back).
+    pub fn steal_percent_since(&self, before: &MachineCpu) -> Option<f64> {
+        let wanted = self.wanted.checked_sub(before.wanted)?;
+        let steal = self.steal.checked_sub(before.steal)?;
+        (wanted > 0).then(|| 100.0 * steal as f64 / wanted as f64)
+    }
+
+    /// The steal share from these counters to now ([`machine_cpu`]).
+    pub fn steal_percent_to_now(&self) -> Option<f64> {
+        machine_cpu()?.steal_percent_since(self)
+    }
+}
+
+/// The machine's CPU counters now (`None` where `/proc/stat` cannot be read: not Linux).
+pub fn machine_cpu() -> Option<MachineCpu> {
+    MachineCpu::parse(&std::fs::read_to_string("/proc/stat").ok()?)
+}
+
 /// Seconds since the Unix epoch on the wall clock (0 if it is set before 1970).
 pub fn unix_s() -> u64 {
     std::time::SystemTime::now()
@@ -63,6 +114,36 @@ pub fn utc_text(unix_s: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn steal_is_read_from_proc_stat_and_taken_as_a_share_of_the_wanted_time() {
+        let a = MachineCpu::parse("cpu  100 10 50 900 5 0 40 0 0 0\ncpu0 1 2 3\n").unwrap();
+        let b = MachineCpu::parse("cpu  160 10 70 990 5 0 50 10 0 0\n").unwrap();
+        assert_eq!(
+            a,
+            MachineCpu {
+                wanted: 200,
+                steal: 0
+            }
+        );
+        // 90 ticks wanted since a (60 user, 20 system, 10 softirq) plus 10 stolen.
+        assert_eq!(b.steal_percent_since(&a), Some(10.0));
+        assert_eq!(a.steal_percent_since(&b), None);
+        assert_eq!(a.steal_percent_since(&a), None);
+        // Old kernels without a steal field, garbage, no cpu line.
+        for bad in [
+            "cpu  1 2 3 4 5 6 7\n",
+            "cpu  a b c d e f g h\n",
+            "intr 1 2\n",
+            "",
+        ] {
+            assert_eq!(MachineCpu::parse(bad), None, "{bad:?}");
+        }
+        // Here, on Linux: readable.
+        assert!(machine_cpu().is_some());
+    }
+
     #[test]
     fn the_date_is_a_date() {
         let s = super::utc_now();

@@ -510,10 +510,7 @@ fn stop_on_ctrl_c() -> Arc<AtomicBool> {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?)
+    Ok(binoc_net::sched::runtime_builder().build()?)
 }
 
 fn main() {

@@ -34,38 +34,58 @@ pub struct EncodedFrame {
     pub data: Vec<u8>,
 }
 
-/// A one-frame, newest-wins hand-off.
-struct Slot {
-    state: Mutex<(Option<RawFrame>, bool)>,
+/// The capture → encoders hand-off: one newest-wins place per eye, filled for both eyes under
+/// one lock and woken with one call after the lock is released. Waking the eyes one at a time
+/// let the first encoder, woken onto the capture thread's own core, preempt the capture thread
+/// before it had handed over the second eye: measured here at 2×1280x720@60, the right eye's
+/// encoder started 2.5–4.5 ms late in one frame of eight (docs/performance.md).
+struct Slots {
+    state: Mutex<SlotState>,
     cv: Condvar,
 }
 
-impl Slot {
+#[derive(Default)]
+struct SlotState {
+    frames: [Option<RawFrame>; 2],
+    closed: bool,
+}
+
+impl Slots {
     fn new() -> Self {
-        Slot {
-            state: Mutex::new((None, false)),
+        Slots {
+            state: Mutex::new(SlotState::default()),
             cv: Condvar::new(),
         }
     }
-    /// Puts a frame; returns true if it replaced one the consumer never took.
-    fn put(&self, f: RawFrame) -> bool {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let replaced = s.0.replace(f).is_some();
-        self.cv.notify_one();
+    fn lock(&self) -> std::sync::MutexGuard<'_, SlotState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    /// Puts each frame in its eye's place and wakes the encoders together; per eye, true if
+    /// the frame replaced one that encoder never took.
+    fn put(&self, frames: impl IntoIterator<Item = RawFrame>) -> [bool; 2] {
+        let mut replaced = [false; 2];
+        {
+            let mut s = self.lock();
+            for f in frames {
+                let i = f.eye.index();
+                replaced[i] = s.frames[i].replace(f).is_some();
+            }
+        }
+        self.cv.notify_all();
         replaced
     }
     fn close(&self) {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).1 = true;
+        self.lock().closed = true;
         self.cv.notify_all();
     }
-    /// Takes the newest frame; `None` once closed and empty.
-    fn take(&self) -> Option<RawFrame> {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+    /// Takes the newest frame of `eye`; `None` once closed and empty.
+    fn take(&self, eye: Eye) -> Option<RawFrame> {
+        let mut s = self.lock();
         loop {
-            if let Some(f) = s.0.take() {
+            if let Some(f) = s.frames[eye.index()].take() {
                 return Some(f);
             }
-            if s.1 {
+            if s.closed {
                 return None;
             }
             s = self.cv.wait(s).unwrap_or_else(|p| p.into_inner());
@@ -217,7 +237,7 @@ impl PipelineState {
 /// The running capture and encoder threads.
 pub struct Pipeline {
     threads: Vec<JoinHandle<Result<()>>>,
-    slots: Arc<[Slot; 2]>,
+    slots: Arc<Slots>,
 }
 
 impl Pipeline {
@@ -228,7 +248,7 @@ impl Pipeline {
         state: Arc<PipelineState>,
         out: crossbeam_channel::Sender<EncodedFrame>,
     ) -> Result<Self> {
-        let slots: Arc<[Slot; 2]> = Arc::new([Slot::new(), Slot::new()]);
+        let slots = Arc::new(Slots::new());
         let mut threads = Vec::new();
         // Capture starts once both encoders are warm: an encoder's first frame pays for its
         // initialisation, which would otherwise make the first real frames miss their deadline.
@@ -254,6 +274,8 @@ impl Pipeline {
                 std::thread::Builder::new()
                     .name(format!("encode-{eye}"))
                     .spawn(move || {
+                        // A codec thread: the default slice, whatever its creator's.
+                        binoc_net::sched::default_slice();
                         let blank = RawFrame::new(eye, size.width as usize, size.height as usize);
                         let warmed = encoder.encode(&blank, true);
                         warm.wait();
@@ -261,7 +283,7 @@ impl Pipeline {
                         let mut seq: u32 = 0;
                         let mut last_idr: Option<Nanos> = None;
                         let mut bps = 0u32;
-                        while let Some(frame) = slots[eye.index()].take() {
+                        while let Some(frame) = slots.take(eye) {
                             if !state.wanted() {
                                 // Nobody receives: no CPU on frames nobody sees; the first
                                 // frame for a receiver is an IDR.
@@ -357,6 +379,9 @@ impl Pipeline {
             std::thread::Builder::new()
                 .name("capture".into())
                 .spawn(move || {
+                    // The hand-over at each capture instant must not wait for an encoder's
+                    // time slice (binoc_net::sched).
+                    binoc_net::sched::short_slice();
                     warm.wait();
                     tracing::info!(source = %source.describe(), "capture started");
                     let result = (|| {
@@ -371,15 +396,12 @@ impl Pipeline {
                                 st.skew.push(skew);
                                 st.unpaired = unpaired;
                             }
-                            for f in pair {
-                                let eye = f.eye;
-                                if !streamed[eye.index()] {
-                                    continue;
-                                }
-                                let replaced = cap_slots[eye.index()].put(f);
+                            let replaced =
+                                cap_slots.put(pair.into_iter().filter(|f| streamed[f.eye.index()]));
+                            for eye in Eye::BOTH.into_iter().filter(|e| streamed[e.index()]) {
                                 let mut c = cap_state.eye(eye);
                                 c.captured += 1;
-                                c.dropped_source += u64::from(replaced);
+                                c.dropped_source += u64::from(replaced[eye.index()]);
                             }
                         }
                         Ok(())
@@ -387,9 +409,7 @@ impl Pipeline {
                     if let Err(e) = &result {
                         tracing::error!("capture stopped: {e:#}");
                     }
-                    for s in cap_slots.iter() {
-                        s.close();
-                    }
+                    cap_slots.close();
                     result
                 })?,
         );
@@ -410,9 +430,7 @@ impl Pipeline {
                 }
             }
         }
-        for s in self.slots.iter() {
-            s.close();
-        }
+        self.slots.close();
         first_err.map_or(Ok(()), Err)
     }
 }
@@ -422,16 +440,53 @@ mod tests {
     use super::*;
 
     #[test]
-    fn slot_is_newest_wins_and_closes() {
-        let s = Slot::new();
-        let mut f = RawFrame::new(Eye::Left, 16, 16);
-        f.frame_no = 1;
-        assert!(!s.put(f.clone()));
-        f.frame_no = 2;
-        assert!(s.put(f));
-        assert_eq!(s.take().unwrap().frame_no, 2);
+    fn slots_are_newest_wins_per_eye_and_close() {
+        let s = Slots::new();
+        let frame = |eye, n| {
+            let mut f = RawFrame::new(eye, 16, 16);
+            f.frame_no = n;
+            f
+        };
+        assert_eq!(
+            s.put([frame(Eye::Left, 1), frame(Eye::Right, 1)]),
+            [false, false]
+        );
+        assert_eq!(s.take(Eye::Right).unwrap().frame_no, 1);
+        assert_eq!(
+            s.put([frame(Eye::Left, 2), frame(Eye::Right, 2)]),
+            [true, false],
+            "only the left eye's frame 1 was never taken"
+        );
+        assert_eq!(s.take(Eye::Left).unwrap().frame_no, 2);
+        s.put([frame(Eye::Right, 3)]);
         s.close();
-        assert!(s.take().is_none());
+        assert_eq!(
+            s.take(Eye::Right).unwrap().frame_no,
+            3,
+            "a closed slot is emptied first"
+        );
+        assert!(s.take(Eye::Right).is_none());
+        assert!(s.take(Eye::Left).is_none());
+    }
+
+    #[test]
+    fn both_eyes_are_woken_by_one_hand_over() {
+        let s = Arc::new(Slots::new());
+        let waiters: Vec<_> = Eye::BOTH
+            .map(|eye| {
+                let s = s.clone();
+                std::thread::spawn(move || s.take(eye).map(|f| (f.eye, f.frame_no)))
+            })
+            .into_iter()
+            .collect();
+        let frame = |eye| {
+            let mut f = RawFrame::new(eye, 16, 16);
+            f.frame_no = 7;
+            f
+        };
+        s.put([frame(Eye::Left), frame(Eye::Right)]);
+        let got: Vec<_> = waiters.into_iter().map(|w| w.join().unwrap()).collect();
+        assert_eq!(got, [Some((Eye::Left, 7)), Some((Eye::Right, 7))]);
     }
 
     #[test]

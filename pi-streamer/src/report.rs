@@ -94,6 +94,11 @@ pub struct FecReport {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LinkReport {
     pub estimate_mbps: f64,
+    /// The lowest the estimate was during the session.
+    pub lowest_mbps: f64,
+    /// The rate that arrived at the last over-use or congestion verdict: the link's last
+    /// measured capacity (none before one).
+    pub capacity_mbps: Option<f64>,
     /// The path's round-trip time (QUIC's smoothed RTT), milliseconds.
     pub rtt_ms: Option<f64>,
     /// Times the estimate was cut (queueing delay or congestion loss).
@@ -174,6 +179,10 @@ pub struct Report {
     pub cpu_ms_per_frame: f64,
     /// Encoder threads' CPU time per encoded frame.
     pub encode_cpu_ms_per_frame: f64,
+    /// On a VM: of the CPU time the machine wanted over the session, the share the hypervisor
+    /// gave to other guests (`/proc/stat`'s steal; 0 on bare metal, absent where unknown).
+    /// Every stage's latency includes it, and no process's CPU time shows it.
+    pub steal_percent: Option<f64>,
     pub clock: Option<ClockReport>,
     /// Live camera rigs: how far apart the two eyes of a pair were captured.
     pub stereo: Option<StereoReport>,
@@ -357,6 +366,8 @@ impl Report {
             .as_ref()
             .map(|l| LinkReport {
                 estimate_mbps: l.estimate_bps() as f64 / 1e6,
+                lowest_mbps: l.lowest_bps() as f64 / 1e6,
+                capacity_mbps: l.capacity_bps().map(|c| c as f64 / 1e6),
                 rtt_ms: state.rtt_ms(),
                 decreases: l.decreases(),
                 queue_ms: l.queue_ns() as f64 / 1e6,
@@ -390,6 +401,7 @@ impl Report {
             } else {
                 0.0
             },
+            steal_percent: None,
             clock,
             stereo: pipeline
                 .stereo
@@ -458,8 +470,17 @@ impl Report {
         // A WebRTC viewer's report has no CPU figures of its own (the process is shared).
         let cpu = if self.cpu_ms_per_frame > 0.0 {
             format!(
-                ", CPU {:.2} ms/frame (encode {:.2} ms/frame)",
-                self.cpu_ms_per_frame, self.encode_cpu_ms_per_frame
+                ", CPU {:.2} ms/frame (encode {:.2} ms/frame){}",
+                self.cpu_ms_per_frame,
+                self.encode_cpu_ms_per_frame,
+                match self.steal_percent {
+                    // Below a percent it is the hypervisor's bookkeeping, not a loaded host.
+                    Some(p) if p >= 1.0 => format!(
+                        "\nsteal {p:.1} % of the machine's CPU time: the host ran other guests, and \
+                         every latency above includes the wait"
+                    ),
+                    _ => String::new(),
+                }
             )
         } else {
             String::new()
@@ -493,9 +514,20 @@ impl Report {
         }
         if let Some(l) = &self.link {
             o += &format!(
-                "link estimate {:.1} Mbit/s (cut {} times; queueing delay {:.1} ms at the end), encoders at {}\n",
+                "link estimate {:.1} Mbit/s (cut {} times{}; queueing delay {:.1} ms at the end), encoders at {}\n",
                 l.estimate_mbps,
                 l.decreases,
+                if l.decreases > 0 {
+                    format!(
+                        ", to {:.1} at the lowest{}",
+                        l.lowest_mbps,
+                        l.capacity_mbps
+                            .map(|c| format!(", {c:.1} Mbit/s arrived at the last cut"))
+                            .unwrap_or_default()
+                    )
+                } else {
+                    String::new()
+                },
                 l.queue_ms,
                 match (self.eyes.left.encoder_target_mbps, self.eyes.right.encoder_target_mbps) {
                     (Some(a), Some(b)) => format!("{a:.2} + {b:.2} Mbit/s"),

@@ -178,6 +178,7 @@ pub async fn run(
     let fan_out = std::thread::Builder::new()
         .name("fan-out".into())
         .spawn(move || {
+            binoc_net::sched::short_slice();
             // Outputs that take whole pictures get them joined from the slices, once.
             let whole_only = fan_outputs.iter().any(|o| !o.takes_slices());
             let mut joiner = crate::output::join::SliceJoiner::default();

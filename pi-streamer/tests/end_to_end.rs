@@ -357,6 +357,11 @@ fn lost_fragments_are_asked_for_and_sent_again_in_time() {
 
 /// A link slower than the stream: the queueing delay the headset's markers show lowers the
 /// link estimate, and the encoders' bitrate follows it down, so frames keep arriving.
+///
+/// What is asserted is what the estimator measured and where its cuts took it, not its last
+/// value: after a cut it probes above the link again whenever no queue shows, and a streamer
+/// that cannot fill its estimate (a CPU-bound encoder under qemu, dropping frames) lets it grow
+/// past the link legitimately. CI under qemu once ended on such a probe at 2.29 Mbit/s.
 #[test]
 fn a_link_slower_than_the_stream_lowers_the_bitrate() {
     use pi_streamer::impair::Impairment;
@@ -378,14 +383,19 @@ fn a_link_slower_than_the_stream_lowers_the_bitrate() {
         .as_ref()
         .expect("the QUIC output has a link estimate");
     assert!(link.decreases > 0, "{link:?}");
+    // It measured the link (what arrived at its verdicts), not the configured 2×2 Mbit/s. The
+    // measure is half a second of bytes timed by the markers' arrival at the streamer, so
+    // markers that bunch (a slow decoder under qemu) can stretch it a little past the link.
+    let capacity = link.capacity_mbps.expect("a cut measured the link");
     assert!(
-        link.estimate_mbps < 1.5 * 1.5,
-        "the estimate {} Mbit/s stays above the link's 1.5",
-        link.estimate_mbps
+        capacity > 0.0 && capacity < 1.5 * 1.3,
+        "{capacity} Mbit/s measured on a 1.5 Mbit/s link: {link:?}"
     );
-    // The encoders followed it down from the configured 2×2 Mbit/s to about the link's rate:
-    // the estimate probes past the capacity in its saw-tooth (a probe is cut once the queue
-    // shows it), so the last target may be a probe a little above 1.5 (seen: 1.53 under qemu).
+    // Its cuts took it to the link's rate or below.
+    assert!(link.lowest_mbps <= 1.5, "{link:?}");
+    // The encoders follow the estimate: 85 % of it (less parity; republished once it moves
+    // 2 %), within their bounds of 0.1–2 Mbit/s each. Where the estimate ended below
+    // 4 / 0.85 Mbit/s, encoders at their configured 4 fail this.
     let targets: f64 = [&r.eyes.left, &r.eyes.right]
         .iter()
         .map(|e| {
@@ -394,8 +404,8 @@ fn a_link_slower_than_the_stream_lowers_the_bitrate() {
         })
         .sum();
     assert!(
-        targets < 1.5 * 1.2,
-        "encoders at {targets} Mbit/s on a 1.5 Mbit/s link (4 configured)"
+        targets <= (0.9 * link.estimate_mbps).clamp(0.2 + 1e-6, 4.0),
+        "encoders at {targets} Mbit/s with the estimate at {link:?} (4 configured)"
     );
     for e in [&r.eyes.left, &r.eyes.right] {
         assert!(e.decoded > 0);
@@ -527,7 +537,22 @@ fn spawn(bin: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> std::process::Child
 }
 
 /// The quest-client binary of this build (another package's binary, so build it if needed).
+///
+/// `BINOC_QUEST_CLIENT` names one the same cargo command already built (scripts/test.sh sets
+/// it, as its `cargo test` selects quest-client too). Building it here for that one package
+/// resolves other features for the shared dependencies: in CI that recompiled ~60 crates (tokio,
+/// rustls, quinn, syn, …; 105 s of both cores) while the other end-to-end tests ran.
 fn quest_client_bin() -> std::path::PathBuf {
+    if let Some(bin) = std::env::var_os("BINOC_QUEST_CLIENT") {
+        let bin = std::path::PathBuf::from(bin);
+        assert!(
+            bin.is_file(),
+            "BINOC_QUEST_CLIENT={} is not a file (scripts/test.sh points it at the quest-client \
+             its cargo test builds)",
+            bin.display()
+        );
+        return bin;
+    }
     let mut build = Command::new(env!("CARGO"));
     build.args([
         "build",
@@ -687,32 +712,24 @@ fn streamer_and_headless_client_as_two_processes() {
     );
 }
 
-/// Options that would be silently ignored are usage errors (exit 2), named in one line.
+/// Options that would be silently ignored are usage errors (exit 2), named in one line
+/// (quest-client's: quest-client/tests/cli.rs).
 #[test]
 fn impossible_option_combinations_are_refused_at_parse_time() {
-    for (bin, args) in [
-        (quest_client_bin(), vec!["--headless", "--dump", "/tmp/x"]),
-        (quest_client_bin(), vec!["--screenshot", "/tmp/x.png"]),
-        (
-            quest_client_bin(),
-            vec!["--headless", "--pair", "--unpaired"],
-        ),
-        (
-            env!("CARGO_BIN_EXE_pi-streamer").into(),
-            vec![
-                "--peer",
-                "1.2.3.4:5",
-                "--unpaired",
-                "--peer-fingerprint",
-                "ab",
-            ],
-        ),
-        (
-            env!("CARGO_BIN_EXE_pi-streamer").into(),
-            vec!["loopback", "--peer", "1.2.3.4:5"],
-        ),
+    for args in [
+        vec![
+            "--peer",
+            "1.2.3.4:5",
+            "--unpaired",
+            "--peer-fingerprint",
+            "ab",
+        ],
+        vec!["loopback", "--peer", "1.2.3.4:5"],
     ] {
-        let out = command(&bin).args(&args).output().unwrap();
+        let out = command(env!("CARGO_BIN_EXE_pi-streamer"))
+            .args(&args)
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(

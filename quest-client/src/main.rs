@@ -177,10 +177,7 @@ fn real_main() -> Result<()> {
         let report = run_app(&args, identity, access)?;
         return print_report(&args, &report);
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let rt = binoc_net::sched::runtime_builder().build()?;
     let report = rt.block_on(async {
         let shared = Shared::new(args.frames, args.sessions);
         let client = Client::bind(args.listen, &identity, shared.clone(), Arc::new(Headless))?

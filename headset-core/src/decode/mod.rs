@@ -51,6 +51,13 @@ pub trait VideoDecoder: Send {
         on_picture: &mut dyn FnMut(&DecodedView<'_>),
     ) -> Result<bool>;
     fn name(&self) -> &'static str;
+    /// Prepares the decoder for pictures of `width`×`height` before the stream's first one
+    /// arrives, so that picture does not pay for the decoder's set-up (its buffers, their first
+    /// touch). Nothing decoded here is ever shown: the decoder thread takes nothing but a
+    /// keyframe first, and a keyframe resets every reference. The default does nothing.
+    fn warm_up(&mut self, _width: u16, _height: u16) -> Result<()> {
+        Ok(())
+    }
     /// Whether `decode` takes a picture slice by slice (each slice decoded as it arrives; the
     /// picture comes out with its last slice) rather than whole access units only.
     fn takes_slices(&self) -> bool {

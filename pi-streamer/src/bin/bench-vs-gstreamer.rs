@@ -15,6 +15,14 @@
 //! between runs on a shared machine; the table is the median of the rounds and the ratio
 //! binoc / GStreamer. A benchmark, not a test: it asserts nothing.
 //!
+//! Each round also runs a control, `x264 alone`: the same frames through one x264 per eye (the
+//! same settings), paced at the frame rate, with nothing else around them, timing each
+//! picture's encode (wall and CPU). Its spread is the machine's for the stage that costs most,
+//! measured in the same minutes as the systems: on a VM whose cache and memory other tenants
+//! share, no pipeline's p99/p50 can be much below it (docs/performance.md). Every run also
+//! reports the steal time of the machine's CPUs (/proc/stat): on a VM, the share of the run
+//! the hypervisor gave to other guests.
+//!
 //! `cargo run --release -p pi-streamer --bin bench-vs-gstreamer -- --size 1280x720 --fps 60`
 //! (or `scripts/bench-vs-gstreamer.sh`, which installs GStreamer first).
 
@@ -24,7 +32,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use binoc_net::os_clock::{monotonic_ns, thread_cpu_ns};
+use binoc_net::os_clock::{machine_cpu, monotonic_ns, thread_cpu_ns};
 use clap::Parser;
 use pi_streamer::config::{EncoderKind, RefreshMode, Size, StreamerConfig};
 use pi_streamer::source::test_pattern::TestPattern;
@@ -68,9 +76,12 @@ struct Args {
     /// Write every decoded frame's capture→decoded latency of each run into this directory:
     /// `samples.csv` (system,round,index,latency_ms), and binoc's per-stage timeline of each
     /// run (`timeline-<system>-r<round>.csv`, as `--timeline` writes it); scripts/plot-bench.sh
-    /// plots them.
+    /// plots them. The control's encode times: `control.csv` (system,round,index,encode_ms).
     #[arg(long)]
     out: Option<std::path::PathBuf>,
+    /// Leave out the per-round control (`x264 alone`: the encoders without a pipeline).
+    #[arg(long)]
+    no_control: bool,
 }
 
 /// One system's run.
@@ -91,9 +102,20 @@ struct Run {
     sent: u64,
     wrong_eye: u64,
     /// CPU time per frame (per eye-frame), ms: every process and thread of the system,
-    /// the source's frame generation included.
+    /// the source's frame generation included. The control: its encoders' alone.
     cpu_ms_per_frame: f64,
+    /// The control only: p99/p50 of its encoders' CPU time per picture (the wall-time
+    /// figures above include waiting for a core; this does not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cpu_p99_over_p50: Option<f64>,
+    /// Of the time the machine's CPUs were busy or taken during the run, the share the
+    /// hypervisor gave to other guests (`steal` in /proc/stat; 0 on bare metal). A run with
+    /// steal measures the host's load as much as the system.
+    steal_percent: Option<f64>,
 }
+
+/// The control's name in the table.
+const CONTROL: &str = "x264 alone";
 
 fn main() -> Result<()> {
     let args = Args::parse();
@@ -109,35 +131,51 @@ fn main() -> Result<()> {
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir)?;
         std::fs::write(dir.join("samples.csv"), "system,round,index,latency_ms\n")?;
+        if !args.no_control {
+            std::fs::write(dir.join("control.csv"), "system,round,index,encode_ms\n")?;
+        }
     }
     for round in 0..args.rounds {
         // GStreamer first in odd rounds, last in even ones; binoc's variants rotate too.
-        let mut order: Vec<Option<&Variant>> = variants.iter().map(Some).collect();
+        let mut order: Vec<Job> = variants.iter().map(Job::Binoc).collect();
         let n = order.len();
         order.rotate_left(round as usize % n);
         if round % 2 == 0 {
-            order.push(None);
+            order.push(Job::Gstreamer);
         } else {
-            order.insert(0, None);
+            order.insert(0, Job::Gstreamer);
         }
-        for v in order {
-            let (r, samples) = match v {
-                Some(v) => binoc(&args, v, frames, round)?,
-                None => gstreamer(&args, frames, round)?,
+        if !args.no_control {
+            // Between the systems, so that it samples the same minutes as they do.
+            order.insert(order.len() / 2, Job::Control);
+        }
+        for job in order {
+            let before = machine_cpu();
+            let (mut r, samples) = match job {
+                Job::Binoc(v) => binoc(&args, v, frames, round)?,
+                Job::Gstreamer => gstreamer(&args, frames, round)?,
+                Job::Control => control(&args, frames, round)?,
             };
+            r.steal_percent = before.and_then(|m| m.steal_percent_to_now());
             let system = &r.system;
             if let Some(dir) = &args.out {
+                // The control's samples are encode times, not capture→decoded: a file of their own.
+                let file = match job {
+                    Job::Control => "control.csv",
+                    _ => "samples.csv",
+                };
                 let mut f = std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
-                    .open(dir.join("samples.csv"))?;
+                    .open(dir.join(file))?;
                 for (i, ms) in samples.iter().enumerate() {
                     writeln!(f, "{system},{round},{i},{ms:.3}")?;
                 }
             }
             eprintln!(
-                "round {round} {system:<9}: p50 {:.2} p95 {:.2} p99 {:.2} max {:.2} ms, {}/{} decoded, {} wrong eye, CPU {:.2} ms/frame",
-                r.p50, r.p95, r.p99, r.max, r.decoded, r.sent, r.wrong_eye, r.cpu_ms_per_frame
+                "round {round} {system:<9}: p50 {:.2} p95 {:.2} p99 {:.2} max {:.2} ms, {}/{} decoded, {} wrong eye, CPU {:.2} ms/frame, steal {}",
+                r.p50, r.p95, r.p99, r.max, r.decoded, r.sent, r.wrong_eye, r.cpu_ms_per_frame,
+                r.steal_percent.map_or("unknown".into(), |p| format!("{p:.1} %"))
             );
             if let Some(path) = &args.json {
                 let mut f = std::fs::OpenOptions::new()
@@ -152,7 +190,28 @@ fn main() -> Result<()> {
     let mut systems: Vec<String> = variants.iter().map(|v| v.name.clone()).collect();
     systems.push("gstreamer".into());
     print_table(&args, &systems, &runs);
+    if !args.no_control {
+        print_control(&runs);
+    }
     Ok(())
+}
+
+/// One run of a round.
+#[derive(Clone, Copy)]
+enum Job<'a> {
+    Binoc(&'a Variant),
+    Gstreamer,
+    /// `x264 alone` ([`control`]).
+    Control,
+}
+
+/// Sleeps until `due` on the monotonic clock (at once if it has passed): the frame pacing of
+/// the GStreamer feed and of the control.
+fn sleep_until(due: u64) {
+    let now = monotonic_ns();
+    if due > now {
+        std::thread::sleep(Duration::from_nanos(due - now));
+    }
 }
 
 /// One binoc configuration of the bench.
@@ -223,10 +282,7 @@ fn binoc(args: &Args, v: &Variant, frames: u64, round: u32) -> Result<(Run, Vec<
         }
     }
     cfg.validate("bench")?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let rt = binoc_net::sched::runtime_builder().build()?;
     let timeline = args.out.as_ref().map(|d| {
         d.join(format!(
             "timeline-{}-r{round}.csv",
@@ -261,6 +317,8 @@ fn binoc(args: &Args, v: &Variant, frames: u64, round: u32) -> Result<(Run, Vec<
             sent: l.captured + rr.captured,
             wrong_eye: l.wrong_eye + rr.wrong_eye,
             cpu_ms_per_frame: r.cpu_ms_per_frame,
+            cpu_p99_over_p50: None,
+            steal_percent: None,
         },
         samples,
     ))
@@ -409,11 +467,7 @@ fn gstreamer(args: &Args, frames: u64, round: u32) -> Result<(Run, Vec<f64>)> {
             let mut pattern = TestPattern::new(eye, w, h);
             let cpu0 = thread_cpu_ns();
             for n in 0..frames {
-                let due = t0 + (n as f64 * 1e9 / fps) as u64;
-                let now = monotonic_ns();
-                if due > now {
-                    std::thread::sleep(Duration::from_nanos(due - now));
-                }
+                sleep_until(t0 + (n as f64 * 1e9 / fps) as u64);
                 let Some(mut f) = pattern.next_frame(n)? else {
                     break;
                 };
@@ -466,9 +520,120 @@ fn gstreamer(args: &Args, frames: u64, round: u32) -> Result<(Run, Vec<f64>)> {
             sent,
             wrong_eye: wrong,
             cpu_ms_per_frame: (gst_cpu + source_cpu) as f64 / 1e6 / sent.max(1) as f64,
+            cpu_p99_over_p50: None,
+            steal_percent: None,
         },
         samples,
     ))
+}
+
+/// The control: one x264 per eye on its own thread, binoc's default settings with whole
+/// pictures (one slice, intra refresh), the same frames, paced at the frame rate; each
+/// picture's encode timed (wall and thread CPU), the first (an IDR) left out. The frames are
+/// drawn and transformed before the clock starts, so only the encoder is timed.
+fn control(args: &Args, frames: u64, round: u32) -> Result<(Run, Vec<f64>)> {
+    let mut cfg = StreamerConfig::embedded();
+    cfg.encoder.kind = EncoderKind::X264;
+    cfg.encoder.threads = 1;
+    cfg.encoder.slices = 1;
+    let t0 = monotonic_ns() + 200_000_000;
+    let mut threads = Vec::new();
+    for eye in eyes(args) {
+        let mut e = cfg.eyes.get(eye).clone();
+        e.size = args.size;
+        e.fps = args.fps;
+        e.bitrate_mbps = args.bitrate_mbps;
+        let settings = cfg.encoder.clone();
+        let (w, h, fps) = (
+            args.size.width as usize,
+            args.size.height as usize,
+            args.fps,
+        );
+        threads.push(std::thread::spawn(
+            move || -> Result<(Vec<u64>, Vec<u64>)> {
+                let mut enc = pi_streamer::encode::open(&settings, &e)?;
+                let transform = EyeTransform::from_config(eye, &e);
+                let mut pattern = TestPattern::new(eye, w, h);
+                let (mut wall, mut cpu) = (Vec::new(), Vec::new());
+                for n in 0..frames {
+                    let Some(mut f) = pattern.next_frame(n)? else {
+                        break;
+                    };
+                    f.frame_no = n;
+                    let f = transform.apply(f)?;
+                    sleep_until(t0 + (n as f64 * 1e9 / fps) as u64);
+                    let (w0, c0) = (monotonic_ns(), thread_cpu_ns());
+                    enc.encode(&f, n == 0)?;
+                    // The first picture (the encoder's first, an IDR) is not the steady state.
+                    if n > 0 {
+                        wall.push(monotonic_ns() - w0);
+                        cpu.push(thread_cpu_ns() - c0);
+                    }
+                }
+                Ok((wall, cpu))
+            },
+        ));
+    }
+    let (mut wall, mut cpu) = (Series::default(), Series::default());
+    for t in threads {
+        let (w, c) = t
+            .join()
+            .map_err(|_| anyhow::anyhow!("control encoder panicked"))??;
+        for ns in w {
+            wall.push(ns as i64);
+        }
+        for ns in c {
+            cpu.push(ns as i64);
+        }
+    }
+    let (s, c) = (wall.summary(), cpu.summary());
+    let samples: Vec<f64> = wall.iter().map(|ns| ns as f64 / 1e6).collect();
+    let n = samples.len() as u64;
+    let cpu_ratio = (c.p50 > 0.0).then(|| c.p99 / c.p50);
+    Ok((
+        Run {
+            system: CONTROL.into(),
+            round,
+            width: args.size.width,
+            height: args.size.height,
+            fps: args.fps,
+            eyes: eyes(args).len(),
+            p50: s.p50,
+            p95: s.p95,
+            p99: s.p99,
+            max: s.max,
+            decoded: n,
+            sent: n,
+            wrong_eye: 0,
+            cpu_ms_per_frame: c.mean,
+            cpu_p99_over_p50: cpu_ratio,
+            steal_percent: None,
+        },
+        samples,
+    ))
+}
+
+/// The control's lines under the table: the machine's own spread in this run.
+fn print_control(runs: &[Run]) {
+    let c: Vec<&Run> = runs.iter().filter(|r| r.system == CONTROL).collect();
+    if c.is_empty() {
+        return;
+    }
+    let m = |f: fn(&Run) -> f64| median(c.iter().map(|r| f(r)).collect());
+    println!(
+        "control ({CONTROL}: each picture's encode, no pipeline): p50 {:.2} p95 {:.2} p99 {:.2} max {:.2} ms, \
+         p99/p50 {:.2} (wall) {:.2} (CPU); per round: {}",
+        m(|r| r.p50),
+        m(|r| r.p95),
+        m(|r| r.p99),
+        m(|r| r.max),
+        m(|r| r.p99) / m(|r| r.p50).max(1e-9),
+        m(|r| r.cpu_p99_over_p50.unwrap_or(0.0)),
+        c.iter()
+            .map(|r| format!("{:.2}", r.p99 / r.p50.max(1e-9)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
 }
 
 fn free_udp_port() -> Result<u16> {
@@ -502,8 +667,10 @@ fn print_table(args: &Args, systems: &[String], runs: &[Run]) {
         args.seconds,
         args.rounds
     );
-    println!("                 p50 ms   p95 ms   p99 ms   max ms   decoded %   CPU ms/frame");
-    let cols: [Column; 6] = [
+    println!(
+        "                 p50 ms   p95 ms   p99 ms   max ms   decoded %   CPU ms/frame   steal %"
+    );
+    let cols: [Column; 7] = [
         ("p50", |r| r.p50),
         ("p95", |r| r.p95),
         ("p99", |r| r.p99),
@@ -512,11 +679,17 @@ fn print_table(args: &Args, systems: &[String], runs: &[Run]) {
             100.0 * r.decoded as f64 / r.sent.max(1) as f64
         }),
         ("cpu", |r| r.cpu_ms_per_frame),
+        ("steal", |r| r.steal_percent.unwrap_or(f64::NAN)),
     ];
     for system in systems {
         let v: Vec<f64> = cols.iter().map(|(_, f)| pick(system, *f)).collect();
+        let steal = if v[6].is_nan() {
+            "-".to_string()
+        } else {
+            format!("{:.1}", v[6])
+        };
         println!(
-            "{system:<14} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>10.1} {:>14.2}",
+            "{system:<14} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>10.1} {:>14.2} {steal:>9}",
             v[0], v[1], v[2], v[3], v[4], v[5]
         );
     }
@@ -543,4 +716,16 @@ fn print_table(args: &Args, systems: &[String], runs: &[Run]) {
     }
     let wrong: u64 = runs.iter().map(|r| r.wrong_eye).sum();
     println!("wrong-eye frames over all runs: {wrong}");
+    let steal: Vec<f64> = runs.iter().filter_map(|r| r.steal_percent).collect();
+    if let Some(worst) = steal.iter().copied().reduce(f64::max) {
+        println!(
+            "steal (CPU time the hypervisor gave to other guests): median {:.1} %, worst run {worst:.1} %{}",
+            median(steal.clone()),
+            if worst > 2.0 {
+                " — the host was loaded: its figures measure the host as much as the systems"
+            } else {
+                ""
+            }
+        );
+    }
 }

@@ -125,6 +125,7 @@ impl LiveStereo {
                 std::thread::Builder::new()
                     .name(format!("camera-{eye}"))
                     .spawn(move || {
+                        binoc_net::sched::short_slice();
                         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                             let ev = match cam.capture() {
                                 Ok(Some(f)) => Event::Frame(eye, f),

@@ -84,6 +84,9 @@ pub fn open_pair(cfgs: [&EyeConfig; 2], ids: [String; 2]) -> Result<[Box<dyn Cam
     std::thread::Builder::new()
         .name("libcamera".into())
         .spawn(move || {
+            // No short time slice here (unlike the camera-<eye> threads that take the frames):
+            // libcamera starts its own threads from this one (its event loop, the IPA), and a
+            // thread inherits its creator's slice (binoc_net::sched).
             if let Err(e) = run(&cfgs, &ids, [ltx, rtx], &ready_tx) {
                 let _ = ready_tx.try_send(Err(format!("{e:#}")));
             }

@@ -250,6 +250,10 @@ pub struct PairedSource {
     pacer: FramePacer,
     frame_no: u64,
     limit: Option<u64>,
+    /// The eyes streamed (`only_eye`): an eye not streamed is neither made nor transformed,
+    /// so a one-eye run costs one eye's source (its place in the pair is an empty frame the
+    /// pipeline drops unread).
+    streamed: [bool; 2],
 }
 
 impl PairedSource {
@@ -265,6 +269,29 @@ impl PairedSource {
             pacer: FramePacer::new(fps),
             frame_no: 0,
             limit,
+            streamed: [true; 2],
+        }
+    }
+
+    /// Only `eye` is made; the other's place in each pair is an empty frame.
+    pub fn only(mut self, eye: Eye) -> Self {
+        self.streamed = Eye::BOTH.map(|e| e == eye);
+        self
+    }
+
+    fn make(&mut self, eye: Eye, n: u64) -> Result<Option<RawFrame>> {
+        if self.streamed[eye.index()] {
+            self.eyes[eye.index()].next_frame(n)
+        } else {
+            Ok(Some(RawFrame::new(eye, 0, 0)))
+        }
+    }
+
+    fn transform(&self, eye: Eye, f: RawFrame) -> Result<RawFrame> {
+        if self.streamed[eye.index()] {
+            self.transforms[eye.index()].apply(f)
+        } else {
+            Ok(f)
         }
     }
 }
@@ -275,19 +302,24 @@ impl StereoSource for PairedSource {
             return Ok(None);
         }
         let n = self.frame_no;
-        let capture_ns = self.pacer.wait(n);
-        let (Some(mut l), Some(mut r)) = (self.eyes[0].next_frame(n)?, self.eyes[1].next_frame(n)?)
+        // A camera hands over a finished picture at its capture instant. So does this source:
+        // both pictures are made (drawn, or read from their files) before the instant, and
+        // the time spent making them is not counted as the pipeline's (the GStreamer bench
+        // stamps its frames the same way). What follows the instant (the per-eye transform)
+        // is the pipeline's, as it is after a camera.
+        let (Some(mut l), Some(mut r)) = (self.make(Eye::Left, n)?, self.make(Eye::Right, n)?)
         else {
             return Ok(None);
         };
+        let capture_ns = self.pacer.wait(n);
         for f in [&mut l, &mut r] {
             f.frame_no = n;
             f.capture_ns = capture_ns;
         }
         self.frame_no += 1;
         Ok(Some([
-            self.transforms[0].apply(l)?,
-            self.transforms[1].apply(r)?,
+            self.transform(Eye::Left, l)?,
+            self.transform(Eye::Right, r)?,
         ]))
     }
 
@@ -330,12 +362,11 @@ pub fn open(cfg: &StreamerConfig, limit: Option<u64>) -> Result<Box<dyn StereoSo
     }
     let [l, r]: [Box<dyn EyeSource>; 2] =
         eyes.try_into().map_err(|_| anyhow::anyhow!("two eyes"))?;
-    Ok(Box::new(PairedSource::new(
-        [l, r],
-        transforms,
-        cfg.eyes.left.fps,
-        limit,
-    )))
+    let paired = PairedSource::new([l, r], transforms, cfg.eyes.left.fps, limit);
+    Ok(Box::new(match cfg.only_eye {
+        Some(eye) => paired.only(eye),
+        None => paired,
+    }))
 }
 
 /// Opens the two cameras of a live rig (both eyes must be cameras of the same kind).
@@ -466,8 +497,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn paired_source_pairs_timestamps_and_stops_at_the_end_of_either_eye() {
+    /// Two [`Counting`] eyes (starting at `left` and `right`: each ends after its count
+    /// reaches 3) as one 64x32 stereo source at 1000 fps.
+    fn counting_pair(left: u64, right: u64) -> PairedSource {
         let t = |e| EyeTransform {
             eye: e,
             crop: None,
@@ -478,12 +510,17 @@ mod tests {
             flip: Flip::None,
             pixel_code: false,
         };
-        let mut s = PairedSource::new(
-            [Box::new(Counting(0)), Box::new(Counting(1))],
+        PairedSource::new(
+            [Box::new(Counting(left)), Box::new(Counting(right))],
             [t(Eye::Left), t(Eye::Right)],
             1000.0,
             None,
-        );
+        )
+    }
+
+    #[test]
+    fn paired_source_pairs_timestamps_and_stops_at_the_end_of_either_eye() {
+        let mut s = counting_pair(0, 1);
         let mut n = 0;
         while let Some([l, r]) = s.next_pair().unwrap() {
             assert_eq!((l.eye, r.eye), (Eye::Left, Eye::Right));
@@ -491,5 +528,24 @@ mod tests {
             n += 1;
         }
         assert_eq!(n, 2, "the right eye ends after two frames");
+    }
+
+    #[test]
+    fn a_paired_source_makes_only_the_streamed_eye() {
+        // The right eye's source has ended before its first frame: not made, it ends nothing.
+        let mut s = counting_pair(0, 3).only(Eye::Left);
+        let mut n = 0;
+        while let Some([l, r]) = s.next_pair().unwrap() {
+            assert_eq!(
+                (l.eye, l.width, l.height, l.frame_no),
+                (Eye::Left, 64, 32, n)
+            );
+            assert_eq!(
+                (r.eye, r.width, r.height, r.data.len()),
+                (Eye::Right, 0, 0, 0)
+            );
+            n += 1;
+        }
+        assert_eq!(n, 3, "the left eye ends after three frames");
     }
 }

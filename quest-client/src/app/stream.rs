@@ -25,10 +25,8 @@ impl Stream {
     pub fn start(opts: &AppOptions) -> Result<Stream> {
         let shared = Shared::new(opts.frames, opts.sessions);
         let mailbox = Arc::new(Mailbox::default());
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+        let rt = binoc_net::sched::runtime_builder()
             .thread_name("net")
-            .enable_all()
             .build()?;
         let client = rt.block_on(async {
             let client =

@@ -61,7 +61,8 @@ pub struct LinkEstimator {
     last_grow: Option<Nanos>,
     /// Since when the estimate has grown without a queue.
     growing_since: Option<Nanos>,
-    /// The rate that arrived when the estimate was last cut: the link's last measured capacity.
+    /// The rate that arrived at the last over-use or congestion verdict (whether or not it
+    /// lowered the estimate): the link's last measured capacity.
     capacity_bps: Option<f64>,
     /// The last window's queueing delay, for reports.
     queue_ns: i64,
@@ -69,6 +70,8 @@ pub struct LinkEstimator {
     overused: u32,
     last_decrease: Option<Nanos>,
     decreases: u64,
+    /// The lowest the estimate has been.
+    lowest: f64,
 }
 
 impl LinkEstimator {
@@ -92,6 +95,7 @@ impl LinkEstimator {
             overused: 0,
             last_decrease: None,
             decreases: 0,
+            lowest: (initial_bps as f64).clamp(min, max),
         }
     }
 
@@ -120,6 +124,19 @@ impl LinkEstimator {
         self.decreases
     }
 
+    /// The lowest the estimate has been, bit/s: where a cut took it.
+    pub fn lowest_bps(&self) -> u64 {
+        self.lowest as u64
+    }
+
+    /// The rate that arrived at the last over-use or congestion verdict, bit/s: the link's last
+    /// measured capacity (`None` before a verdict that knew it). The estimate itself probes above it again
+    /// while no queue shows, and grows freely when the stream does not fill the link (an
+    /// encoder that undershoots its target, or a source that drops frames).
+    pub fn capacity_bps(&self) -> Option<u64> {
+        self.capacity_bps.map(|c| c as u64)
+    }
+
     /// The rate that arrived over the last half second, bit/s (`None` before half a second of
     /// arrivals).
     fn received_bps(&self, now: Nanos) -> Option<f64> {
@@ -137,6 +154,7 @@ impl LinkEstimator {
     fn decrease_to(&mut self, now: Nanos, target: f64) {
         if target < self.estimate {
             self.estimate = target.max(self.min_bps);
+            self.lowest = self.lowest.min(self.estimate);
             self.decreases += 1;
             self.last_decrease = Some(now);
         }
@@ -302,6 +320,35 @@ mod tests {
             worst = worst.max(e.queue_ns());
         }
         assert!(worst < 3 * OVERUSE_NS, "queue {worst} ns");
+        // What it measured at the cuts: the link's rate, not the stream's.
+        let capacity = e.capacity_bps().expect("a cut measured the link") as f64;
+        assert!((5e6..6.6e6).contains(&capacity), "capacity {capacity}");
+        assert!(e.lowest_bps() <= e.estimate_bps() && e.lowest_bps() < 6_000_000);
+    }
+
+    #[test]
+    fn a_sender_that_cannot_fill_its_estimate_lets_it_grow_but_keeps_the_measured_capacity() {
+        // A slow link first (the estimate is cut to it), then a sender that sends only 40 % of
+        // what the estimate allows (a CPU-bound encoder dropping frames): no queue builds, so
+        // the estimate grows past the link while the measured capacity stays the link's.
+        let mut e = LinkEstimator::new(20_000_000, 2_000_000, 20_000_000);
+        let mut q = 0.0;
+        let t = run(&mut e, 0, 10.0, 6e6, |e| e.estimate_bps() as f64, &mut q);
+        let cut_to = e.lowest_bps();
+        assert!(cut_to < 6_000_000, "{cut_to}");
+        run(
+            &mut e,
+            t,
+            10.0,
+            6e6,
+            |e| 0.4 * e.estimate_bps() as f64,
+            &mut q,
+        );
+        assert!(e.estimate_bps() > 7_000_000, "{}", e.estimate_bps());
+        assert!(e.queue_ns() < UNDERUSE_NS, "{}", e.queue_ns());
+        assert_eq!(e.lowest_bps(), cut_to);
+        let capacity = e.capacity_bps().expect("measured at the cuts") as f64;
+        assert!((5e6..6.6e6).contains(&capacity), "capacity {capacity}");
     }
 
     #[test]

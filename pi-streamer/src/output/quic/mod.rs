@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use binoc_net::os_clock::{monotonic_ns, process_cpu_ns};
+use binoc_net::os_clock::{machine_cpu, monotonic_ns, process_cpu_ns, MachineCpu};
 use binoc_net::HeadsetTrust;
 use binoc_net::{ControlReader, ControlWriter};
 use bytes::Bytes;
@@ -371,6 +371,7 @@ struct Live {
     connection: Connection,
     t0: u64,
     cpu0: u64,
+    machine0: Option<MachineCpu>,
 }
 
 struct Inner {
@@ -426,11 +427,15 @@ impl QuicOutput {
             connection,
             t0: monotonic_ns(),
             cpu0: process_cpu_ns(),
+            machine0: machine_cpu(),
         };
         let thread_inner = inner.clone();
         let sender = std::thread::Builder::new()
             .name("sender".into())
-            .spawn(move || thread_inner.send_loop(first, rx))?;
+            .spawn(move || {
+                binoc_net::sched::short_slice();
+                thread_inner.send_loop(first, rx)
+            })?;
         Ok(QuicOutput {
             name: format!("quic {peer}"),
             inner,
@@ -498,6 +503,7 @@ impl Inner {
                             connection,
                             t0: monotonic_ns(),
                             cpu0: process_cpu_ns(),
+                            machine0: machine_cpu(),
                         }
                     }
                     Err(e) => {
@@ -530,7 +536,8 @@ impl Inner {
         }
         let cpu = process_cpu_ns() - live.cpu0;
         let duration = (monotonic_ns() - live.t0) as f64 / 1e9;
-        let report = Report::build(&self.feedback.pipeline, &state, duration, cpu);
+        let mut report = Report::build(&self.feedback.pipeline, &state, duration, cpu);
+        report.steal_percent = live.machine0.and_then(|m| m.steal_percent_to_now());
         live.connection
             .close(if lost {
                 "connection lost"

@@ -246,6 +246,7 @@ impl whep::Sessions for HubSessions {
         let thread = std::thread::Builder::new()
             .name(format!("viewer-{n}"))
             .spawn(move || {
+                binoc_net::sched::short_slice();
                 let (v, why) = v.run();
                 h.finish_viewer(v, why);
             })
