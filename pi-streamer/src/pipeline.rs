@@ -3,10 +3,11 @@
 //! the two.
 //!
 //! Hand-offs are newest-wins: a capture slot holds at most one raw frame per eye (a busy
-//! encoder loses the older frame, which breaks no reference), and the encoded frames go to a
-//! short channel the session's fan-out empties at once into each output's own bounded queue
-//! (an encoded frame dropped anywhere forces the next frame of that eye to be an IDR). So
-//! latency cannot build up in a queue anywhere.
+//! encoder loses the older frame, which breaks no reference), and each encoder thread hands its
+//! slices straight to the outputs ([`Deliver`]: each output's own bounded queue, never
+//! blocking; an encoded frame dropped anywhere forces the next frame of that eye to be an IDR).
+//! So latency cannot build up in a queue anywhere, and no thread between the encoder and an
+//! output's sender has to be woken.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -139,8 +140,6 @@ pub struct EncoderCounters {
     /// Intra-refresh sweeps started (non-IDR pictures that begin a refresh).
     pub refresh_starts: u64,
     pub idr_requests: u64,
-    /// Encoded frames the session's fan-out had no room for (it stalled).
-    pub dropped_handoff: u64,
     /// The encoder thread's CPU time (set when it ends).
     pub encode_cpu_ns: u64,
 }
@@ -240,13 +239,17 @@ pub struct Pipeline {
     slots: Arc<Slots>,
 }
 
+/// Where one eye's encoder thread hands each encoded slice, on that thread, the moment the
+/// encoder wrote it. It must not block ([`crate::output::Output::offer`]).
+pub type Deliver = Box<dyn FnMut(EncodedFrame) + Send>;
+
 impl Pipeline {
-    /// Starts capture and encoding; encoded frames go to `out`.
+    /// Starts capture and encoding; each eye's encoded slices go to its `deliver(eye)`.
     pub fn start(
         cfg: &StreamerConfig,
         mut source: Box<dyn StereoSource>,
         state: Arc<PipelineState>,
-        out: crossbeam_channel::Sender<EncodedFrame>,
+        deliver: impl Fn(Eye) -> Deliver,
     ) -> Result<Self> {
         let slots = Arc::new(Slots::new());
         let mut threads = Vec::new();
@@ -268,8 +271,8 @@ impl Pipeline {
         }
         for (&eye, mut encoder) in eyes.iter().zip(encoders) {
             let size = cfg.eyes.get(eye).size;
-            let (slots, state, out, warm) =
-                (slots.clone(), state.clone(), out.clone(), warm.clone());
+            let (slots, state, warm) = (slots.clone(), state.clone(), warm.clone());
+            let mut deliver = deliver(eye);
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("encode-{eye}"))
@@ -307,10 +310,9 @@ impl Pipeline {
                             // A request is taken (cleared) even when this frame is an IDR
                             // anyway (the first, or the first after idling): it is answered.
                             let force = state.idr.take(eye, start, last_idr) || last_idr.is_none();
-                            // Each slice goes to the fan-out the moment the encoder wrote
+                            // Each slice goes to the outputs the moment the encoder wrote
                             // it (a whole picture is one slice of 1), with its own sequence
                             // number: a picture's slices are consecutive units.
-                            let mut gone = false;
                             let result = encoder.encode_sliced(&frame, force, &mut |s| {
                                 let now = monotonic_ns();
                                 let f = EncodedFrame {
@@ -333,16 +335,7 @@ impl Pipeline {
                                     data: s.data.to_vec(),
                                 };
                                 seq = seq.wrapping_add(1);
-                                match out.try_send(f) {
-                                    Ok(()) => {}
-                                    Err(crossbeam_channel::TrySendError::Full(_)) => {
-                                        state.eye(eye).dropped_handoff += 1;
-                                        state.idr.request(eye);
-                                    }
-                                    Err(crossbeam_channel::TrySendError::Disconnected(_)) => {
-                                        gone = true
-                                    }
-                                }
+                                deliver(f);
                             });
                             let pic = match result {
                                 Ok(p) => p,
@@ -363,9 +356,6 @@ impl Pipeline {
                                 c.keyframes += u64::from(pic.keyframe);
                                 c.refresh_starts += u64::from(pic.refresh_start);
                                 c.idr_requests += u64::from(force);
-                            }
-                            if gone {
-                                break;
                             }
                         }
                         state.eye(eye).encode_cpu_ns = thread_cpu_ns();

@@ -16,16 +16,13 @@ pub struct EyeReport {
     /// Frames the receiver decoded: markers received (the streamer's count, final).
     pub decoded: u64,
     /// Captured but not decoded, each frame under exactly one cause ([`EyeReport::causes`]:
-    /// `dropped_source + dropped_encoder + dropped_handoff + dropped_queue +
-    /// dropped_waiting_idr + dropped_link + dropped_deadline + lost + in_flight = captured −
-    /// decoded`).
+    /// `dropped_source + dropped_encoder + dropped_queue + dropped_waiting_idr + dropped_link +
+    /// dropped_deadline + lost + in_flight = captured − decoded`).
     pub dropped: u64,
     /// Raw frames replaced while the encoder was busy.
     pub dropped_source: u64,
     /// Raw frames the encoder failed on.
     pub dropped_encoder: u64,
-    /// Encoded frames the session's fan-out had no room for (it stalled).
-    pub dropped_handoff: u64,
     /// Encoded frames dropped from this output's queue: it was behind.
     pub dropped_queue: u64,
     /// Frames not sent while the receiver waited for an IDR (after a drop broke its chain).
@@ -109,11 +106,10 @@ pub struct LinkReport {
 impl EyeReport {
     /// Every cause a frame can be dropped for, with its count, in pipeline order; with
     /// `in_flight` they add up to `dropped`.
-    pub fn causes(&self) -> [(u64, &'static str); 9] {
+    pub fn causes(&self) -> [(u64, &'static str); 8] {
         [
             (self.dropped_source, "source (encoder busy)"),
             (self.dropped_encoder, "encoder error"),
-            (self.dropped_handoff, "handoff (fan-out stalled)"),
             (self.dropped_queue, "queue (output behind)"),
             (self.dropped_waiting_idr, "waiting for an IDR"),
             (self.dropped_link, "link (budget or send queue)"),
@@ -311,7 +307,6 @@ impl Report {
             let decoded = c.markers;
             let dropped_source = p.dropped_source - since.dropped_source;
             let dropped_encoder = p.encode_errors - since.encode_errors;
-            let dropped_handoff = p.dropped_handoff - since.dropped_handoff;
             let dropped = captured.saturating_sub(decoded);
             let mut e = EyeReport {
                 captured,
@@ -320,7 +315,6 @@ impl Report {
                 dropped,
                 dropped_source,
                 dropped_encoder,
-                dropped_handoff,
                 dropped_queue: c.dropped_queue,
                 dropped_waiting_idr: c.dropped_waiting_idr,
                 dropped_link: c.dropped_link,

@@ -3,8 +3,8 @@
 //! browsers and whatever comes next consume the same frames, each at its own pace.
 //!
 //! ```text
-//! source ─► pipeline (capture, encode-left, encode-right) ─► fan-out thread ─┬─► QUIC output
-//!                 ▲ keyframe requests, bitrate (Feedback) ◄── markers ───────┴─► WebRTC output
+//! source ─► pipeline (capture, encode-left, encode-right: each hands its slices over) ─┬─► QUIC output
+//!                 ▲ keyframe requests, bitrate (Feedback) ◄── markers ─────────────────┴─► WebRTC output
 //! ```
 //!
 //! The outputs are made (connected, listening) before the session starts, so that no frame is
@@ -23,7 +23,7 @@ use crate::config::StreamerConfig;
 use crate::output::quic::QuicOutput;
 use crate::output::webrtc::{ServeReport, WebrtcOutput};
 use crate::output::{Feedback, Output, OutputReport};
-use crate::pipeline::{EncodedFrame, Pipeline, PipelineState};
+use crate::pipeline::{Deliver, EncodedFrame, Pipeline, PipelineState};
 use crate::report::Report;
 use crate::source;
 
@@ -169,40 +169,31 @@ pub async fn run(
         state.idle_without_receivers();
     }
     let source = source::open(cfg, frames)?;
-    // Four pictures of both eyes, in slices.
-    let (tx, rx) =
-        crossbeam_channel::bounded::<EncodedFrame>(8 * usize::from(cfg.encoder.slices.max(1)));
     let t0 = monotonic_ns();
-    let pipeline = Pipeline::start(cfg, source, state.clone(), tx)?;
-    let fan_outputs = outputs.clone();
-    let fan_out = std::thread::Builder::new()
-        .name("fan-out".into())
-        .spawn(move || {
-            binoc_net::sched::short_slice();
-            // Outputs that take whole pictures get them joined from the slices, once.
-            let whole_only = fan_outputs.iter().any(|o| !o.takes_slices());
-            let mut joiner = crate::output::join::SliceJoiner::default();
-            for f in rx {
-                let whole = if whole_only {
-                    joiner.push(&f).map(Arc::new)
-                } else {
-                    None
-                };
-                let f = Arc::new(f);
-                for o in fan_outputs.iter() {
-                    if o.takes_slices() {
-                        o.offer(&f);
-                    } else if let Some(w) = &whole {
-                        o.offer(w);
-                    }
+    // Each encoder thread hands its slices to every output itself; outputs that take whole
+    // pictures get them joined from the slices, once per eye.
+    let whole_only = outputs.iter().any(|o| !o.takes_slices());
+    let deliver = |_eye| -> Deliver {
+        let outputs = outputs.clone();
+        let mut joiner = crate::output::join::SliceJoiner::default();
+        Box::new(move |f: EncodedFrame| {
+            let whole = if whole_only {
+                joiner.push(&f).map(Arc::new)
+            } else {
+                None
+            };
+            let f = Arc::new(f);
+            for o in outputs.iter() {
+                if o.takes_slices() {
+                    o.offer(&f);
+                } else if let Some(w) = &whole {
+                    o.offer(w);
                 }
             }
-        })?;
-    let mut joined = tokio::task::spawn_blocking(move || {
-        let r = pipeline.join();
-        let _ = fan_out.join();
-        r
-    });
+        })
+    };
+    let pipeline = Pipeline::start(cfg, source, state.clone(), deliver)?;
+    let mut joined = tokio::task::spawn_blocking(move || pipeline.join());
     let mut last_log = monotonic_ns();
     let joined = loop {
         tokio::select! {

@@ -1,7 +1,7 @@
 //! Whole pictures again, for outputs that take whole pictures only (WebRTC: one RTP frame per
 //! picture). The encoder hands slices over as they are written; [`SliceJoiner`] puts each
-//! eye's picture back together and drops a picture one of whose slices never came (the fan-out
-//! queue dropped it; the encoder already asked itself for an IDR).
+//! eye's picture back together and drops a picture one of whose slices never came (the encoder
+//! failed partway through it, and has asked itself for an IDR).
 
 use shared_proto::wire::SliceOf;
 

@@ -1,5 +1,5 @@
-//! The registry of browser viewers: WHEP creates and deletes their sessions, the session's
-//! fan-out hands each its frames (bounded, its own oldest dropped when behind), and each
+//! The registry of browser viewers: WHEP creates and deletes their sessions, the encoder
+//! threads hand each its frames (bounded, its own oldest dropped when behind), and each
 //! viewer's end leaves its report.
 
 use std::collections::BTreeMap;
@@ -42,8 +42,8 @@ struct Entry {
     owner: String,
 }
 
-/// The viewer registry, shared by the HTTPS server, the session's fan-out and the viewer
-/// threads.
+/// The viewer registry, shared by the HTTPS server, the encoder threads (through the output's
+/// `offer`) and the viewer threads.
 /// Viewer sessions one address may hold at once: one client cannot take every slot (more from
 /// it are refused with 503 while the others stay open).
 pub const MAX_VIEWERS_PER_ADDRESS: usize = 2;

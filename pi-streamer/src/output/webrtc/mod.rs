@@ -1,7 +1,7 @@
 //! Browsers and WebXR over WebRTC: `pi-streamer --transport webrtc --listen ADDR`.
 //!
 //! ```text
-//! session fan-out ──► Hub ──► one bounded queue per viewer ──► viewer thread (str0m + UDP)
+//! encoder threads ──► Hub ──► one bounded queue per viewer ──► viewer thread (str0m + UDP)
 //!   (the same encoded frames as every output: no re-encode)  ▲              │
 //!                                                            │   PLI/FIR → keyframe, TWCC → bitrate
 //! HTTPS (hyper + rustls) ── WHEP POST/DELETE ── Hub ─────────┘ ◄────────────┘ (through Feedback)
