@@ -446,6 +446,16 @@ impl QuicOutput {
 }
 
 impl Inner {
+    /// The live connection's counters, if one is up. The lock is held only for the copy: the
+    /// encoder threads take it for every slice they offer, so a status line or a metrics
+    /// scrape must not hold it while it builds its report.
+    fn current(&self) -> Option<Arc<OutputState>> {
+        self.current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// The sender thread: sends on the live connection; when it is lost, reports it and (with
     /// `reconnect`) dials again. Returns why the output ended early, if it did.
     fn send_loop(
@@ -566,8 +576,7 @@ impl Output for QuicOutput {
     }
 
     fn offer(&self, frame: &Arc<EncodedFrame>) {
-        let current = self.inner.current.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(state) = current.as_ref() else {
+        let Some(state) = self.inner.current() else {
             return; // no headset now
         };
         if let Some(old) = self.queue.push(frame.clone()) {
@@ -587,8 +596,7 @@ impl Output for QuicOutput {
     }
 
     fn status(&self) -> String {
-        let current = self.inner.current.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(state) = current.as_ref() else {
+        let Some(state) = self.inner.current() else {
             return format!("{}: not connected", self.name);
         };
         let eyes: Vec<String> = Eye::BOTH
@@ -606,8 +614,8 @@ impl Output for QuicOutput {
     }
 
     fn live(&self) -> Vec<(String, Report)> {
-        let current = self.inner.current.lock().unwrap_or_else(|p| p.into_inner());
-        current
+        self.inner
+            .current()
             .iter()
             .map(|state| {
                 let r = Report::build(&self.inner.feedback.pipeline, state, 0.0, 0);
