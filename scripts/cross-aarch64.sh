@@ -36,8 +36,12 @@ export AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar
 # Absolute, and in the environment: BINOC_QUEST_CLIENT below is built from it, and a nested cargo
 # (the end-to-end tests' fallback) builds into the same directory.
 export CARGO_TARGET_DIR="$PWD/target/cross"
+# Without the libavcodec feature (the loopback's faster decoder): that would need Debian's
+# libavcodec-dev:arm64 and its ~40 arm64 libraries; the headset decodes with openh264 here. A
+# build on the Pi itself has it (scripts/setup.sh installs libavcodec-dev there).
+features="--no-default-features --features pi-streamer/x264"
 if [ "$mode" = build ]; then
-  cargo build --release --locked --target $target -p pi-streamer -p quest-client
+  cargo build --release --locked --target $target $features -p pi-streamer -p quest-client
   file target/cross/$target/release/pi-streamer
 else
   # The browser test drives the host's chromium: it ran natively already, and the WebRTC path
@@ -46,5 +50,5 @@ else
   # (BINOC_QUEST_CLIENT: built here with the same features as everything else, instead of by
   # the tests for that one package); its CLI tests (tests/cli.rs) come along.
   BINOC_QUEST_CLIENT="$CARGO_TARGET_DIR/$target/debug/quest-client" \
-    cargo test --locked --target $target -p shared-proto -p pi-streamer -p quest-client -- --skip browser_
+    cargo test --locked --target $target $features -p shared-proto -p pi-streamer -p quest-client -- --skip browser_
 fi

@@ -10,9 +10,17 @@ set -e
 cd "$(dirname "$0")/.."
 browser=""
 plots=""
-[ "${1:-}" = "--browser" ] && browser=1
-# --plots: gnuplot and python3 for the benchmark plots (scripts/plot-timeline.sh).
-[ "${1:-}" = "--plots" ] && plots=1
+libav=""
+for arg in "$@"; do
+  case "$arg" in
+    --browser) browser=1 ;;
+    # --plots: gnuplot and python3 for the benchmark plots (scripts/plot-timeline.sh).
+    --plots) plots=1 ;;
+    # --libav: libavcodec's headers and library, for the `libavcodec` decoder feature.
+    --libav) libav=1 ;;
+    *) echo "binoc setup: unknown option $arg (expected --browser, --plots or --libav)" >&2; exit 2 ;;
+  esac
+done
 need=""
 command -v nasm >/dev/null 2>&1 || need="$need nasm"
 command -v flock >/dev/null 2>&1 || need="$need util-linux"
@@ -23,6 +31,10 @@ if [ -n "$browser" ]; then
   command -v node >/dev/null 2>&1 || need="$need nodejs npm"
   ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1 || need="$need mesa-vulkan-drivers"
   ls /usr/lib/*/libvulkan.so.1 >/dev/null 2>&1 || need="$need libvulkan1"
+fi
+if [ -n "$libav" ]; then
+  [ -e /usr/include/x86_64-linux-gnu/libavcodec/avcodec.h ] || [ -e /usr/include/libavcodec/avcodec.h ] \
+    || [ -e "/usr/include/$(uname -m)-linux-gnu/libavcodec/avcodec.h" ] || need="$need libavcodec-dev"
 fi
 if [ -n "$plots" ]; then
   command -v gnuplot >/dev/null 2>&1 || need="$need gnuplot-nox"

@@ -3,7 +3,7 @@
 # Installs what it needs first (scripts/setup.sh). Usage: scripts/test.sh
 set -eu
 cd "$(dirname "$0")/.."
-scripts/setup.sh --browser
+scripts/setup.sh --browser --libav
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -61,15 +61,17 @@ pub(crate) fn run(
     // The decoder, opened for the sink's current surface generation.
     let open = || -> Option<(Box<dyn decode::VideoDecoder>, u64)> {
         let generation = sink.surface_generation();
+        let software = shared.software_decoder();
         let decoder = match size.and_then(|(w, h)| sink.surface(eye, w, h)) {
-            Some(surface) => decode::open_for_stream(size, Some(surface)).or_else(|e| {
+            Some(surface) => decode::open_for_stream(size, Some(surface), software).or_else(|e| {
                 tracing::warn!(%eye, "cannot decode into the surface, copying instead: {e:#}");
-                decode::open_for_stream(size, None)
+                decode::open_for_stream(size, None, software)
             }),
-            None => decode::open_for_stream(size, None),
+            None => decode::open_for_stream(size, None, software),
         };
         match decoder {
             Ok(mut d) => {
+                tracing::info!(%eye, decoder = d.name(), "decoder opened");
                 if let Some((w, h)) = size {
                     let t = std::time::Instant::now();
                     match d.warm_up(w, h) {

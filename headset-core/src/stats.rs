@@ -168,6 +168,8 @@ pub struct Shared {
     /// their last good picture meanwhile, so the two never disagree).
     repairing: [std::sync::atomic::AtomicBool; 2],
     done: watch::Sender<bool>,
+    /// The software decoder both eyes open (where there is no hardware one).
+    software_decoder: Mutex<crate::decode::SoftwareDecoder>,
 }
 
 impl Shared {
@@ -187,7 +189,26 @@ impl Shared {
             streamers_refused: AtomicU64::new(0),
             repairing: Default::default(),
             done: watch::Sender::new(false),
+            software_decoder: Mutex::new(Default::default()),
         })
+    }
+
+    /// Decode with `kind` (where there is no hardware decoder) from the next stream on; an
+    /// error if this build cannot.
+    pub fn set_software_decoder(&self, kind: crate::decode::SoftwareDecoder) -> anyhow::Result<()> {
+        kind.check_available()?;
+        *self
+            .software_decoder
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = kind;
+        Ok(())
+    }
+
+    pub fn software_decoder(&self) -> crate::decode::SoftwareDecoder {
+        *self
+            .software_decoder
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Says whether `eye`'s pictures are being repaired (not to be shown).

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Result};
 use binoc_net::Identity;
+use headset_core::decode::SoftwareDecoder;
 use headset_core::{Client, ClientReport, Headless, Shared};
 
 use crate::config::StreamerConfig;
@@ -21,14 +22,16 @@ pub struct LoopbackResult {
 }
 
 pub async fn run(cfg: &StreamerConfig, frames: u64) -> Result<LoopbackResult> {
-    run_with_timeline(cfg, frames, None).await
+    run_with_timeline(cfg, frames, None, SoftwareDecoder::default()).await
 }
 
-/// [`run`], writing every decoded frame's stages to `timeline` (`--timeline`'s CSV) if given.
+/// [`run`], writing every decoded frame's stages to `timeline` (`--timeline`'s CSV) if given,
+/// the headset decoding with `decoder`.
 pub async fn run_with_timeline(
     cfg: &StreamerConfig,
     frames: u64,
     timeline: Option<&Path>,
+    decoder: SoftwareDecoder,
 ) -> Result<LoopbackResult> {
     let timeline = match timeline {
         Some(p) => Some(Arc::new(Timeline::create(
@@ -42,6 +45,7 @@ pub async fn run_with_timeline(
     let mut cfg = cfg.clone();
     cfg.transport.peer_fingerprint = Some(identity.fingerprint());
     let shared = Shared::new(None, None);
+    shared.set_software_decoder(decoder)?;
     let client = Client::bind(
         "127.0.0.1:0".parse()?,
         &identity,

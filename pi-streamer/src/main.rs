@@ -232,6 +232,10 @@ struct LoopbackArgs {
     /// frame: for plots of latency over time, scripts/plot-timeline.sh).
     #[arg(long)]
     timeline: Option<PathBuf>,
+    /// The headset's software decoder: openh264 or libavcodec (FFmpeg's; in builds with the
+    /// `libavcodec` feature, on by default, and then the default decoder).
+    #[arg(long, value_parser = headset_core::decode::SoftwareDecoder::NAMES)]
+    decoder: Option<String>,
 }
 
 /// What the pipeline runs: configuration, source, encoder and its overrides, and the report.
@@ -629,10 +633,16 @@ fn real_main(cli: Cli) -> Result<()> {
             if frames == 0 {
                 bail!("--frames must be at least 1");
             }
+            let decoder: headset_core::decode::SoftwareDecoder = match &args.decoder {
+                Some(d) => d.parse()?,
+                None => Default::default(),
+            };
+            decoder.check_available()?;
             let result = runtime()?.block_on(pi_streamer::loopback::run_with_timeline(
                 &cfg,
                 frames,
                 args.timeline.as_deref(),
+                decoder,
             ))?;
             print_report(&result.report, args.pipeline.report)
         }

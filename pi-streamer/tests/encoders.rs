@@ -2,7 +2,11 @@
 //! decoder (real openh264 and x264, no network): IDR with SPS/PPS first and on request,
 //! P-frames between, the pixel code intact, constrained baseline at every x264 preset.
 
-use pi_streamer::config::{EncoderKind, EncoderSettings, EyeConfig, Size};
+#[cfg(feature = "x264")]
+use headset_core::decode::{open_software_kind, SoftwareDecoder};
+#[cfg(feature = "x264")]
+use pi_streamer::config::EncoderKind;
+use pi_streamer::config::{EncoderSettings, EyeConfig, Size};
 use pi_streamer::encode::{kind_name, open_kind, software_encoders};
 use pi_streamer::source::test_pattern::TestPattern;
 use pi_streamer::source::EyeSource;
@@ -122,17 +126,37 @@ fn x264_in_slices_with_sweeps(w: usize, h: usize) -> Box<dyn pi_streamer::encode
 /// comes out with the last slice, and it is the same picture, pixel for pixel, as a whole-
 /// frame encoder's of the same settings decodes to. Intra refresh: no IDR after the first
 /// unless one is forced, and a sweep starts every `idr_interval_frames`.
+/// Every software decoder this build has.
+#[cfg(feature = "x264")]
+fn software_decoders() -> Vec<SoftwareDecoder> {
+    SoftwareDecoder::NAMES
+        .iter()
+        .map(|n| n.parse::<SoftwareDecoder>().unwrap())
+        .filter(|d| d.check_available().is_ok())
+        .collect()
+}
+
+/// (Every software decoder this build has: openh264, and libavcodec with its feature.)
 #[cfg(feature = "x264")]
 #[test]
 fn x264_slices_decode_as_they_come_to_the_same_pixels() {
+    for kind in software_decoders() {
+        slices_decode_as_they_come(kind);
+    }
+}
+
+#[cfg(feature = "x264")]
+fn slices_decode_as_they_come(kind: SoftwareDecoder) {
     use pi_streamer::encode::EncodedSlice;
 
     let (w, h) = (320usize, 240usize);
     let mut enc = x264_in_slices_with_sweeps(w, h);
     assert_eq!(enc.slices(), 4);
-    // The same stream joined and decoded whole, beside the slice-by-slice decode.
-    let mut by_slice = headset_core::decode::open_software().unwrap();
-    let mut whole = headset_core::decode::open_software().unwrap();
+    // The same stream joined and decoded whole, beside the slice-by-slice decode (and, as
+    // the reference, openh264's whole-picture decode).
+    let mut by_slice = open_software_kind(kind).unwrap();
+    let mut whole = open_software_kind(kind).unwrap();
+    let mut reference = open_software_kind(SoftwareDecoder::Openh264).unwrap();
     assert!(by_slice.takes_slices());
     let mut src = TestPattern::new(Eye::Left, w, h);
     let mut refresh_starts = Vec::new();
@@ -159,6 +183,7 @@ fn x264_slices_decode_as_they_come_to_the_same_pixels() {
         let mut joined = Vec::new();
         let mut picture_at = None;
         let mut by_slice_pixels = Vec::new();
+        let mut by_slice_stride = w;
         for (k, (data, index, count, key)) in slices.iter().enumerate() {
             assert_eq!(
                 (*index as usize, *count),
@@ -175,6 +200,7 @@ fn x264_slices_decode_as_they_come_to_the_same_pixels() {
             let got = by_slice
                 .decode(data, &mut |p| {
                     by_slice_pixels = p.y[..p.y_stride * p.height].to_vec();
+                    by_slice_stride = p.y_stride;
                     assert_eq!(
                         shared_proto::pixel_code::read(p.y, p.y_stride, p.width, p.height),
                         Some((Eye::Left, i as u32))
@@ -188,14 +214,39 @@ fn x264_slices_decode_as_they_come_to_the_same_pixels() {
         assert_eq!(
             picture_at,
             Some(3),
-            "frame {i}: the picture comes with its last slice"
+            "{kind:?} frame {i}: the picture comes with its last slice"
         );
-        let mut whole_pixels = Vec::new();
+        assert!(
+            !by_slice.last_concealed(),
+            "{kind:?} frame {i}: nothing lost, nothing concealed"
+        );
+        let luma = |p: &headset_core::decode::DecodedView<'_>| -> Vec<u8> {
+            p.y.chunks(p.y_stride)
+                .take(p.height)
+                .flat_map(|row| &row[..p.width])
+                .copied()
+                .collect()
+        };
+        let (mut whole_pixels, mut reference_pixels) = (Vec::new(), Vec::new());
         assert!(whole
-            .decode(&joined, &mut |p| whole_pixels =
-                p.y[..p.y_stride * p.height].to_vec())
+            .decode(&joined, &mut |p| whole_pixels = luma(p))
             .unwrap());
-        assert!(by_slice_pixels == whole_pixels, "frame {i}: same pixels");
+        assert!(reference
+            .decode(&joined, &mut |p| reference_pixels = luma(p))
+            .unwrap());
+        let by_slice_rows: Vec<u8> = by_slice_pixels
+            .chunks(by_slice_stride)
+            .flat_map(|row| &row[..w])
+            .copied()
+            .collect();
+        assert!(
+            by_slice_rows == whole_pixels,
+            "{kind:?} frame {i}: same pixels"
+        );
+        assert!(
+            whole_pixels == reference_pixels,
+            "{kind:?} frame {i}: the same pixels as openh264 decodes"
+        );
     }
     // Sweeps every 8 frames after the IDR; the forced IDR (13) restarts the count.
     assert!(
@@ -213,12 +264,19 @@ fn x264_slices_decode_as_they_come_to_the_same_pixels() {
 #[cfg(feature = "x264")]
 #[test]
 fn intra_refresh_repairs_a_lost_slice_without_a_keyframe() {
+    for kind in software_decoders() {
+        intra_refresh_repairs_a_lost_slice(kind);
+    }
+}
+
+#[cfg(feature = "x264")]
+fn intra_refresh_repairs_a_lost_slice(kind: SoftwareDecoder) {
     use shared_proto::rules::refresh::RefreshGate;
 
     let (w, h) = (320usize, 240usize);
     let mut enc = x264_in_slices_with_sweeps(w, h);
-    let mut lossy = headset_core::decode::open_software().unwrap();
-    let mut clean = headset_core::decode::open_software().unwrap();
+    let mut lossy = open_software_kind(kind).unwrap();
+    let mut clean = open_software_kind(kind).unwrap();
     assert!(lossy.conceals());
     let mut gate = RefreshGate::new(16_666_667);
     let mut src = TestPattern::new(Eye::Right, w, h);

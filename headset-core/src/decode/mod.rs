@@ -1,7 +1,10 @@
-//! H.264 decoders behind [`VideoDecoder`]: openh264 (software; desktops and the Pi) and
+//! H.264 decoders behind [`VideoDecoder`]: openh264 (software; desktops and the Pi, the
+//! default), libavcodec (software, FFmpeg's decoder; with the `libavcodec` feature) and
 //! MediaCodec (the Quest's hardware decoder, `target_os = "android"` only — every Quest has
 //! one, so the APK carries no software decoder).
 
+#[cfg(all(feature = "libavcodec", not(target_os = "android")))]
+pub mod libavcodec;
 #[cfg(target_os = "android")]
 pub mod mediacodec;
 #[cfg(not(target_os = "android"))]
@@ -87,21 +90,115 @@ pub trait VideoDecoder: Send {
     }
 }
 
+/// Which software decoder decodes where there is no hardware one (everywhere but the Quest).
+/// The default is libavcodec in builds that have it (faster: docs/decisions.md), openh264
+/// otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SoftwareDecoder {
+    /// Cisco's openh264, built from source with the workspace: always there.
+    Openh264,
+    /// FFmpeg's libavcodec (Debian `libavcodec-dev`), in builds with the `libavcodec` feature.
+    Libavcodec,
+}
+
+impl Default for SoftwareDecoder {
+    fn default() -> Self {
+        if cfg!(feature = "libavcodec") {
+            SoftwareDecoder::Libavcodec
+        } else {
+            SoftwareDecoder::Openh264
+        }
+    }
+}
+
+impl SoftwareDecoder {
+    pub const NAMES: [&'static str; 2] = ["openh264", "libavcodec"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SoftwareDecoder::Openh264 => "openh264",
+            SoftwareDecoder::Libavcodec => "libavcodec",
+        }
+    }
+
+    /// A clear error when this build cannot decode with it (so a run refuses it at the start,
+    /// not when the first picture arrives).
+    pub fn check_available(self) -> Result<()> {
+        match self {
+            SoftwareDecoder::Openh264 => Ok(()),
+            SoftwareDecoder::Libavcodec if cfg!(feature = "libavcodec") => Ok(()),
+            SoftwareDecoder::Libavcodec => anyhow::bail!(
+                "this build has no libavcodec decoder: build with `--features libavcodec` \
+                 (Debian libavcodec-dev, installed by scripts/setup.sh --libav)"
+            ),
+        }
+    }
+}
+
+impl std::str::FromStr for SoftwareDecoder {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "openh264" => Ok(SoftwareDecoder::Openh264),
+            "libavcodec" => Ok(SoftwareDecoder::Libavcodec),
+            _ => anyhow::bail!(
+                "unknown decoder {s:?}: expected one of {}",
+                Self::NAMES.join(", ")
+            ),
+        }
+    }
+}
+
 #[cfg(not(target_os = "android"))]
 pub fn open_software() -> Result<Box<dyn VideoDecoder>> {
-    Ok(Box::new(openh264::OpenH264Decoder::new()?))
+    open_software_kind(SoftwareDecoder::default())
+}
+
+#[cfg(not(target_os = "android"))]
+pub fn open_software_kind(kind: SoftwareDecoder) -> Result<Box<dyn VideoDecoder>> {
+    kind.check_available()?;
+    match kind {
+        SoftwareDecoder::Openh264 => Ok(Box::new(openh264::OpenH264Decoder::new()?)),
+        #[cfg(feature = "libavcodec")]
+        SoftwareDecoder::Libavcodec => Ok(Box::new(libavcodec::LibavcodecDecoder::new()?)),
+        #[cfg(not(feature = "libavcodec"))]
+        SoftwareDecoder::Libavcodec => unreachable!("check_available refused it"),
+    }
 }
 
 #[cfg(target_os = "android")]
 pub fn open_software() -> Result<Box<dyn VideoDecoder>> {
+    open_software_kind(SoftwareDecoder::default())
+}
+
+#[cfg(target_os = "android")]
+pub fn open_software_kind(_kind: SoftwareDecoder) -> Result<Box<dyn VideoDecoder>> {
     anyhow::bail!("no software H.264 decoder on Android (MediaCodec is the decoder there)")
 }
 
+/// One mid-grey IDR of `width`×`height`, encoded by openh264's encoder: what a software
+/// decoder's warm-up decodes to set up its buffers for the stream's size.
+#[cfg(not(target_os = "android"))]
+pub(crate) fn grey_idr(width: u16, height: u16) -> Result<Vec<u8>> {
+    use anyhow::Context;
+    let (w, h) = (usize::from(width), usize::from(height));
+    if w == 0 || h == 0 || w % 2 == 1 || h % 2 == 1 {
+        anyhow::bail!("no warm-up picture for {w}x{h}");
+    }
+    let mut enc = ::openh264::encoder::Encoder::new().context("openh264 encoder")?;
+    let grey = ::openh264::formats::YUVBuffer::from_vec(vec![128; w * h * 3 / 2], w, h);
+    Ok(enc
+        .encode(&grey)
+        .context("encoding the warm-up picture")?
+        .to_vec())
+}
+
 /// The decoder for a stream of the announced size: MediaCodec on the Quest (rendering into
-/// `surface` if one is given), openh264 elsewhere.
+/// `surface` if one is given), the `software` decoder elsewhere.
 pub fn open_for_stream(
     size: Option<(u16, u16)>,
     surface: Option<Surface>,
+    software: SoftwareDecoder,
 ) -> Result<Box<dyn VideoDecoder>> {
     #[cfg(target_os = "android")]
     if let Some((w, h)) = size {
@@ -117,5 +214,5 @@ pub fn open_for_stream(
             match s {}
         }
     }
-    open_software()
+    open_software_kind(software)
 }

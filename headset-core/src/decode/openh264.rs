@@ -110,16 +110,7 @@ impl VideoDecoder for OpenH264Decoder {
     /// the same size (2×1280x720 here: that first IDR decoded in 1.5 ms instead of 6–8 ms, and
     /// in the loopback, where both eyes start at once, 9–29 ms).
     fn warm_up(&mut self, width: u16, height: u16) -> Result<()> {
-        let (w, h) = (usize::from(width), usize::from(height));
-        if w == 0 || h == 0 || w % 2 == 1 || h % 2 == 1 {
-            bail!("no warm-up picture for {w}x{h}");
-        }
-        let mut enc = openh264::encoder::Encoder::new().context("openh264 encoder")?;
-        let grey = openh264::formats::YUVBuffer::from_vec(vec![128; w * h * 3 / 2], w, h);
-        let idr = enc
-            .encode(&grey)
-            .context("encoding the warm-up picture")?
-            .to_vec();
+        let idr = super::grey_idr(width, height)?;
         let mut got = false;
         self.decode(&idr, &mut |_| got = true)?;
         self.concealed = false;

@@ -34,6 +34,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use binoc_net::os_clock::{machine_cpu, monotonic_ns, thread_cpu_ns};
 use clap::Parser;
+use headset_core::decode::SoftwareDecoder;
 use pi_streamer::config::{EncoderKind, RefreshMode, Size, StreamerConfig};
 use pi_streamer::source::test_pattern::TestPattern;
 use pi_streamer::source::{EyeSource, EyeTransform};
@@ -73,6 +74,10 @@ struct Args {
     /// run one binoc per mode.
     #[arg(long, value_delimiter = ',', default_value = "intra")]
     refresh: Vec<String>,
+    /// binoc's decoder: openh264 or libavcodec (FFmpeg's, as GStreamer's avdec_h264; a build
+    /// with `--features libavcodec`); several (`openh264,libavcodec`) run one binoc per decoder.
+    #[arg(long, value_delimiter = ',', default_value = "openh264")]
+    decoder: Vec<String>,
     /// Write every decoded frame's capture→decoded latency of each run into this directory:
     /// `samples.csv` (system,round,index,latency_ms), and binoc's per-stage timeline of each
     /// run (`timeline-<system>-r<round>.csv`, as `--timeline` writes it); scripts/plot-bench.sh
@@ -219,6 +224,7 @@ struct Variant {
     name: String,
     slices: u8,
     refresh: RefreshMode,
+    decoder: SoftwareDecoder,
 }
 
 fn binoc_variants(args: &Args) -> Result<Vec<Variant>> {
@@ -233,19 +239,27 @@ fn binoc_variants(args: &Args) -> Result<Vec<Variant>> {
             if !(1..=32).contains(&slices) {
                 bail!("--slices {slices}: expected 1 to 32");
             }
-            let mut name = format!("binoc s{slices}");
-            if args.refresh.len() > 1 {
-                name.push_str(if refresh == RefreshMode::Intra {
-                    " ir"
-                } else {
-                    " key"
+            for d in &args.decoder {
+                let decoder: SoftwareDecoder = d.parse().context("--decoder")?;
+                decoder.check_available().context("--decoder")?;
+                let mut name = format!("binoc s{slices}");
+                if args.refresh.len() > 1 {
+                    name.push_str(if refresh == RefreshMode::Intra {
+                        " ir"
+                    } else {
+                        " key"
+                    });
+                }
+                if decoder != SoftwareDecoder::Openh264 {
+                    name.push_str(" libav");
+                }
+                v.push(Variant {
+                    name,
+                    slices,
+                    refresh,
+                    decoder,
                 });
             }
-            v.push(Variant {
-                name,
-                slices,
-                refresh,
-            });
         }
     }
     Ok(v)
@@ -294,6 +308,7 @@ fn binoc(args: &Args, v: &Variant, frames: u64, round: u32) -> Result<(Run, Vec<
             &cfg,
             frames,
             timeline.as_deref(),
+            v.decoder,
         ))?
         .report;
     let samples = match &timeline {

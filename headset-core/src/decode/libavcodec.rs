@@ -1,0 +1,181 @@
+//! Software decode with libavcodec's H.264 decoder (FFmpeg; the one GStreamer's `avdec_h264`
+//! uses), through a small C shim (`csrc/avdec_shim.c`; Debian `libavcodec-dev`), built with the
+//! `libavcodec` feature. Slice by slice like openh264: libavcodec takes chunked input
+//! (`AV_CODEC_FLAG2_CHUNKS`) and finishes a picture when its last macroblock row is decoded, so
+//! the picture comes out with the slice that completes it. One thread, low delay.
+//!
+//! After a lost reference libavcodec goes on decoding (concealing what it lacks) and flags the
+//! picture corrupt until the stream has recovered (an IDR, or the recovery point an intra
+//! refresh sweep carries), so [`VideoDecoder::last_concealed`] is libavcodec's own verdict.
+
+use std::ffi::{c_char, c_int, CStr};
+use std::ptr::NonNull;
+
+use anyhow::{bail, Result};
+
+use super::{Chroma, DecodedView, VideoDecoder};
+
+#[repr(C)]
+struct Picture {
+    plane: [*const u8; 3],
+    stride: [i32; 3],
+    width: i32,
+    height: i32,
+    corrupt: i32,
+}
+
+#[repr(C)]
+struct Raw {
+    _opaque: [u8; 0],
+}
+
+extern "C" {
+    fn binoc_avdec_new(err: *mut c_char, err_len: usize) -> *mut Raw;
+    fn binoc_avdec_free(d: *mut Raw);
+    fn binoc_avdec_decode(
+        d: *mut Raw,
+        data: *const u8,
+        len: usize,
+        out: *mut Picture,
+        err: *mut c_char,
+        err_len: usize,
+    ) -> c_int;
+}
+
+/// libavcodec's log lines (the shim's `av_log` callback): at debug level, errors and warnings
+/// alike (a lost slice makes many; binoc counts and reports the losses itself).
+#[no_mangle]
+extern "C" fn binoc_avdec_log(level: c_int, line: *const c_char) {
+    if line.is_null() {
+        return;
+    }
+    // SAFETY: the shim passes a NUL-terminated line that lives for the call.
+    let line = unsafe { CStr::from_ptr(line) }.to_string_lossy();
+    tracing::debug!(target: "libavcodec", level, "{}", line.trim_end());
+}
+
+fn message(buf: &[c_char]) -> String {
+    // SAFETY: the shim writes a NUL-terminated string (snprintf) into the zeroed buffer.
+    unsafe { CStr::from_ptr(buf.as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+pub struct LibavcodecDecoder {
+    raw: NonNull<Raw>,
+    concealed: bool,
+}
+
+// SAFETY: the decoder context is used from one thread at a time (`&mut self`), and libavcodec
+// contexts are not tied to the thread that made them.
+unsafe impl Send for LibavcodecDecoder {}
+
+impl LibavcodecDecoder {
+    pub fn new() -> Result<Self> {
+        let mut err = [0 as c_char; 256];
+        // SAFETY: `err` is writable for its length.
+        let raw = unsafe { binoc_avdec_new(err.as_mut_ptr(), err.len()) };
+        match NonNull::new(raw) {
+            Some(raw) => Ok(LibavcodecDecoder {
+                raw,
+                concealed: false,
+            }),
+            None => bail!("libavcodec decoder: {}", message(&err)),
+        }
+    }
+}
+
+impl Drop for LibavcodecDecoder {
+    fn drop(&mut self) {
+        // SAFETY: made by binoc_avdec_new, freed once.
+        unsafe { binoc_avdec_free(self.raw.as_ptr()) }
+    }
+}
+
+impl VideoDecoder for LibavcodecDecoder {
+    fn decode(&mut self, au: &[u8], on_picture: &mut dyn FnMut(&DecodedView<'_>)) -> Result<bool> {
+        let mut pic = Picture {
+            plane: [std::ptr::null(); 3],
+            stride: [0; 3],
+            width: 0,
+            height: 0,
+            corrupt: 0,
+        };
+        let mut err = [0 as c_char; 256];
+        // SAFETY: a live decoder; `au` is valid for its length during the call; `pic` and `err`
+        // are writable.
+        let rc = unsafe {
+            binoc_avdec_decode(
+                self.raw.as_ptr(),
+                au.as_ptr(),
+                au.len(),
+                &mut pic,
+                err.as_mut_ptr(),
+                err.len(),
+            )
+        };
+        if rc < 0 {
+            bail!("libavcodec: {}", message(&err));
+        }
+        if rc == 0 {
+            return Ok(false);
+        }
+        let (width, height) = (pic.width.max(0) as usize, pic.height.max(0) as usize);
+        let (ys, cs) = (pic.stride[0].max(0) as usize, pic.stride[1].max(0) as usize);
+        if pic.plane.iter().any(|p| p.is_null())
+            || width == 0
+            || height == 0
+            || ys < width
+            || pic.stride[2] != pic.stride[1]
+            || cs < width.div_ceil(2)
+        {
+            bail!("libavcodec: a picture without planes");
+        }
+        let ch = height.div_ceil(2);
+        // SAFETY: libavcodec keeps the picture (the shim holds its reference) until the next
+        // call on this decoder; each 4:2:0 plane is `stride * rows` long.
+        let (y, u, v) = unsafe {
+            (
+                std::slice::from_raw_parts(pic.plane[0], ys * height),
+                std::slice::from_raw_parts(pic.plane[1], cs * ch),
+                std::slice::from_raw_parts(pic.plane[2], cs * ch),
+            )
+        };
+        self.concealed = pic.corrupt != 0;
+        on_picture(&DecodedView {
+            width,
+            height,
+            y,
+            y_stride: ys,
+            chroma: Chroma::Planar { u, v, stride: cs },
+        });
+        Ok(true)
+    }
+
+    fn name(&self) -> &'static str {
+        "libavcodec"
+    }
+
+    fn warm_up(&mut self, width: u16, height: u16) -> Result<()> {
+        let idr = super::grey_idr(width, height)?;
+        let mut got = false;
+        self.decode(&idr, &mut |_| got = true)?;
+        self.concealed = false;
+        if !got {
+            bail!("the warm-up picture did not decode");
+        }
+        Ok(())
+    }
+
+    fn takes_slices(&self) -> bool {
+        true
+    }
+
+    fn conceals(&self) -> bool {
+        true
+    }
+
+    fn last_concealed(&self) -> bool {
+        self.concealed
+    }
+}
