@@ -3,8 +3,9 @@
 //! For each size it runs the full loopback path (both eyes, 60 fps, synthetic source, real
 //! QUIC) and records capture→decoded latency, the per-stage breakdown, the overhead (total −
 //! encode − decode per frame) and CPU time per frame; then it measures pure encode and pure
-//! decode time per frame of the same frames on one otherwise idle thread. It prints a markdown
-//! table (the one in docs/performance.md) and writes it to target/bench/pipeline.md.
+//! decode time per frame of the same frames on one otherwise idle thread (decode with every
+//! software decoder the build has, alternated: a second table). It prints markdown tables (the
+//! ones in docs/performance.md) and writes them to target/bench/pipeline.md.
 //!
 //! Environment: BINOC_BENCH_FRAMES (default 600 per eye), BINOC_BENCH_SIZES (default
 //! "640x480,1280x720,1920x1080"), BINOC_BENCH_ENCODERS (default "auto"; e.g. "x264,openh264").
@@ -22,7 +23,10 @@ use shared_proto::Eye;
 
 struct Pure {
     encode: shared_proto::latency::Summary,
+    /// With the default software decoder.
     decode: shared_proto::latency::Summary,
+    /// Every software decoder this build has, on the same access units, in alternated passes.
+    decode_by: Vec<(&'static str, shared_proto::latency::Summary)>,
     bytes_per_frame: f64,
 }
 
@@ -50,17 +54,37 @@ fn pure_codec(cfg: &StreamerConfig, n: u64) -> Pure {
         bytes += pic.data.len();
         aus.push(pic.data);
     }
-    let mut dec = decode::open_software().unwrap();
-    let mut ds = Series::default();
-    for au in &aus {
-        let t0 = Instant::now();
-        let got = dec.decode(au, &mut |_| {}).unwrap();
-        ds.push(t0.elapsed().as_nanos() as i64);
-        assert!(got, "every access unit decodes to a picture");
+    let kinds: Vec<decode::SoftwareDecoder> = decode::SoftwareDecoder::NAMES
+        .iter()
+        .map(|n| n.parse().unwrap())
+        .filter(|k: &decode::SoftwareDecoder| k.check_available().is_ok())
+        .collect();
+    let mut series: Vec<Series> = kinds.iter().map(|_| Series::default()).collect();
+    // Three passes, each decoder in turn (first, then last), so a slow moment of the machine
+    // does not fall on one decoder only.
+    for pass in 0..3 {
+        for i in 0..kinds.len() {
+            let k = if pass % 2 == 0 { i } else { kinds.len() - 1 - i };
+            let mut dec = decode::open_software_kind(kinds[k]).unwrap();
+            for au in &aus {
+                let t0 = Instant::now();
+                let got = dec.decode(au, &mut |_| {}).unwrap();
+                series[k].push(t0.elapsed().as_nanos() as i64);
+                assert!(got, "every access unit decodes to a picture");
+            }
+        }
     }
+    let default = decode::SoftwareDecoder::default();
+    let decode_by: Vec<_> = kinds
+        .iter()
+        .zip(&series)
+        .map(|(k, s)| (k.name(), s.summary()))
+        .collect();
+    let ds = &series[kinds.iter().position(|k| *k == default).unwrap()];
     Pure {
         encode: es.summary(),
         decode: ds.summary(),
+        decode_by,
         bytes_per_frame: bytes as f64 / n as f64,
     }
 }
@@ -92,6 +116,11 @@ fn main() {
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     )
     .unwrap();
+    // Pure decode per software decoder, same access units (the first table's pure decode is
+    // the default decoder's).
+    let mut decoders = String::from(
+        "| size | encoder | decoder | pure decode p50 | p99 | mean |\n|---|---|---|---|---|---|\n",
+    );
     let encoders = std::env::var("BINOC_BENCH_ENCODERS").unwrap_or_else(|_| "auto".into());
     for (size, encoder) in sizes
         .split(',')
@@ -146,7 +175,17 @@ fn main() {
             "pure: encode p50 {:.2} ms p99 {:.2} ms, decode p50 {:.2} ms p99 {:.2} ms, {:.0} bytes/frame",
             pure.encode.p50, pure.encode.p99, pure.decode.p50, pure.decode.p99, pure.bytes_per_frame
         );
+        for (name, d) in &pure.decode_by {
+            eprintln!("pure decode, {name}: p50 {:.2} ms p99 {:.2} ms", d.p50, d.p99);
+            writeln!(
+                decoders,
+                "| {size} | {encoder} | {name} | {:.2} ms | {:.2} ms | {:.2} ms |",
+                d.p50, d.p99, d.mean
+            )
+            .unwrap();
+        }
     }
+    writeln!(table, "\n{decoders}").unwrap();
     println!("{table}");
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
     std::fs::create_dir_all(&dir).unwrap();

@@ -74,9 +74,10 @@ struct Args {
     /// run one binoc per mode.
     #[arg(long, value_delimiter = ',', default_value = "intra")]
     refresh: Vec<String>,
-    /// binoc's decoder: openh264 or libavcodec (FFmpeg's, as GStreamer's avdec_h264; a build
-    /// with `--features libavcodec`); several (`openh264,libavcodec`) run one binoc per decoder.
-    #[arg(long, value_delimiter = ',', default_value = "openh264")]
+    /// binoc's decoder: libavcodec (FFmpeg's, as GStreamer's avdec_h264; the default in builds
+    /// with the `libavcodec` feature, on by default) or openh264; several
+    /// (`libavcodec,openh264`) run one binoc per decoder.
+    #[arg(long, value_delimiter = ',', value_parser = SoftwareDecoder::NAMES)]
     decoder: Vec<String>,
     /// Write every decoded frame's capture→decoded latency of each run into this directory:
     /// `samples.csv` (system,round,index,latency_ms), and binoc's per-stage timeline of each
@@ -239,7 +240,13 @@ fn binoc_variants(args: &Args) -> Result<Vec<Variant>> {
             if !(1..=32).contains(&slices) {
                 bail!("--slices {slices}: expected 1 to 32");
             }
-            for d in &args.decoder {
+            let default = [SoftwareDecoder::default().name().to_string()];
+            let decoders = if args.decoder.is_empty() {
+                &default[..]
+            } else {
+                &args.decoder[..]
+            };
+            for d in decoders {
                 let decoder: SoftwareDecoder = d.parse().context("--decoder")?;
                 decoder.check_available().context("--decoder")?;
                 let mut name = format!("binoc s{slices}");
@@ -250,8 +257,11 @@ fn binoc_variants(args: &Args) -> Result<Vec<Variant>> {
                         " key"
                     });
                 }
-                if decoder != SoftwareDecoder::Openh264 {
-                    name.push_str(" libav");
+                if args.decoder.len() > 1 {
+                    name.push_str(match decoder {
+                        SoftwareDecoder::Libavcodec => " libav",
+                        SoftwareDecoder::Openh264 => " oh264",
+                    });
                 }
                 v.push(Variant {
                     name,
@@ -682,6 +692,14 @@ fn print_table(args: &Args, systems: &[String], runs: &[Run]) {
         args.seconds,
         args.rounds
     );
+    if args.decoder.len() <= 1 {
+        let decoder = args
+            .decoder
+            .first()
+            .cloned()
+            .unwrap_or_else(|| SoftwareDecoder::default().name().to_string());
+        println!("binoc decodes with {decoder}");
+    }
     println!(
         "                 p50 ms   p95 ms   p99 ms   max ms   decoded %   CPU ms/frame   steal %"
     );
