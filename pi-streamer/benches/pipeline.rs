@@ -64,7 +64,11 @@ fn pure_codec(cfg: &StreamerConfig, n: u64) -> Pure {
     // does not fall on one decoder only.
     for pass in 0..3 {
         for i in 0..kinds.len() {
-            let k = if pass % 2 == 0 { i } else { kinds.len() - 1 - i };
+            let k = if pass % 2 == 0 {
+                i
+            } else {
+                kinds.len() - 1 - i
+            };
             let mut dec = decode::open_software_kind(kinds[k]).unwrap();
             for au in &aus {
                 let t0 = Instant::now();
@@ -176,7 +180,10 @@ fn main() {
             pure.encode.p50, pure.encode.p99, pure.decode.p50, pure.decode.p99, pure.bytes_per_frame
         );
         for (name, d) in &pure.decode_by {
-            eprintln!("pure decode, {name}: p50 {:.2} ms p99 {:.2} ms", d.p50, d.p99);
+            eprintln!(
+                "pure decode, {name}: p50 {:.2} ms p99 {:.2} ms",
+                d.p50, d.p99
+            );
             writeln!(
                 decoders,
                 "| {size} | {encoder} | {name} | {:.2} ms | {:.2} ms | {:.2} ms |",
