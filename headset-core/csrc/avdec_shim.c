@@ -5,6 +5,7 @@
  * decodes it at once and finishes the picture when its last macroblock row is decoded, so the
  * picture comes out with the slice that completes it. Whole access units work the same way.
  * One thread, low delay: a picture comes out of the call that completes it, never later. */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -44,6 +45,9 @@ static void log_line(void *avcl, int level, const char *fmt, va_list vl) {
     binoc_avdec_log(level, line);
 }
 
+static pthread_once_t log_once = PTHREAD_ONCE_INIT;
+static void set_log_callback(void) { av_log_set_callback(log_line); }
+
 static void set_err(char *err, size_t len, const char *what, int rc) {
     if (!err || len == 0) return;
     char msg[AV_ERROR_MAX_STRING_SIZE] = {0};
@@ -62,7 +66,7 @@ void binoc_avdec_free(struct binoc_avdec *d) {
 }
 
 struct binoc_avdec *binoc_avdec_new(char *err, size_t err_len) {
-    av_log_set_callback(log_line);
+    pthread_once(&log_once, set_log_callback);
     const AVCodec *codec = avcodec_find_decoder(AV_CODEC_ID_H264);
     if (!codec) {
         set_err(err, err_len, "this libavcodec has no H.264 decoder", 0);
@@ -89,6 +93,9 @@ struct binoc_avdec *binoc_avdec_new(char *err, size_t err_len) {
      * hides a picture with a lost slice itself, until an IDR or an intra-refresh sweep has
      * repaired the picture (shared_proto::rules::refresh). */
     d->ctx->error_concealment = 0;
+    /* A slice that fails to decode is an error of the call (the decoder thread counts it and
+     * waits for a repair), not a picture with stale rows put out as if good. */
+    d->ctx->err_recognition |= AV_EF_EXPLODE;
     d->ctx->flags |= AV_CODEC_FLAG_LOW_DELAY | AV_CODEC_FLAG_OUTPUT_CORRUPT;
     d->ctx->flags2 |= AV_CODEC_FLAG2_CHUNKS;
     int rc = avcodec_open2(d->ctx, codec, NULL);
@@ -127,14 +134,26 @@ int binoc_avdec_decode(struct binoc_avdec *d, const uint8_t *data, size_t len,
     av_packet_unref(d->pkt);
     d->pkt->data = d->buf;
     d->pkt->size = (int)len;
+    int got = 0;
     int rc = avcodec_send_packet(d->ctx, d->pkt);
+    if (rc == AVERROR(EAGAIN)) {
+        /* Not expected (every call drains the decoder), but never drop a slice: take the
+         * pictures waiting, then give the slice again. */
+        while (avcodec_receive_frame(d->ctx, d->next) >= 0) {
+            AVFrame *t = d->frame;
+            d->frame = d->next;
+            d->next = t;
+            av_frame_unref(d->next);
+            got = 1;
+        }
+        rc = avcodec_send_packet(d->ctx, d->pkt);
+    }
     d->pkt->data = NULL;
     d->pkt->size = 0;
-    if (rc < 0 && rc != AVERROR(EAGAIN)) {
+    if (rc < 0) {
         set_err(err, err_len, "avcodec_send_packet", rc);
         return rc;
     }
-    int got = 0;
     for (;;) {
         rc = avcodec_receive_frame(d->ctx, d->next);
         if (rc == AVERROR(EAGAIN) || rc == AVERROR_EOF) break;
@@ -160,8 +179,10 @@ int binoc_avdec_decode(struct binoc_avdec *d, const uint8_t *data, size_t len,
     }
     out->width = f->width;
     out->height = f->height;
-    /* Not FF_DECODE_ERROR_DECODE_SLICES: with chunked input libavcodec sets it on every picture
-     * that came in more than one chunk (the rows still to come count as not decoded). */
+    /* With concealment off, libavcodec's software decoder rarely sets any of these (a failed
+     * slice is an error of the call instead, AV_EF_EXPLODE); kept for the decoders that do.
+     * Not FF_DECODE_ERROR_DECODE_SLICES: with concealment on and chunked input, it marks every
+     * picture that came in more than one chunk. */
     out->corrupt = (f->flags & AV_FRAME_FLAG_CORRUPT)
                    || (f->decode_error_flags & (FF_DECODE_ERROR_INVALID_BITSTREAM
                                                 | FF_DECODE_ERROR_MISSING_REFERENCE

@@ -121,11 +121,6 @@ fn x264_in_slices_with_sweeps(w: usize, h: usize) -> Box<dyn pi_streamer::encode
     open_kind(EncoderKind::X264, &settings, &eye).unwrap()
 }
 
-/// x264 in slices: each slice is handed over before `encode_sliced` returns, in picture
-/// order (header NALs in front of the first); fed to the decoder slice by slice, the picture
-/// comes out with the last slice, and it is the same picture, pixel for pixel, as a whole-
-/// frame encoder's of the same settings decodes to. Intra refresh: no IDR after the first
-/// unless one is forced, and a sweep starts every `idr_interval_frames`.
 /// Every software decoder this build has.
 #[cfg(feature = "x264")]
 fn software_decoders() -> Vec<SoftwareDecoder> {
@@ -136,7 +131,13 @@ fn software_decoders() -> Vec<SoftwareDecoder> {
         .collect()
 }
 
-/// (Every software decoder this build has: openh264, and libavcodec with its feature.)
+/// x264 in slices: each slice is handed over before `encode_sliced` returns, in picture
+/// order (header NALs in front of the first); fed to the decoder slice by slice, the picture
+/// comes out with the last slice, and it is the same picture, pixel for pixel, as a whole-
+/// frame encoder's of the same settings decodes to (and as openh264 decodes it). Intra
+/// refresh: no IDR after the first unless one is forced, and a sweep starts every
+/// `idr_interval_frames`. For every software decoder this build has (openh264, and libavcodec
+/// with its feature).
 #[cfg(feature = "x264")]
 #[test]
 fn x264_slices_decode_as_they_come_to_the_same_pixels() {

@@ -4,9 +4,11 @@
 //! (`AV_CODEC_FLAG2_CHUNKS`) and finishes a picture when its last macroblock row is decoded, so
 //! the picture comes out with the slice that completes it. One thread, low delay.
 //!
-//! After a lost reference libavcodec goes on decoding (concealing what it lacks) and flags the
-//! picture corrupt until the stream has recovered (an IDR, or the recovery point an intra
-//! refresh sweep carries), so [`VideoDecoder::last_concealed`] is libavcodec's own verdict.
+//! After a lost reference libavcodec goes on decoding (what it lacks stays as it was in the
+//! picture buffer: its own concealment is off, see the shim), so the decoder thread hides
+//! pictures from a loss until an intra-refresh sweep or an IDR has repaired the picture, as
+//! with openh264. A slice that fails to decode is an error of the call (`AV_EF_EXPLODE`), so a
+//! damaged bitstream is never put out as a good picture.
 
 use std::ffi::{c_char, c_int, CStr};
 use std::ptr::NonNull;

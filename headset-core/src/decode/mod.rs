@@ -1,5 +1,5 @@
-//! H.264 decoders behind [`VideoDecoder`]: openh264 (software; desktops and the Pi, the
-//! default), libavcodec (software, FFmpeg's decoder; with the `libavcodec` feature) and
+//! H.264 decoders behind [`VideoDecoder`]: libavcodec (software, FFmpeg's decoder; with the
+//! `libavcodec` feature, then the default), openh264 (software; desktops and the Pi) and
 //! MediaCodec (the Quest's hardware decoder, `target_os = "android"` only — every Quest has
 //! one, so the APK carries no software decoder).
 
