@@ -15,7 +15,7 @@ use std::ptr::NonNull;
 
 use anyhow::{bail, Result};
 
-use super::{Chroma, DecodedView, VideoDecoder};
+use super::{DecodedView, VideoDecoder};
 
 #[repr(C)]
 struct Picture {
@@ -122,35 +122,21 @@ impl VideoDecoder for LibavcodecDecoder {
         if rc == 0 {
             return Ok(false);
         }
-        let (width, height) = (pic.width.max(0) as usize, pic.height.max(0) as usize);
-        let (ys, cs) = (pic.stride[0].max(0) as usize, pic.stride[1].max(0) as usize);
-        if pic.plane.iter().any(|p| p.is_null())
-            || width == 0
-            || height == 0
-            || ys < width
-            || pic.stride[2] != pic.stride[1]
-            || cs < width.div_ceil(2)
-        {
-            bail!("libavcodec: a picture without planes");
+        if pic.stride[2] != pic.stride[1] {
+            bail!("libavcodec: chroma planes of different strides");
         }
-        let ch = height.div_ceil(2);
         // SAFETY: libavcodec keeps the picture (the shim holds its reference) until the next
         // call on this decoder; each 4:2:0 plane is `stride * rows` long.
-        let (y, u, v) = unsafe {
-            (
-                std::slice::from_raw_parts(pic.plane[0], ys * height),
-                std::slice::from_raw_parts(pic.plane[1], cs * ch),
-                std::slice::from_raw_parts(pic.plane[2], cs * ch),
+        let view = unsafe {
+            super::i420_view(
+                "libavcodec",
+                pic.plane,
+                (pic.width, pic.height),
+                (pic.stride[0], pic.stride[1]),
             )
-        };
+        }?;
         self.concealed = pic.corrupt != 0;
-        on_picture(&DecodedView {
-            width,
-            height,
-            y,
-            y_stride: ys,
-            chroma: Chroma::Planar { u, v, stride: cs },
-        });
+        on_picture(&view);
         Ok(true)
     }
 
@@ -159,13 +145,8 @@ impl VideoDecoder for LibavcodecDecoder {
     }
 
     fn warm_up(&mut self, width: u16, height: u16) -> Result<()> {
-        let idr = super::grey_idr(width, height)?;
-        let mut got = false;
-        self.decode(&idr, &mut |_| got = true)?;
+        super::warm_up_by_decoding(self, width, height)?;
         self.concealed = false;
-        if !got {
-            bail!("the warm-up picture did not decode");
-        }
         Ok(())
     }
 

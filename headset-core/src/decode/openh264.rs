@@ -20,7 +20,7 @@ use openh264_sys2::{
     DECODER_OPTION_ERROR_CON_IDC, ERROR_CON_SLICE_MV_COPY_CROSS_IDR,
 };
 
-use super::{Chroma, DecodedView, VideoDecoder};
+use super::{DecodedView, VideoDecoder};
 
 pub struct OpenH264Decoder {
     dec: Decoder,
@@ -74,30 +74,19 @@ impl VideoDecoder for OpenH264Decoder {
         }
         // SAFETY: iBufferStatus 1: the union holds the system buffer's geometry.
         let sb = unsafe { info.UsrData.sSystemBuffer };
-        let (width, height) = (sb.iWidth.max(0) as usize, sb.iHeight.max(0) as usize);
-        let (ys, cs) = (sb.iStride[0].max(0) as usize, sb.iStride[1].max(0) as usize);
-        if dst.iter().any(|p| p.is_null()) || width == 0 || height == 0 || ys < width {
-            bail!("openh264: a picture without planes");
-        }
-        let ch = height.div_ceil(2);
         // SAFETY: openh264 owns the planes until the next call on this decoder; each is
         // `stride * rows` long (I420).
-        let (y, u, v) = unsafe {
-            (
-                std::slice::from_raw_parts(dst[0], ys * height),
-                std::slice::from_raw_parts(dst[1], cs * ch),
-                std::slice::from_raw_parts(dst[2], cs * ch),
+        let view = unsafe {
+            super::i420_view(
+                "openh264",
+                dst.map(|p| p.cast_const()),
+                (sb.iWidth, sb.iHeight),
+                (sb.iStride[0], sb.iStride[1]),
             )
-        };
+        }?;
         // Reference lost, bitstream error, data concealed: the picture is not what was sent.
         self.concealed = state & (dsRefLost | dsBitstreamError | dsDataErrorConcealed) != 0;
-        on_picture(&DecodedView {
-            width,
-            height,
-            y,
-            y_stride: ys,
-            chroma: Chroma::Planar { u, v, stride: cs },
-        });
+        on_picture(&view);
         Ok(true)
     }
 
@@ -105,18 +94,10 @@ impl VideoDecoder for OpenH264Decoder {
         "openh264"
     }
 
-    /// Decodes one mid-grey IDR of the stream's size, encoded here by openh264's encoder: the
-    /// decoder sets up its buffers for that size, and keeps them for the stream's first IDR of
-    /// the same size (2×1280x720 here: that first IDR decoded in 1.5 ms instead of 6–8 ms, and
-    /// in the loopback, where both eyes start at once, 9–29 ms).
+    /// [`super::warm_up_by_decoding`].
     fn warm_up(&mut self, width: u16, height: u16) -> Result<()> {
-        let idr = super::grey_idr(width, height)?;
-        let mut got = false;
-        self.decode(&idr, &mut |_| got = true)?;
+        super::warm_up_by_decoding(self, width, height)?;
         self.concealed = false;
-        if !got {
-            bail!("the warm-up picture did not decode");
-        }
         Ok(())
     }
 
