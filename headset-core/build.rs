@@ -1,10 +1,12 @@
 // With the `libavcodec` feature: compiles the C shim over the system's libavcodec (Debian
 // `libavcodec-dev`, installed by `scripts/setup.sh --libav` when missing) and links it.
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+include!("../scripts/build-setup.rs");
 
 fn main() {
     println!("cargo:rerun-if-changed=csrc/avdec_shim.c");
+    println!("cargo:rerun-if-changed=../scripts/build-setup.rs");
     if std::env::var_os("CARGO_FEATURE_LIBAVCODEC").is_none()
         || std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("android")
     {
@@ -19,21 +21,8 @@ fn main() {
         _ => "/usr/include/x86_64-linux-gnu",
     };
     let have = || header("/usr/include") || header(multiarch);
-    if !have() && target == host {
-        // openh264's nasm shim and pi-streamer's x264 may be installing at the same moment:
-        // share their lock.
-        let setup = manifest.join("../scripts/setup.sh");
-        let lock = std::env::temp_dir().join("binoc-setup.lock");
-        let status = Command::new("flock")
-            .arg(&lock)
-            .arg("sh")
-            .arg(&setup)
-            .arg("--libav")
-            .status()
-            .or_else(|_| Command::new("sh").arg(&setup).arg("--libav").status());
-        if !status.is_ok_and(|s| s.success()) {
-            println!("cargo:warning=scripts/setup.sh --libav could not install libavcodec-dev");
-        }
+    if !have() && target == host && !run_setup(&manifest, &["--libav"]) {
+        println!("cargo:warning=scripts/setup.sh --libav could not install libavcodec-dev");
     }
     if !have() {
         println!(

@@ -5,9 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+include!("../scripts/build-setup.rs");
+
 fn main() {
     println!("cargo:rerun-if-env-changed=NASM");
     println!("cargo:rerun-if-changed=csrc/x264_shim.c");
+    println!("cargo:rerun-if-changed=../scripts/build-setup.rs");
     let nasm = std::env::var("NASM").unwrap_or_else(|_| "nasm".into());
     let found = ["/usr/bin/nasm", "/usr/local/bin/nasm"]
         .iter()
@@ -49,19 +52,8 @@ fn build_x264_shim() {
                 .as_ref()
                 .is_none_or(|d| d.join("libx264.so").exists())
     };
-    if !have(&lib_dir) && target == host {
-        // openh264's nasm shim may be installing at the same moment: share its lock.
-        let setup = manifest.join("../scripts/setup.sh");
-        let lock = std::env::temp_dir().join("binoc-setup.lock");
-        let status = Command::new("flock")
-            .arg(&lock)
-            .arg("sh")
-            .arg(&setup)
-            .status()
-            .or_else(|_| Command::new("sh").arg(&setup).status());
-        if !status.is_ok_and(|s| s.success()) {
-            println!("cargo:warning=scripts/setup.sh could not install libx264-dev");
-        }
+    if !have(&lib_dir) && target == host && !run_setup(&manifest, &[]) {
+        println!("cargo:warning=scripts/setup.sh could not install libx264-dev");
     }
     if !have(&lib_dir) {
         println!(
